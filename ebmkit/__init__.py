@@ -1,0 +1,60 @@
+"""ebmkit: a plugin-based toolkit for energy-based models on PyTorch.
+
+``import ebmkit`` is cheap: it imports neither torch nor any plugin. Each public name below
+is loaded on first access (PEP 562), so ``ebmkit models`` answers before torch would have
+finished importing, and ``ek.get_model(...)`` pays for torch only when a model is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .hookspecs import hookimpl, hookspec
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "get_model": ("ebmkit.plugins", "get_model"),
+    "list_models": ("ebmkit.plugins", "list_models"),
+    "get_dataset": ("ebmkit.plugins", "get_dataset"),
+    "list_datasets": ("ebmkit.plugins", "list_datasets"),
+    "get_plugins": ("ebmkit.plugins", "get_plugins"),
+    "PluginInfo": ("ebmkit.plugins", "PluginInfo"),
+    "EnergyModel": ("ebmkit.model", "EnergyModel"),
+    "data": ("ebmkit.data", None),
+    "errors": ("ebmkit.errors", None),
+    "plugins": ("ebmkit.plugins", None),
+    "viz": ("ebmkit.viz", None),
+}
+
+__all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from . import data, errors, plugins, viz
+    from .model import EnergyModel
+    from .plugins import (
+        PluginInfo,
+        get_dataset,
+        get_model,
+        get_plugins,
+        list_datasets,
+        list_models,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'ebmkit' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,207 @@
+"""The core sub-commands of ``ebmkit``, registered as the built-in plugin ``ebmkit``.
+
+They go through the same ``register_commands`` hook as a third party's commands. Each setup
+function adds its arguments and returns the function that runs the command. Heavy imports
+(torch, data, plots) happen inside the run functions: ``ebmkit models`` imports neither torch
+nor any plugin's model code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ConfigError, EbmkitError
+from .hookspecs import Register, hookimpl
+
+Run = Callable[[argparse.Namespace], "int | None"]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@hookimpl
+def register_commands(register: Register) -> None:
+    register("plugins", _plugins, summary="List plugins, their distributions, what each "
+             "registers, and load errors")
+    register("models", _listing("models"), summary="List registered models with their summaries")
+    register("datasets", _listing("datasets"), summary="List registered datasets")
+    register("train", _train, summary="Train a model on a dataset and write a run directory")
+    register("eval", _eval, summary="Evaluate a trained run: metrics as a table and JSON")
+    register("sample", _sample, summary="Write samples or reconstructions of a run as a PNG grid")
+    register("demo", _demo, summary="The tour: each built-in family on embedded data, with a "
+             "Markdown report and plots")
+
+
+# -- plugins / models / datasets ------------------------------------------------------------
+def _plugins(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(args: argparse.Namespace) -> int:
+        from dataclasses import asdict
+
+        from .cli import print_table
+        from .plugins import get_plugins
+
+        infos = get_plugins()
+        if args.json:
+            print(json.dumps([asdict(i) for i in infos], indent=2))
+            return 0
+        rows = []
+        for i in infos:
+            what = "; ".join(f"{k}: {', '.join(v)}" for k, v in i.registers.items()) or "-"
+            rows.append((i.name, i.dist or "-", i.version or "-", i.status, what))
+        print_table(rows, ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS"))
+        failed = [i for i in infos if i.error]
+        if failed:
+            print("\nerrors:")
+            for i in failed:
+                for line in i.error.splitlines():
+                    print(f"  {i.name} ({i.entry_point}): {line}")
+        return 0
+
+    return run
+
+
+def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
+    def setup(parser: argparse.ArgumentParser) -> Run:
+        parser.add_argument("-v", "--verbose", action="store_true", help="also list options")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+        def run(args: argparse.Namespace) -> int:
+            from .cli import print_table
+            from .plugins import list_entries
+
+            entries = list_entries(kind)
+            if args.json:
+                print(json.dumps([{"name": e.name, "summary": e.summary, "plugin": e.plugin,
+                                   "aliases": list(e.aliases),
+                                   "options": [str(o) for o in e.options()]}
+                                  for e in entries], indent=2))
+                return 0
+            print_table([(e.name, e.plugin, e.summary) for e in entries],
+                        (kind[:-1].upper(), "PLUGIN", "SUMMARY"))
+            if args.verbose:
+                for e in entries:
+                    print(f"\n{e.name}({', '.join(map(str, e.options()))})")
+            return 0
+
+        return run
+
+    return setup
+
+
+# -- train / eval / sample ------------------------------------------------------------------
+def _core_engine_missing(what: str) -> EbmkitError:
+    from . import __version__
+
+    return EbmkitError(
+        f"`ebmkit {what}` needs ek.Trainer and model persistence (ebmkit.train, "
+        f"ebmkit.checkpoint), which are not part of ebmkit {__version__} yet. The arguments "
+        f"were checked and are valid."
+    )
+
+
+def _train(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("model", metavar="MODEL", help="a registered model name (ebmkit models)")
+    parser.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
+    parser.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
+                        help="a model option, repeatable: --set k=10 --set init=random")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/MODEL)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+    def run(args: argparse.Namespace) -> int:
+        from .cli import parse_set
+        from .plugins import get_entry
+
+        options = parse_set(args.options)
+        get_entry("models", args.model).check_options(options)
+        get_entry("datasets", args.data)
+        check_device(args.device)
+        out = args.out or Path("runs") / args.model
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out}: expected a directory, found a file")
+        if args.resume and not (out / "trainer.pt").is_file():
+            raise ConfigError(f"--resume: no checkpoint {out / 'trainer.pt'} to resume from; "
+                              f"train without --resume first")
+        raise _core_engine_missing("train")
+
+    return run
+
+
+def _eval(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("run_dir", metavar="DIR", type=Path, help="a run directory")
+    parser.add_argument("--data", help="dataset to evaluate on (default: the run's)")
+
+    def run(args: argparse.Namespace) -> int:
+        check_run_dir(args.run_dir)
+        if args.data:
+            from .plugins import get_entry
+
+            get_entry("datasets", args.data)
+        raise _core_engine_missing("eval")
+
+    return run
+
+
+def _sample(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("run_dir", metavar="DIR", type=Path, help="a run directory")
+    parser.add_argument("-n", type=_positive_int, default=64, help="how many (default: 64)")
+    parser.add_argument("--out", type=Path, help="PNG path (default: DIR/samples.png)")
+
+    def run(args: argparse.Namespace) -> int:
+        check_run_dir(args.run_dir)
+        raise _core_engine_missing("sample")
+
+    return run
+
+
+def check_run_dir(path: Path) -> Path:
+    """Raise a clear error unless ``path`` is a run directory written by ``ebmkit train``."""
+    if not path.is_dir():
+        raise ConfigError(f"{path}: expected a run directory written by `ebmkit train`, "
+                          f"but it does not exist or is not a directory")
+    missing = [f for f in ("config.json", "model.json", "model.safetensors")
+               if not (path / f).is_file()]
+    if missing:
+        raise ConfigError(f"{path}: not a complete run directory, missing {', '.join(missing)}")
+    return path
+
+
+def check_device(device: str) -> str:
+    """Accept ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; raise ConfigError otherwise."""
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and not index.isdigit()) or (index and kind != "cuda"):
+        raise ConfigError(f"--device: expected one of auto, cpu, cuda, cuda:N, mps; got {device!r}")
+    return device
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# -- demo -------------------------------------------------------------------------------
+def _demo(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"),
+                        help="where the report and plots go (default: runs/demo)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+    def run(args: argparse.Namespace) -> int:
+        from .demo import run_demo
+
+        report = run_demo(args.out, plots=not args.no_plots, progress=sys.stderr.isatty())
+        print(f"wrote {report}")
+        return 0
+
+    return run

@@ -1,0 +1,136 @@
+"""The hooks a plugin implements.
+
+Every hook takes a single argument, ``register``: a callable bound to one kind of thing
+(models, datasets, …) and to the plugin being loaded. A plugin calls it once per name::
+
+    import ebmkit as ek
+
+    @ek.hookimpl
+    def register_models(register):
+        def build(dim: int = 2, **kw):
+            from .model import HelloEnergy      # heavy imports deferred
+            return HelloEnergy(dim=dim, **kw)
+        register("hello", build, summary="A toy quadratic energy")
+
+Factories are registered, never built objects: listing what is installed must stay cheap,
+so importing a plugin's top-level module should not import its model code (nor torch).
+
+This module imports nothing heavy: ``ebmkit models`` loads it without importing torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import pluggy
+
+__all__ = ["PROJECT", "Register", "hookimpl", "hookspec"]
+
+PROJECT = "ebmkit"
+
+#: Marker for hook specifications (used by ebmkit itself).
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marker for hook implementations: decorate your plugin's ``register_*`` functions with it.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The ``register`` callable every hook receives.
+
+    Args:
+        name: The public name, e.g. ``"kmeans"`` or ``"autoencoder.denoising"``. Lower case,
+            dots separate a family from its variants.
+        factory: A callable that builds the thing; keyword arguments are its options.
+        summary: One line shown by ``ebmkit models`` and the docs catalogue. Defaults to the
+            first line of the factory's docstring.
+        aliases: Extra names that resolve to the same factory.
+
+    Raises:
+        PluginError: If ``factory`` is not callable or ``name`` is malformed or repeated within
+            the same plugin (reported against the plugin; strict mode raises).
+    """
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        summary: str = "",
+        aliases: Sequence[str] = (),
+    ) -> None: ...
+
+
+@hookspec
+def register_models(register: Register) -> None:
+    """Register energy-model families.
+
+    Each factory takes keyword options and returns an ``ek.EnergyModel``;
+    ``ek.get_model(name, **options)`` calls it and ``ek.load`` rebuilds saved models with it
+    (so ``factory(**model.config())`` must reproduce the model).
+
+    Args:
+        register: Call ``register(name, factory, summary=..., aliases=...)`` once per model.
+    """
+
+
+@hookspec
+def register_energies(register: Register) -> None:
+    """Register energy terms usable by name (e.g. from a config file).
+
+    Args:
+        register: Call ``register(name, factory, summary=...)``; the factory returns an
+            ``ek.energies.Energy``.
+    """
+
+
+@hookspec
+def register_samplers(register: Register) -> None:
+    """Register samplers (Langevin, HMC, …) usable by name.
+
+    Args:
+        register: Call ``register(name, factory, summary=...)``; the factory returns an object
+            with ``sample(energy, init) -> Tensor``.
+    """
+
+
+@hookspec
+def register_strategies(register: Register) -> None:
+    """Register training strategies usable by name.
+
+    Args:
+        register: Call ``register(name, factory, summary=...)``; the factory returns a
+            callable ``strategy(model, batch) -> StepOutput``.
+    """
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register losses over energies.
+
+    Args:
+        register: Call ``register(name, fn, summary=...)`` where ``fn(e_pos, e_neg, **options)``
+            returns a scalar loss.
+    """
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets that load offline.
+
+    Args:
+        register: Call ``register(name, factory, summary=...)``; the factory takes options
+            such as ``split="train"`` and returns a ``torch.utils.data.Dataset``. It must not
+            download anything.
+    """
+
+
+@hookspec
+def register_commands(register: Register) -> None:
+    """Register sub-commands of the ``ebmkit`` command line.
+
+    Args:
+        register: Call ``register(name, setup, summary=...)``. ``setup(parser)`` receives an
+            ``argparse.ArgumentParser`` to add arguments to and returns the function that runs
+            the command: ``run(args: argparse.Namespace) -> int | None``.
+    """

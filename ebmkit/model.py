@@ -1,0 +1,117 @@
+"""``EnergyModel``: the base class every model family implements.
+
+A model assigns one scalar energy per sample, ``energy(y, x=None, z=None) -> [B]``. Models
+with a latent ``z`` implement ``infer`` (ž = argmin_z E) and the free energy follows:
+F(x, y) = E(x, y, ž). ``forward`` is the free energy, so a model can be called like any
+``nn.Module``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from torchmetrics import Metric
+
+__all__ = ["EnergyModel", "check_input"]
+
+
+class EnergyModel(nn.Module):
+    """Base class of every ebmkit model family.
+
+    Subclasses set ``name`` (their registry name) and implement ``energy``, ``config`` and
+    ``default_strategy``; latent-variable models also implement ``infer``.
+
+    Attributes:
+        name: The registry name, e.g. ``"kmeans"``: ``ek.get_model(name, **model.config())``
+            rebuilds the model.
+    """
+
+    name: str = ""
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(x, y, z): one energy per sample, shape ``[B]``; low means compatible."""
+        raise NotImplementedError(f"{type(self).__name__} must implement energy(y, x=None, z=None)")
+
+    def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor | None:
+        """ž = argmin_z E(x, y, z); ``None`` for models without a latent variable."""
+        return None
+
+    def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """F(x, y) = E(x, y, ž), shape ``[B]``. Families with a soft-min override this."""
+        return self.energy(y, x=x, z=self.infer(y, x=x))
+
+    def forward(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        return self.free_energy(y, x=x)
+
+    def default_strategy(self) -> Any:
+        """The training strategy used when ``ek.Trainer`` is given none."""
+        raise NotImplementedError(f"{type(self).__name__} must implement default_strategy()")
+
+    def metrics(self) -> dict[str, Metric]:
+        """torchmetrics objects that ``Trainer.evaluate`` updates with ``(model, batch)``."""
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able options such that ``ek.get_model(self.name, **config)`` rebuilds the model."""
+        raise NotImplementedError(f"{type(self).__name__} must implement config()")
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter or buffer (CPU for a model with neither)."""
+        for t in (*self.parameters(), *self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def extra_repr(self) -> str:
+        try:
+            return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        except NotImplementedError:
+            return ""
+
+
+def check_input(
+    t: Tensor,
+    what: str,
+    *,
+    shape: tuple[int | None, ...] | None = None,
+    floating: bool = True,
+    device: torch.device | None = None,
+    finite: bool = True,
+) -> Tensor:
+    """Validate an input tensor and raise a [`ConfigError`][ebmkit.errors.ConfigError] that says
+    what was expected and what came.
+
+    Args:
+        t: The tensor to check.
+        what: Its name in messages, e.g. ``"y"``.
+        shape: Expected shape; ``None`` entries match any size (e.g. ``(None, 64)``).
+        floating: Require a floating-point dtype.
+        device: Require this device (type and index).
+        finite: Reject NaN and infinity. Costs one device sync: call it at API boundaries,
+            never inside an inner loop.
+
+    Returns:
+        ``t`` unchanged, so calls can be chained.
+    """
+    if not isinstance(t, Tensor):
+        raise ConfigError(f"{what}: expected a torch.Tensor, got {type(t).__name__}")
+    if shape is not None:
+        ok = t.dim() == len(shape) and all(s is None or s == n for s, n in zip(shape, t.shape))
+        if not ok:
+            want = "[" + ", ".join("B" if i == 0 and s is None else ("*" if s is None else str(s))
+                                   for i, s in enumerate(shape)) + "]"
+            raise ConfigError(f"{what}: expected shape {want}, got {list(t.shape)}")
+    if floating and not t.is_floating_point():
+        raise ConfigError(f"{what}: expected a floating-point tensor, got {t.dtype}")
+    if device is not None and t.device != torch.device(device):
+        raise ConfigError(f"{what}: expected a tensor on {device}, got one on {t.device}; "
+                          f"move it with .to({str(device)!r}) or move the model")
+    if finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ConfigError(f"{what}: contains NaN or infinite values")
+    return t

@@ -1,0 +1,26 @@
+"""Shared fixtures: the `device` every tensor test runs on, and a clean plugin host."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """Every device this machine has: CPU always, CUDA when present."""
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch: pytest.MonkeyPatch):
+    """A plugin host that reloads under the test's EBMKIT_* variables and is reset after."""
+    import ebmkit.plugins as plugins
+
+    for var in ("EBMKIT_STRICT_PLUGINS", "EBMKIT_DISABLE_PLUGINS", "EBMKIT_LOAD_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    plugins.reset()
+    yield plugins
+    plugins.reset()
