@@ -95,13 +95,13 @@ class Vocabulary:
         """
         if isinstance(ids, Tensor):
             ids = ids.reshape(-1).tolist()
-        try:
-            tokens = [self.itos[i] for i in ids if i >= 0 or _bad_id(i, len(self))]
-        except IndexError:
-            bad = next(i for i in ids if not 0 <= i < len(self))
-            _bad_id(bad, len(self))
-            raise  # pragma: no cover  (unreachable: _bad_id raises)
-        return ("" if self.level == "char" else " ").join(tokens)
+        size = len(self.itos)
+        bad = [i for i in ids if not 0 <= i < size]
+        if bad:
+            raise ConfigError(
+                f"token id {bad[0]} is outside the vocabulary's range [0, {size})."
+            )
+        return ("" if self.level == "char" else " ").join(self.itos[i] for i in ids)
 
     def to_json(self) -> dict[str, Any]:
         """A plain JSON-able dict (no pickle) that ``from_json`` turns back into this."""
@@ -121,10 +121,6 @@ class Vocabulary:
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ConfigError("vocabulary JSON 'tokens' must be a list of strings.")
         return cls(tokens, level=data["level"])
-
-
-def _bad_id(i: int, size: int) -> bool:
-    raise ConfigError(f"token id {i} is outside the vocabulary's range [0, {size}).")
 
 
 def _check_level(level: str) -> None:
@@ -179,8 +175,9 @@ def text(
     words and punctuation marks (ties broken alphabetically), after the special tokens.
 
     Sizes depend on the Python version's help topics. With CPython 3.11 (79 topics, 8 held
-    out), ``level="char"`` gives a 100-token vocabulary and about 5,900 train / 1,370 test
-    blocks of 64.
+    out) and ``block_size=64``: ``level="char"`` gives 106 tokens (103 characters) and
+    6,765 train / 502 test blocks; ``level="word"`` gives 3,459 tokens (every train word,
+    fewer than the default ``max_words``) and 1,658 train / 122 test blocks.
 
     Args:
         split: ``"train"``, ``"test"`` or ``"all"``.

@@ -214,10 +214,12 @@ class ToyData(TensorData):
 
     @property
     def bounds(self) -> Bounds:
+        """A box ``((x1_lo, x1_hi), (x2_lo, x2_hi))`` holding essentially all the mass."""
         return self._density.bounds
 
     @property
     def exact(self) -> bool:
+        """``True`` for closed-form log-densities, ``False`` for quadrature."""
         return self._density.exact
 
     def log_prob(self, y: Tensor, *, quadrature_points: int | None = None) -> Tensor:

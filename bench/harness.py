@@ -1,0 +1,163 @@
+"""The benchmark harness: a result type, timing helpers, discovery and the Markdown report."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import pkgutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    """One comparison: ebmkit's time against the reference's on the same work.
+
+    Attributes:
+        name: What was timed.
+        ebmkit_s: ebmkit's time in seconds (median of the repeats).
+        reference_s: The reference's time in seconds (median), or None for an absolute bar.
+        reference: What the reference is.
+        target: The bar, e.g. ``1.15`` for "ebmkit ≤ 1.15× the reference" or, without a
+            reference, a limit in seconds.
+        device: Where it ran.
+        notes: Anything a reader needs (sizes, repeats, agreement checks).
+    """
+
+    name: str
+    ebmkit_s: float
+    reference_s: float | None
+    reference: str
+    target: float | None = None
+    device: str = "cpu"
+    notes: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.reference_s is None else self.ebmkit_s / self.reference_s
+
+    @property
+    def passed(self) -> bool | None:
+        if self.target is None:
+            return None
+        value = self.ratio if self.ratio is not None else self.ebmkit_s
+        return value <= self.target
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return "—"
+        return f"≤ {self.target:g}×" if self.reference_s is not None else f"< {self.target:g} s"
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved_times(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
+    """Median times of several functions run in alternation, so drift hits all alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def run_command(argv: Sequence[str], env: dict[str, str] | None = None) -> Callable[[], None]:
+    """A callable that runs a command to completion (for start-up times)."""
+    environ = {**os.environ, **(env or {})}
+
+    def call() -> None:
+        subprocess.run(list(argv), check=True, env=environ,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return call
+
+
+def run_python(code: str, env: dict[str, str] | None = None) -> Callable[[], None]:
+    """A callable that runs ``python -c code`` in a fresh interpreter."""
+    return run_command([sys.executable, "-c", code], env)
+
+
+def discover() -> list[str]:
+    """Module names ``bench.bench_*``, sorted."""
+    here = Path(__file__).parent
+    return sorted(f"bench.{m.name}" for m in pkgutil.iter_modules([str(here)])
+                  if m.name.startswith("bench_"))
+
+
+def run_all(smoke: bool, only: Sequence[str] = ()) -> list[Result]:
+    results: list[Result] = []
+    for name in discover():
+        if only and not any(o in name for o in only):
+            continue
+        module = importlib.import_module(name)
+        print(f"# {name}", flush=True)
+        for result in module.run(smoke=smoke):
+            results.append(result)
+            print("  " + line(result), flush=True)
+    return results
+
+
+def line(r: Result) -> str:
+    ref = f"{r.reference_s:.4f} s" if r.reference_s is not None else "—"
+    ratio = f"{r.ratio:.3f}×" if r.ratio is not None else "—"
+    verdict = {True: "ok", False: "MISSED", None: ""}[r.passed]
+    return (f"{r.name}: ebmkit {r.ebmkit_s:.4f} s, {r.reference} {ref}, ratio {ratio} "
+            f"(target {r.target_text()}) {verdict}").rstrip()
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.python_implementation()} {platform.python_version()}, torch "
+            f"{torch.__version__}, {os.cpu_count()} CPU cores ({platform.machine()}), {gpu}")
+
+
+def markdown(results: Sequence[Result]) -> str:
+    rows = [
+        "| benchmark | device | ebmkit | reference | reference time | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ref = f"{r.reference_s * 1e3:.1f} ms" if r.reference_s is not None else "—"
+        ratio = f"{r.ratio:.3f}×" if r.ratio is not None else "—"
+        met = {True: "yes", False: "**no**", None: "—"}[r.passed]
+        rows.append(f"| {r.name} | {r.device} | {r.ebmkit_s * 1e3:.1f} ms | {r.reference} | "
+                    f"{ref} | {ratio} | {r.target_text()} | {met} |")
+    notes = [f"- **{r.name}**: {r.notes}" for r in results if r.notes]
+    return "\n".join([
+        "# Benchmarks",
+        "",
+        "Generated by `python -m bench` (do not edit by hand). Each benchmark times ebmkit and",
+        "its nearest outside reference in one process, on the same data, and reports the ratio",
+        "ebmkit / reference (lower is better; below 1 means ebmkit is faster). Times are medians.",
+        "",
+        f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')}.",
+        "",
+        *rows,
+        "",
+        *(["## Notes", "", *notes, ""] if notes else []),
+        "Reproduce with `python -m bench` (all) or `python -m bench startup` (one), alone on the",
+        "machine.",
+        "",
+    ])
