@@ -14,6 +14,7 @@ mkdocstrings reads the sources statically.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import platform
 import pkgutil
@@ -23,6 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import griffe
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError as MkDocsPluginError
 from mkdocs.structure.files import File, Files
@@ -104,8 +106,16 @@ def reference_page(module: str, ispkg: bool) -> str:
     """One reference page: a mkdocstrings block for the module (a package with its submodules)."""
     if module == PACKAGE:
         return _package_page()
-    options = "\n    options:\n      show_submodules: true" if ispkg else ""
-    return f"# `{module}`\n\n::: {module}{options}\n"
+    options = ""
+    if ispkg:
+        # The package docstring, then each public submodule in full. Names the package
+        # re-exports are documented once, under the submodule that defines them.
+        spec = importlib.util.find_spec(module)  # finds without importing the package
+        subs = sorted(m.name for m in pkgutil.iter_modules(spec.submodule_search_locations or [])
+                      if not m.name.startswith("_"))
+        options = ("    options:\n      show_submodules: true\n"
+                   f"      members: [{', '.join(subs)}]\n")
+    return f"# `{module}`\n\n::: {module}\n{options}"
 
 
 def _package_page() -> str:
@@ -127,17 +137,21 @@ def _package_page() -> str:
         "| name | is |",
         "|---|---|",
         f"| `ek.__version__` | `{ebmkit.__version__}` |",
-        "| `ek.hookimpl`, `ek.hookspec` | [`ebmkit.hookspecs.hookimpl`][], "
-        "[`ebmkit.hookspecs.hookspec`][] |",
+        "| `ek.hookimpl`, `ek.hookspec` | the pluggy markers of "
+        "[`ebmkit.hookspecs`][ebmkit.hookspecs] |",
     ]
     for name, (module, attr) in lazy.items():
         target = module if attr is None else f"{module}.{attr}"
-        lines.append(f"| `ek.{name}` | [`{target}`][] |")
+        if importlib.util.find_spec(module) is not None:  # finds without importing it
+            lines.append(f"| `ek.{name}` | [`{target}`][] |")
+        else:  # declared before its module is written: say so rather than break the build
+            log.info("ebmkit docs: ek.%s names %s, which does not exist yet", name, module)
+            lines.append(f"| `ek.{name}` | `{target}` (not available yet) |")
     return "\n".join(lines) + "\n"
 
 
 # -- plugin catalogue ----------------------------------------------------------------------
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]|])")  # not ( ): `\(` opens inline maths
 
 
 def _text(s: object) -> str:
@@ -183,9 +197,8 @@ def catalogue() -> str:
         "# Plugin catalogue",
         "",
         '!!! info "Generated at build time"',
-        "    This page is written by `docs/hooks.py` each time the site is built, from the "
-        "registry",
-        "    of the environment that built it (`ek.get_plugins()` and",
+        "    This page is written by `docs/hooks.py` each time the site is built, from the",
+        "    registry of the environment that built it (`ek.get_plugins()` and",
         "    `ebmkit.plugins.list_entries(kind)`): ebmkit "
         f"{__version__} on Python {platform.python_version()}.",
         "    Run `ebmkit plugins`, `ebmkit models -v` and `ebmkit datasets -v` to see the same",
@@ -198,11 +211,12 @@ def catalogue() -> str:
         "|---|---|---|---|---|---|",
     ]
     for i in infos:
-        total = sum(len(v) for v in i.registers.values())
+        counts = ", ".join(f"{len(i.registers[k])} {k if len(i.registers[k]) > 1 else KINDS[k]}"
+                           for k in KINDS if i.registers.get(k)) or "-"
         out.append(
             f"| [{_text(i.name)}](#{_anchor(i.name)}) | {_text(i.dist or '-')} | "
             f"{_text(i.version or '-')} | {_text(i.status)}{' (error)' if i.error else ''} | "
-            f"{'built-in' if i.builtin else 'third-party'} | {total} |"
+            f"{'built-in' if i.builtin else 'third-party'} | {counts} |"
         )
     out.append("")
     for i in infos:
@@ -212,14 +226,18 @@ def catalogue() -> str:
         out += ["", f"## {kind.capitalize()}", ""]
         rows = entries[kind]
         if not rows:
-            out.append(f"No plugin registers a {noun} yet.")
+            out.append(f"No plugin registers any {kind} yet.")
         else:
-            out += [f"| {noun} | summary | options | plugin |", "|---|---|---|---|"]
+            column = "usage" if kind == "commands" else "options"
+            out += [f"| {noun} | summary | {column} | plugin |", "|---|---|---|---|"]
             for e in rows:
                 name = _code(e.name)
                 if e.aliases:
                     name += " (alias " + ", ".join(_code(a) for a in e.aliases) + ")"
-                options = ", ".join(_code(o) for o in e.options()) or "-"
+                if kind == "commands":
+                    options = _usage(e)
+                else:
+                    options = ", ".join(_code(o) for o in e.options()) or "-"
                 out.append(f"| {name} | {_text(e.summary) or '-'} | {options} | "
                            f"[{_text(e.plugin)}](#{_anchor(e.plugin)}) |")
         for name, owners in conflicts[kind].items():
@@ -227,6 +245,20 @@ def catalogue() -> str:
                     f"    Registered by {', '.join(_code(o) for o in owners)}; looking it up "
                     "raises `DuplicateNameError` until one of them is disabled."]
     return "\n".join(out) + "\n"
+
+
+def _usage(entry: Any) -> str:
+    """A command's usage line: its ``setup(parser)`` only adds arguments, so this is cheap."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"ebmkit {entry.name}", add_help=False)
+    try:
+        entry.factory(parser)
+    except Exception as exc:  # noqa: BLE001 - the page reports it, the build goes on
+        log.info("ebmkit docs: command %r: setup(parser) failed: %s", entry.name, exc)
+        return "-"
+    usage = " ".join(parser.format_usage().split())
+    return _code(usage.removeprefix("usage: "))
 
 
 def _plugin_section(info: Any, kinds: dict[str, str]) -> list[str]:
@@ -253,3 +285,30 @@ def _plugin_section(info: Any, kinds: dict[str, str]) -> list[str]:
         lines += [f"    {line}" for line in info.error.splitlines()]
         lines.append(f"    {fence}")
     return lines
+
+
+# -- griffe extension (mkdocs.yml: extensions: [docs/hooks.py:DocstringConventions]) ---------
+_EXAMPLE_SECTION = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
+
+
+class DocstringConventions(griffe.Extension):
+    """Two Google-style docstring conventions that ebmkit uses and griffe does not know.
+
+    - An ``Example:`` section is read as ``Examples:``. Napoleon accepts both spellings;
+      griffe knows only the plural and would render the singular as an admonition of
+      run-together ``>>>`` lines instead of code.
+    - A callable class without an ``__init__`` of its own (a ``Protocol`` such as
+      ``ebmkit.hookspecs.Register``) documents its ``__call__`` arguments in the class
+      docstring; griffe would check them against the class signature and warn, which fails
+      the strict build. Such docstrings are parsed without those two checks.
+    """
+
+    def on_instance(self, *, obj: Any, **kwargs: Any) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = _EXAMPLE_SECTION.sub(r"\1Examples:", obj.docstring.value)
+
+    def on_class_members(self, *, cls: Any, **kwargs: Any) -> None:
+        doc = cls.docstring
+        if doc is not None and "__call__" in cls.members and "__init__" not in cls.members:
+            doc.parser_options = {**(doc.parser_options or {}),
+                                  "warn_unknown_params": False, "warn_missing_types": False}

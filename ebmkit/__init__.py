@@ -23,6 +23,19 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "get_plugins": ("ebmkit.plugins", "get_plugins"),
     "PluginInfo": ("ebmkit.plugins", "PluginInfo"),
     "EnergyModel": ("ebmkit.model", "EnergyModel"),
+    "load": ("ebmkit.checkpoint", "load"),
+    "FreeEnergy": ("ebmkit.free_energy", "FreeEnergy"),
+    "predict": ("ebmkit.free_energy", "predict"),
+    "Trainer": ("ebmkit.train", "Trainer"),
+    "DivergenceError": ("ebmkit.train", "DivergenceError"),
+    "StepOutput": ("ebmkit.strategies", "StepOutput"),
+    "energies": ("ebmkit.energy", None),
+    "latent": ("ebmkit.latent", None),
+    "samplers": ("ebmkit.samplers", None),
+    "negatives": ("ebmkit.negatives", None),
+    "losses": ("ebmkit.losses", None),
+    "strategies": ("ebmkit.strategies", None),
+    "metrics": ("ebmkit.metrics", None),
     "data": ("ebmkit.data", None),
     "errors": ("ebmkit.errors", None),
     "plugins": ("ebmkit.plugins", None),
@@ -32,8 +45,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from . import data, errors, plugins, viz
+    from . import data, errors, latent, losses, metrics, negatives, plugins, samplers, strategies, viz
+    from . import energy as energies
+    from .checkpoint import load
+    from .free_energy import FreeEnergy, predict
     from .model import EnergyModel
+    from .strategies import StepOutput
+    from .train import DivergenceError, Trainer
     from .plugins import (
         PluginInfo,
         get_dataset,

@@ -40,7 +40,7 @@ class TensorData(torch.utils.data.Dataset):
         ConfigError: ``"y"`` is missing, a value is not a tensor with a sample dimension,
             or the tensors' lengths differ.
 
-    Example:
+    Examples:
         >>> import torch
         >>> d = TensorData({"y": torch.zeros(10, 3)}, name="zeros", split="train")
         >>> [b["y"].shape[0] for b in d.batches(4)]

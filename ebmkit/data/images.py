@@ -94,7 +94,7 @@ def digits(split: str = "train") -> TensorData:
     Raises:
         ConfigError: ``split`` is not one of the above.
 
-    Example:
+    Examples:
         >>> from ebmkit.data import digits
         >>> digits("test").describe()
         'digits[test]: 359 × (64,) float32, 10 classes, image 1×8×8'

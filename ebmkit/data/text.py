@@ -40,7 +40,7 @@ class Vocabulary:
     Raises:
         ConfigError: bad level, or duplicate / special tokens in ``tokens``.
 
-    Example:
+    Examples:
         >>> v = Vocabulary(["a", "b"], level="char")
         >>> v.encode("abc")
         [3, 4, 1]

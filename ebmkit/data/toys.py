@@ -299,7 +299,7 @@ def toy(name: str, split: str = "train", n: int | None = None, seed: int = 0) ->
         UnknownNameError: ``name`` is not a toy.
         ConfigError: ``split`` is not ``"train"``/``"test"``, or ``n`` ≤ 0.
 
-    Example:
+    Examples:
         >>> from ebmkit.data import toy
         >>> data = toy("eight-gaussians", n=100)
         >>> data.log_prob(data.y).shape

@@ -1,0 +1,485 @@
+"""Atomic saving and safe loading: safetensors for tensors, JSON for everything else.
+
+Nothing here unpickles anything. A model is stored under one *path prefix* ``p``:
+
+- ``p.safetensors``: the state dict (tied or shared tensors are stored once; the aliases are
+  recorded in the file's metadata and restored on load);
+- ``p.json``: ``{"format": "ebmkit.model/1", "name": ..., "config": ..., "ebmkit_version": ...}``,
+  enough for [`load`][ebmkit.checkpoint.load] to rebuild the model through the plugin
+  registry with ``ek.get_model(name, **config)``.
+
+Every file is written atomically: to a temporary file in the same directory, flushed and
+fsynced, then renamed over the target with ``os.replace`` (and the directory fsynced), so a
+reader sees either the old file or the new one, never half of one.
+
+A trainer checkpoint spans several files that must change together. [`commit`][ebmkit.checkpoint.commit]
+writes them all to temporary files first, then records the set of renames in a small
+journal (written atomically: the commit point), then performs the renames and deletes the
+journal. [`recover`][ebmkit.checkpoint.recover] finishes an interrupted commit (or discards
+one that never reached its commit point), so a crash at any moment leaves either the old
+checkpoint or the new one, complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import EnergyModel
+
+__all__ = [
+    "MODEL_FORMAT",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "commit",
+    "load",
+    "load_weights",
+    "read_model_header",
+    "recover",
+    "save_model",
+]
+
+#: The ``format`` of a model's JSON header; the number is bumped on incompatible changes.
+MODEL_FORMAT = "ebmkit.model/1"
+COMMIT_FORMAT = "ebmkit.commit/1"
+#: The journal of an in-progress multi-file commit.
+JOURNAL = ".ebmkit-commit.json"
+_ALIASES_KEY = "ebmkit.aliases"
+_LIST_LIMIT = 10  # names listed in one error message before "… and N more"
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint or saved model that cannot be loaded: malformed, inconsistent or mismatched."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A saved model or checkpoint file that does not exist."""
+
+
+# ------------------------------------------------------------------------ atomic writes
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; a no-op where directories can't be opened)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _temp_name(path: Path, token: str | None = None) -> Path:
+    # Hidden, same directory (os.replace must not cross file systems), and unique per writer.
+    token = token or f"{os.getpid()}.{secrets.token_hex(4)}"
+    return path.with_name(f".{path.name}.{token}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    Write the file's complete contents to the yielded path inside the ``with`` block. On a
+    normal exit the file is fsynced and renamed over ``path`` (and the directory fsynced);
+    on an exception the temporary file is removed and ``path`` is left untouched.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> target.read_text()
+        'hello'
+    """
+    path = Path(path)
+    tmp = _temp_name(path)
+    # Created with open() rather than mkstemp so the file gets the umask's usual mode, not 0600.
+    with open(tmp, "xb"):
+        pass
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see [`atomic_path`][ebmkit.checkpoint.atomic_path])."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, _dumps(obj))
+
+
+# ------------------------------------------------------------------ multi-file commits
+def commit(directory: str | os.PathLike[str],
+           writers: Mapping[str, Callable[[Path], None]]) -> None:
+    """Replace several files in ``directory`` as one unit.
+
+    Each ``writers[name](tmp)`` writes the complete new contents of ``directory/name`` to
+    ``tmp``. All files are written and fsynced first; then a journal naming the renames is
+    written atomically (the commit point); then the renames happen and the journal goes.
+    A crash before the commit point leaves the old files (the temporary ones are removed
+    by [`recover`][ebmkit.checkpoint.recover]); a crash after it is rolled forward by
+    ``recover``. Either way the set of files is consistent once ``recover`` has run.
+
+    Args:
+        directory: An existing directory.
+        writers: File name (no directory part) to a function writing that file's contents.
+    """
+    directory = Path(directory)
+    token = f"{os.getpid()}.{secrets.token_hex(4)}"
+    temps: list[tuple[Path, str]] = []
+    journal_written = False
+    try:
+        for name, write in writers.items():
+            if Path(name).name != name or name == JOURNAL:
+                raise ValueError(f"commit: {name!r} must be a plain file name")
+            tmp = _temp_name(directory / name, token)
+            temps.append((tmp, name))
+            write(tmp)
+            _fsync_file(tmp)
+        _fsync_dir(directory)
+        journal = {"format": COMMIT_FORMAT, "token": token,
+                   "renames": [[tmp.name, name] for tmp, name in temps]}
+        atomic_write_json(directory / JOURNAL, journal)
+        journal_written = True
+    except BaseException:
+        # Nothing was committed: drop the temporaries (and our journal, should the failure
+        # have come after its rename, e.g. in the directory fsync).
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if not journal_written:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads((directory / JOURNAL).read_text()).get("token") == token:
+                    os.unlink(directory / JOURNAL)
+        raise
+    _roll_forward(directory, journal)
+
+
+def _roll_forward(directory: Path, journal: Mapping[str, Any]) -> None:
+    for tmp_name, name in journal["renames"]:
+        tmp = directory / tmp_name
+        if tmp.exists():  # absent: renamed before an interruption
+            os.replace(tmp, directory / name)
+    _fsync_dir(directory)
+    os.unlink(directory / JOURNAL)
+    _fsync_dir(directory)
+
+
+def recover(directory: str | os.PathLike[str]) -> bool:
+    """Finish or discard an interrupted [`commit`][ebmkit.checkpoint.commit] in ``directory``.
+
+    Safe to call at any time when no commit is running in that directory.
+
+    Returns:
+        True when an interrupted commit was rolled forward.
+    """
+    directory = Path(directory)
+    rolled = False
+    journal_path = directory / JOURNAL
+    if journal_path.exists():
+        try:
+            journal = json.loads(journal_path.read_text(encoding="utf-8"))
+            ok = (journal.get("format") == COMMIT_FORMAT
+                  and all(isinstance(p, list) and len(p) == 2 for p in journal["renames"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ok = False
+        if ok:
+            _roll_forward(directory, journal)
+            rolled = True
+        else:  # cannot happen with atomic journal writes; never guess
+            raise CheckpointError(f"{journal_path} is not a valid ebmkit commit journal; inspect "
+                                  f"{directory} by hand and delete the file to continue")
+    for stray in directory.glob(".*.tmp"):  # temporaries of commits that never committed
+        with contextlib.suppress(OSError):
+            stray.unlink()
+    return rolled
+
+
+# ------------------------------------------------------------------------- model files
+def _prefix(path_prefix: str | os.PathLike[str]) -> Path:
+    """Accept ``p``, ``p.safetensors``, ``p.json`` or a run directory holding ``model.*``."""
+    p = Path(path_prefix)
+    if p.suffix in (".safetensors", ".json"):
+        return p.with_suffix("")
+    if p.is_dir() and (p / "model.json").exists():
+        return p / "model"
+    return p
+
+
+def _files(prefix: Path) -> tuple[Path, Path]:
+    return prefix.with_name(prefix.name + ".safetensors"), prefix.with_name(prefix.name + ".json")
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_LIST_LIMIT])
+    more = len(names) - _LIST_LIMIT
+    return shown + (f" … and {more} more" if more > 0 else "")
+
+
+def model_header(model: EnergyModel) -> dict[str, Any]:
+    """The JSON header of ``model``: format, registry name, config and ebmkit version.
+
+    Raises:
+        ConfigError: the model has no ``name`` or its ``config()`` is missing or not JSON-able.
+    """
+    from . import __version__
+
+    name = getattr(model, "name", "")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{type(model).__name__} has no registry name: set the class attribute "
+                          f"`name` (e.g. name = 'kmeans') so ek.load can rebuild it")
+    try:
+        config = model.config()
+    except NotImplementedError as exc:
+        raise ConfigError(f"{type(model).__name__}.config() is not implemented; saving needs the "
+                          f"options that rebuild the model with ek.get_model({name!r}, **config)") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{type(model).__name__}.config() must return a dict, "
+                          f"got {type(config).__name__}")
+    try:
+        json.dumps(config, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{type(model).__name__}.config() must be JSON-able (numbers, strings, "
+                          f"lists, dicts): {exc}") from exc
+    return {"format": MODEL_FORMAT, "name": name, "config": config, "ebmkit_version": __version__}
+
+
+def _deduplicated(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Split a state dict into tensors to store and ``alias -> stored name`` for tied ones.
+
+    safetensors refuses tensors that share memory. Exact aliases (tied weights: same
+    storage, offset, shape, stride and dtype) are stored once; other overlapping views are
+    stored as contiguous copies.
+    """
+    stored: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
+    for name, t in state.items():
+        t = t.detach()
+        if t.numel() > 0:
+            key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
+                   t.stride(), t.dtype)
+            if key in seen:
+                aliases[name] = seen[key]
+                continue
+            seen[key] = name
+        stored[name] = t
+    per_storage: dict[tuple[Any, int], int] = {}
+    for t in stored.values():
+        if t.numel() > 0:
+            k = (t.device, t.untyped_storage().data_ptr())
+            per_storage[k] = per_storage.get(k, 0) + 1
+    for name, t in stored.items():
+        shared = t.numel() > 0 and per_storage[(t.device, t.untyped_storage().data_ptr())] > 1
+        if shared or not t.is_contiguous():
+            stored[name] = t.contiguous().clone()
+    return stored, aliases
+
+
+def write_weights(model: torch.nn.Module, path: str | os.PathLike[str],
+                  metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``model.state_dict()`` to ``path`` in safetensors format (not atomic by itself)."""
+    import safetensors.torch
+
+    stored, aliases = _deduplicated(model.state_dict())
+    meta = {"format": "pt", "ebmkit.format": MODEL_FORMAT, _ALIASES_KEY: json.dumps(aliases)}
+    meta.update(metadata or {})
+    # Looked up at call time so tests can make the writer fail.
+    safetensors.torch.save_file(stored, str(path), metadata=meta)
+
+
+def save_model(model: EnergyModel, path_prefix: str | os.PathLike[str],
+               metadata: Mapping[str, str] | None = None) -> None:
+    """Save ``model`` as ``p.safetensors`` + ``p.json``, each file atomically.
+
+    This is what ``model.save(p)`` does. Missing parent directories are created.
+
+    Args:
+        model: The model; needs a registry ``name`` and a JSON-able ``config()``.
+        path_prefix: ``p``; a ``.safetensors`` or ``.json`` suffix is ignored.
+        metadata: Extra string metadata for the safetensors header.
+    """
+    header = model_header(model)  # fail on a bad config before touching the disk
+    prefix = _prefix(path_prefix)
+    weights, meta = _files(prefix)
+    if prefix.parent.exists() and not prefix.parent.is_dir():
+        raise ConfigError(f"cannot save to {prefix}: {prefix.parent} is a file, not a directory")
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(weights) as tmp:
+        write_weights(model, tmp, metadata)
+    atomic_write_json(meta, header)
+
+
+def read_model_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a model's JSON header (``p.json``).
+
+    Raises:
+        CheckpointNotFoundError: the file does not exist.
+        CheckpointError: it is not valid JSON or lacks ``format``, ``name`` or ``config``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"missing model header {path}: a saved model is "
+                                      f"{path.with_suffix('.safetensors').name} + {path.name}")
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(header).__name__}")
+    missing = [k for k in ("format", "name", "config") if k not in header]
+    if missing:
+        raise CheckpointError(f"{path}: expected the keys 'format', 'name' and 'config', missing "
+                              f"{', '.join(repr(k) for k in missing)}; found {sorted(header)}")
+    fmt = header["format"]
+    if not isinstance(fmt, str) or not fmt.startswith("ebmkit.model/"):
+        raise CheckpointError(f"{path}: format {fmt!r} is not an ebmkit model (expected "
+                              f"{MODEL_FORMAT!r})")
+    if fmt != MODEL_FORMAT:
+        raise CheckpointError(f"{path}: format {fmt!r} is not supported by ebmkit "
+                              f"(this version reads {MODEL_FORMAT!r}); upgrade ebmkit")
+    if not isinstance(header["name"], str) or not isinstance(header["config"], dict):
+        raise CheckpointError(f"{path}: 'name' must be a string and 'config' an object, got "
+                              f"{type(header['name']).__name__} and {type(header['config']).__name__}")
+    return header
+
+
+def read_weights(path: str | os.PathLike[str],
+                 device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file: ``(state dict with tied aliases restored, metadata)``.
+
+    Raises:
+        CheckpointNotFoundError: the file does not exist.
+        CheckpointError: it is not a readable safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"missing weights file {path}")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            metadata = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+    try:
+        aliases = json.loads(metadata.get(_ALIASES_KEY, "{}"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: corrupt {_ALIASES_KEY} metadata: {exc}") from exc
+    for alias, target in aliases.items():
+        if target not in state:
+            raise CheckpointError(f"{path}: tied tensor {alias!r} refers to {target!r}, which "
+                                  f"the file does not hold")
+        state[alias] = state[target]
+    return state, metadata
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> dict[str, str]:
+    """Load a safetensors state dict into ``model`` strictly, with errors that name the keys.
+
+    Returns:
+        The file's metadata.
+
+    Raises:
+        CheckpointError: missing or unexpected keys, or shapes that do not match, each named.
+    """
+    state, metadata = read_weights(path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k!r}: file {list(state[k].shape)}, model {list(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing from the file: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"not in the model: {_listing(unexpected)}")
+        if wrong:
+            parts.append("shape mismatch: " + "; ".join(wrong[:_LIST_LIMIT]))
+        raise CheckpointError(f"the weights in {path} do not fit {type(model).__name__}: "
+                              + "; ".join(parts)
+                              + ". Was it saved from a model with another config?")
+    model.load_state_dict(state, strict=True)
+    return metadata
+
+
+def load(path_prefix: str | os.PathLike[str],
+         map_location: str | torch.device | None = None) -> EnergyModel:
+    """Rebuild a saved model through the registry and load its weights. No pickle is involved.
+
+    ``ek.load(p)`` reads ``p.json`` (name and config), builds the model with
+    ``ek.get_model(name, **config)`` — so the plugin that defines it must be installed — and
+    loads ``p.safetensors`` into it.
+
+    Args:
+        path_prefix: ``p`` as given to ``model.save(p)``; ``p.safetensors``, ``p.json`` or a
+            run directory holding ``model.*`` work too.
+        map_location: Device to put the model on; default: where it was built (the CPU).
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        CheckpointNotFoundError: ``p.json`` or ``p.safetensors`` is missing (named).
+        CheckpointError: a malformed header, or weights that do not fit the model.
+        UnknownNameError: no installed plugin registers the saved model name.
+    """
+    prefix = _prefix(path_prefix)
+    weights, meta = _files(prefix)
+    header = read_model_header(meta)
+    if not weights.exists():
+        raise CheckpointNotFoundError(f"missing weights file {weights} (its header {meta.name} "
+                                      f"is there); a saved model is {weights.name} + {meta.name}")
+    from .plugins import get_model
+
+    try:
+        model = get_model(header["name"], **header["config"])
+    except UnknownNameError as exc:
+        exc.args = (f"cannot load {meta}: {exc.args[0]}",)
+        raise
+    except ConfigError as exc:
+        raise CheckpointError(f"cannot rebuild the model saved in {meta}: {exc}") from exc
+    load_weights(model, weights)
+    if map_location is not None:
+        model.to(map_location)
+    return model.eval()

@@ -1,0 +1,379 @@
+"""Latent inference: ž = argmin_z E(x, y, z), batched, on any device.
+
+Every solver is called as ``solver(energy, y, x=None, init=None) -> z`` and minimises over z;
+``solver.minimize(energy, var, inputs, init)`` minimises over any variable (``predict`` uses
+it for argmin over y). Each sample's problem is independent; solvers run them as one batch.
+
+- [`GradientDescent`][ebmkit.latent.GradientDescent]: SGD, Adam or L-BFGS on the energy,
+  optionally unrolled so the result stays differentiable.
+- [`ISTA`][ebmkit.latent.ISTA] / [`FISTA`][ebmkit.latent.FISTA]: a gradient step on the
+  smooth terms, a proximal step on the term that has a ``prox`` (``L1``, ``GroupL1``).
+- [`Exhaustive`][ebmkit.latent.Exhaustive]: every candidate of a discrete set, in chunks, so
+  memory stays bounded however many candidates there are; also the soft-min (F_β).
+- [`Amortized`][ebmkit.latent.Amortized]: an encoder predicts z, optionally refined.
+
+Solutions are returned detached unless the solver unrolls: by the envelope theorem the
+gradient of min_z E with respect to the energy's parameters is ∂E/∂θ at ž, so the free
+energy needs no gradient through the solver.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .energy import L2, Energy, Reconstruction
+from .errors import ConfigError
+
+__all__ = ["FISTA", "ISTA", "Amortized", "Exhaustive", "GradientDescent", "Solver"]
+
+Inputs = dict[str, "Tensor | None"]
+
+
+def _call(energy: Callable[..., Tensor], var: str, v: Tensor, inputs: Inputs) -> Tensor:
+    return energy(**{**inputs, var: v})
+
+
+def _positive(name: str, value: Any, kind: type = int) -> Any:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name}: expected a positive {kind.__name__}, got {value!r}")
+    return kind(value)
+
+
+class Solver:
+    """Base class: minimise an energy over one variable, batched.
+
+    Args:
+        dim: Size of z, used to start from zeros when no ``init`` is given.
+    """
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.dim = None if dim is None else _positive("dim", dim)
+
+    def __call__(self, energy: Callable[..., Tensor], y: Tensor, x: Tensor | None = None,
+                 init: Tensor | None = None) -> Tensor:
+        """ž = argmin_z E(y, x, z)."""
+        return self.minimize(energy, "z", {"y": y, "x": x}, init)
+
+    def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
+                 init: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def _init(self, var: str, inputs: Inputs, init: Tensor | None) -> Tensor:
+        if init is not None:
+            if not isinstance(init, Tensor):
+                raise ConfigError(f"init: expected a tensor, got {type(init).__name__}")
+            return init
+        y = inputs.get("y")
+        if var != "z" or self.dim is None or y is None:
+            raise ConfigError(f"{type(self).__name__} needs init= (a starting {var}) or, for z, "
+                              f"dim= so that it can start from zeros")
+        return torch.zeros(y.shape[0], self.dim, device=y.device, dtype=y.dtype)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class GradientDescent(Solver):
+    """Minimise by gradient descent: ``optimizer`` = ``"sgd"``, ``"adam"`` or ``"lbfgs"``.
+
+    Args:
+        dim: Size of z (to start from zeros when no ``init``).
+        steps: Iterations.
+        lr: Step size (L-BFGS: its learning rate, 1 is usual).
+        optimizer: ``"sgd"``, ``"adam"`` or ``"lbfgs"``.
+        unroll: Keep the whole descent in the autograd graph (plain gradient steps), so the
+            result is differentiable with respect to the energy's parameters and the init.
+    """
+
+    OPTIMIZERS = ("sgd", "adam", "lbfgs")
+
+    def __init__(self, dim: int | None = None, steps: int = 100, lr: float = 0.1,
+                 optimizer: str = "sgd", unroll: bool = False) -> None:
+        super().__init__(dim)
+        if optimizer not in self.OPTIMIZERS:
+            raise ConfigError(f"optimizer: expected one of {', '.join(self.OPTIMIZERS)}, "
+                              f"got {optimizer!r}")
+        if unroll and optimizer != "sgd":
+            raise ConfigError("unroll=True runs plain gradient steps: use optimizer='sgd'")
+        self.steps, self.lr = _positive("steps", steps), _positive("lr", lr, float)
+        self.optimizer, self.unroll = optimizer, unroll
+
+    def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
+                 init: Tensor | None = None) -> Tensor:
+        v0 = self._init(var, inputs, init)
+        with torch.enable_grad():
+            if self.unroll:
+                v = v0 if v0.requires_grad else v0.clone().requires_grad_(True)
+                for _ in range(self.steps):
+                    (g,) = torch.autograd.grad(_call(energy, var, v, inputs).sum(), v,
+                                               create_graph=True)
+                    v = v - self.lr * g
+                return v
+            v = v0.detach().clone().requires_grad_(True)
+
+            def closure() -> Tensor:
+                e = _call(energy, var, v, inputs).sum()
+                (v.grad,) = torch.autograd.grad(e, v)  # never touches the energy's parameters
+                return e
+
+            if self.optimizer == "lbfgs":
+                opt = torch.optim.LBFGS([v], lr=self.lr, max_iter=self.steps,
+                                        line_search_fn="strong_wolfe", tolerance_grad=1e-9,
+                                        tolerance_change=1e-12)
+                opt.step(closure)
+            else:
+                cls = torch.optim.SGD if self.optimizer == "sgd" else torch.optim.Adam
+                opt = cls([v], lr=self.lr)
+                for _ in range(self.steps):
+                    closure()
+                    opt.step()
+        return v.detach()
+
+
+class ISTA(Solver):
+    """Proximal gradient descent: z ← prox_{η·g}(z − η∇f(z)), with E = f + g.
+
+    ``f`` is the sum of the smooth terms; ``g`` the one non-smooth term with a ``prox``
+    (``L1``, ``GroupL1``) on the variable being solved for. The step η = 1/L comes from the
+    Lipschitz constant L of ∇f: exact for a linear decoder with squared error (largest
+    eigenvalue of 2WᵀW), else estimated per sample by power iteration on Hessian-vector
+    products (``lipschitz="power"``, the default for other energies) or given as a number.
+
+    Args:
+        dim: Size of z (to start from zeros when no ``init``).
+        steps: Iterations.
+        lipschitz: ``"auto"``, ``"power"`` or a number.
+        safety: Multiplier on estimated (not exact) Lipschitz constants.
+    """
+
+    momentum = False
+
+    def __init__(self, dim: int | None = None, steps: int = 100, lipschitz: str | float = "auto",
+                 safety: float = 1.5) -> None:
+        super().__init__(dim)
+        self.steps = _positive("steps", steps)
+        if not (lipschitz in ("auto", "power") or isinstance(lipschitz, (int, float))):
+            raise ConfigError(f"lipschitz: expected 'auto', 'power' or a number, got {lipschitz!r}")
+        self.lipschitz, self.safety = lipschitz, float(safety)
+
+    # -- splitting the energy into smooth and proximal parts ------------------------------
+    @staticmethod
+    def _split(energy: Energy, var: str) -> tuple[list[tuple[float, Energy]], tuple[float, Energy] | None]:
+        if not isinstance(energy, Energy):
+            raise ConfigError(f"ISTA/FISTA need an ek.energies.Energy (to find the terms with a "
+                              f"prox), got {type(energy).__name__}; use GradientDescent for "
+                              f"plain functions")
+        smooth, prox = [], []
+        for w, term in energy.weighted_terms():
+            if getattr(term, "on", None) not in (None, var):
+                continue  # a penalty on another variable is constant here
+            if term.smooth:
+                smooth.append((w, term))
+            elif hasattr(term, "prox"):
+                if w < 0:
+                    raise ConfigError(f"term {term.name!r} has a negative weight {w}: its prox "
+                                      f"is undefined (the problem is not convex)")
+                prox.append((w, term))
+            else:
+                raise ConfigError(f"term {term.name!r} is not smooth and has no prox; ISTA/FISTA "
+                                  f"cannot minimise it — use GradientDescent")
+        if len(prox) > 1:
+            names = ", ".join(t.name for _, t in prox)
+            raise ConfigError(f"ISTA/FISTA handle one proximal term, got several ({names}); "
+                              f"merge them into one term with a joint prox")
+        return smooth, (prox[0] if prox else None)
+
+    @staticmethod
+    def _quadratic(smooth: list[tuple[float, Energy]], var: str, inputs: Inputs):
+        """(G, c) with f(z) = zᵀGz − 2cᵀz + const when every smooth term is quadratic in z."""
+        if var != "z" or inputs.get("y") is None:
+            return None
+        gram, lin = None, None
+        for w, term in smooth:
+            if isinstance(term, Reconstruction) and (q := term.quadratic(inputs["y"])) is not None:
+                g, c = w * q[0], w * q[1]
+            elif isinstance(term, L2) and term.on == var:
+                g, c = None, None  # w‖z‖² → adds w·I, applied below
+            else:
+                return None
+            if g is not None:
+                gram = g if gram is None else gram + g
+                lin = c if lin is None else lin + c
+        if gram is None:
+            return None
+        ridge = sum(w for w, t in smooth if isinstance(t, L2))
+        if ridge:
+            gram = gram + ridge * torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
+        return gram, lin
+
+    def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
+                 init: Tensor | None = None) -> Tensor:
+        smooth_terms, prox = self._split(energy, var)  # type: ignore[arg-type]
+        v = self._init(var, inputs, init).detach()
+        quad = self._quadratic(smooth_terms, var, inputs)
+        with torch.no_grad():
+            if quad is not None:  # exact gradients and Lipschitz constant, no autograd
+                gram, lin = (t.detach() for t in quad)
+                grad = lambda z: 2 * (z @ gram - lin)  # noqa: E731
+                lip = 2 * torch.linalg.eigvalsh(gram)[-1].clamp_min(1e-12)
+            else:
+                smooth = lambda z: sum(w * t(**{**inputs, var: z}) for w, t in smooth_terms)  # noqa: E731
+                grad = lambda z: _grad(smooth, z)  # noqa: E731
+                lip = self._estimate(smooth, v)
+            if isinstance(self.lipschitz, (int, float)) and not isinstance(self.lipschitz, bool):
+                lip = torch.as_tensor(float(self.lipschitz), device=v.device, dtype=v.dtype)
+            step = 1.0 / lip
+            if step.dim() == 1:  # per-sample steps broadcast over z's features
+                step = step.reshape(-1, *([1] * (v.dim() - 1)))
+            prox_step = (lambda z: z) if prox is None else (  # noqa: E731
+                lambda z: prox[1].prox(z, prox[0] * step))
+            return self._iterate(v, grad, prox_step, step)
+
+    def _iterate(self, v: Tensor, grad: Callable[[Tensor], Tensor],
+                 prox: Callable[[Tensor], Tensor], step: Tensor) -> Tensor:
+        if not self.momentum:
+            for _ in range(self.steps):
+                v = prox(v - step * grad(v))
+            return v
+        # FISTA (Beck & Teboulle 2009): the gradient is taken at an extrapolated point.
+        u, t = v, 1.0
+        for _ in range(self.steps):
+            v_next = prox(u - step * grad(u))
+            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+            u = v_next + ((t - 1) / t_next) * (v_next - v)
+            v, t = v_next, t_next
+        return v
+
+    def _estimate(self, smooth: Callable[[Tensor], Tensor], v: Tensor, iters: int = 20) -> Tensor:
+        """Per-sample largest Hessian eigenvalue by power iteration on Hessian-vector products."""
+        u = torch.randn(v.shape, device=v.device, dtype=v.dtype, generator=None)
+        with torch.enable_grad():
+            z = v.detach().clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(smooth(z).sum(), z, create_graph=True)
+            lam = torch.ones(v.shape[0], device=v.device, dtype=v.dtype)
+            for _ in range(iters):
+                u = u / u.reshape(u.shape[0], -1).norm(dim=1).clamp_min(1e-12).reshape(-1, *[1] * (u.dim() - 1))
+                (hu,) = torch.autograd.grad(g, z, grad_outputs=u, retain_graph=True)
+                lam = hu.reshape(hu.shape[0], -1).norm(dim=1)
+                u = hu.detach()
+        return (self.safety * lam).clamp_min(1e-6).detach()
+
+
+def _grad(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(fn(z).sum(), z)
+    return g
+
+
+class FISTA(ISTA):
+    """ISTA with Nesterov momentum: O(1/k²) instead of O(1/k) (Beck & Teboulle, 2009)."""
+
+    momentum = True
+
+
+class Exhaustive(Solver):
+    """Search a discrete candidate set: ž = the candidate of lowest energy.
+
+    Candidates are scored in chunks of ``chunk_size``, keeping only a running minimum (and a
+    running log-sum-exp for the soft-min), so memory is O(B · chunk_size) however many
+    candidates there are.
+
+    Args:
+        candidates: ``[K, ...]`` every value z may take (e.g. one-hot codes ``torch.eye(K)``).
+        chunk_size: Candidates scored at once.
+    """
+
+    def __init__(self, candidates: Tensor, chunk_size: int = 1024) -> None:
+        if not isinstance(candidates, Tensor) or candidates.dim() < 1 or len(candidates) == 0:
+            raise ConfigError("Exhaustive(candidates): expected a non-empty tensor [K, ...] of "
+                              f"candidate latents, got {getattr(candidates, 'shape', type(candidates).__name__)}")
+        super().__init__(None)
+        self.candidates = candidates
+        self.chunk_size = _positive("chunk_size", chunk_size)
+
+    def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
+                 init: Tensor | None = None) -> Tensor:
+        best, _, _ = self.search(energy, var, inputs)
+        return best
+
+    def _scores(self, energy: Callable[..., Tensor], var: str, inputs: Inputs):
+        """Yield (offset, energies [B, c]) chunk by chunk."""
+        ref = next(t for t in inputs.values() if t is not None)
+        batch = ref.shape[0]
+        cands = self.candidates.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point()
+                                   else self.candidates.dtype)
+        for start in range(0, len(cands), self.chunk_size):
+            chunk = cands[start:start + self.chunk_size]  # [c, ...]
+            c = len(chunk)
+            # every (sample, candidate) pair as one flat batch of B·c
+            rep = {k: None if t is None else t.repeat_interleave(c, dim=0) for k, t in inputs.items()}
+            flat = chunk.repeat(batch, *([1] * (chunk.dim() - 1)))
+            yield start, _call(energy, var, flat, rep).reshape(batch, c)
+
+    @torch.no_grad()
+    def search(self, energy: Callable[..., Tensor], var: str, inputs: Inputs
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(ž [B, ...], min energy [B], index [B])`` over all candidates."""
+        best_e = best_i = None
+        for start, e in self._scores(energy, var, inputs):
+            e_min, i_min = e.min(dim=1)
+            if best_e is None:
+                best_e, best_i = e_min, i_min + start
+            else:
+                better = e_min < best_e
+                best_e = torch.where(better, e_min, best_e)
+                best_i = torch.where(better, i_min + start, best_i)
+        return self.candidates.to(best_i.device)[best_i], best_e, best_i
+
+    def soft_min(self, energy: Callable[..., Tensor], y: Tensor, x: Tensor | None = None,
+                 beta: float = 1.0) -> Tensor:
+        """F_β = −1/β · log Σ_k exp(−β E(y, x, z_k)), shape ``[B]`` (differentiable)."""
+        acc = None
+        for _, e in self._scores(energy, "z", {"y": y, "x": x}):
+            part = torch.logsumexp(-beta * e, dim=1)
+            acc = part if acc is None else torch.logaddexp(acc, part)
+        return -acc / beta
+
+    def energies(self, energy: Callable[..., Tensor], y: Tensor, x: Tensor | None = None) -> Tensor:
+        """All energies ``[B, K]`` (materialised: for small K, e.g. K-means' transform)."""
+        return torch.cat([e for _, e in self._scores(energy, "z", {"y": y, "x": x})], dim=1)
+
+    def __repr__(self) -> str:
+        return f"Exhaustive(candidates=[{', '.join(map(str, self.candidates.shape))}], chunk_size={self.chunk_size})"
+
+
+class Amortized(Solver):
+    """An encoder predicts ž in one pass; optionally refined by gradient descent.
+
+    Args:
+        encoder: Maps y (or ``(y, x)`` concatenated when ``use_x``) to z.
+        refine_steps: Gradient steps on the energy from the encoder's guess (0 = none).
+        lr: Step size of the refinement.
+        use_x: Feed x to the encoder too.
+    """
+
+    def __init__(self, encoder: nn.Module | Callable[[Tensor], Tensor], refine_steps: int = 0,
+                 lr: float = 0.1, use_x: bool = False) -> None:
+        super().__init__(None)
+        if not callable(encoder):
+            raise ConfigError(f"Amortized(encoder): expected a callable, got {type(encoder).__name__}")
+        if refine_steps < 0:
+            raise ConfigError(f"refine_steps: expected ≥ 0, got {refine_steps}")
+        self.encoder, self.refine_steps, self.lr, self.use_x = encoder, refine_steps, lr, use_x
+
+    def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
+                 init: Tensor | None = None) -> Tensor:
+        if var != "z":
+            raise ConfigError("Amortized predicts z only; use GradientDescent to minimise over y")
+        y, x = inputs["y"], inputs.get("x")
+        z = self.encoder(torch.cat([y, x], dim=-1) if self.use_x and x is not None else y)
+        if self.refine_steps:
+            z = GradientDescent(steps=self.refine_steps, lr=self.lr).minimize(energy, var, inputs, z)
+        return z

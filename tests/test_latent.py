@@ -1,0 +1,179 @@
+"""Latent solvers and free energies, checked against ground truth."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ebmkit as ek
+from ebmkit.errors import ConfigError
+
+E, L = ek.energies, ek.latent
+
+
+def _lasso_problem(dtype=torch.float64, d=24, lam=0.5, n=16):
+    """Digits as y, a fixed random dictionary with unit-norm atoms: E = ‖y − Wz‖² + λ|z|₁."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, d, generator=g, dtype=dtype)
+    w = w / w.norm(dim=0)
+    dec = torch.nn.Linear(d, 64, bias=False).to(dtype)
+    with torch.no_grad():
+        dec.weight.copy_(w)
+    y = ek.get_dataset("digits", split="test").y[:n].to(dtype)
+    return dec, y, E.Reconstruction(dec) + lam * E.L1(), lam
+
+
+def test_fista_reaches_the_lasso_objective_of_scikit_learn():
+    from sklearn.linear_model import Lasso
+
+    dec, y, energy, lam = _lasso_problem()
+    z = L.FISTA(dim=24, steps=3000)(energy, y)
+    # scikit-learn minimises 1/(2n)‖y − Wz‖² + α|z|₁ with n = 64 rows: α = λ / (2·64)
+    ref = torch.stack([
+        torch.from_numpy(Lasso(alpha=lam / 128, fit_intercept=False, tol=1e-12, max_iter=200_000)
+                         .fit(dec.weight.detach().numpy(), row.numpy()).coef_)
+        for row in y
+    ])
+    ours, theirs = energy(y, z=z), energy(y, z=ref)
+    rel = (ours - theirs) / theirs
+    assert rel.max().item() <= 1e-4, rel
+    assert (z == 0).any()  # the L1 prox gives exact zeros
+
+
+def test_fista_beats_ista_at_equal_steps_and_generic_path_agrees():
+    dec, y, energy, _ = _lasso_problem()
+    fast = energy(y, z=L.FISTA(dim=24, steps=50)(energy, y)).mean()
+    slow = energy(y, z=L.ISTA(dim=24, steps=50)(energy, y)).mean()
+    assert fast < slow
+    # a decoder that is not an nn.Linear takes the autograd + power-iteration path
+    wrapped = E.Reconstruction(torch.nn.Sequential(dec)) + 0.5 * E.L1()
+    generic = wrapped(y, z=L.FISTA(dim=24, steps=1500)(wrapped, y)).mean()
+    exact = energy(y, z=L.FISTA(dim=24, steps=1500)(energy, y)).mean()
+    assert generic.item() == pytest.approx(exact.item(), rel=1e-4)
+
+
+def test_fista_with_group_sparsity_zeroes_whole_groups():
+    dec, y, _, _ = _lasso_problem()
+    energy = E.Reconstruction(dec) + 2.0 * E.GroupL1(group_size=4)
+    z = L.FISTA(dim=24, steps=500)(energy, y).reshape(len(y), 6, 4)
+    norms = z.norm(dim=-1)
+    assert (norms == 0).any() and ((norms == 0) | (z != 0).all(-1)).all()
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "steps"), [("sgd", 0.05, 500), ("adam", 0.05, 1500),
+                                                        ("lbfgs", 1.0, 100)])
+def test_gradient_descent_reaches_the_analytic_minimum(device, optimizer, lr, steps):
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(6, 3, generator=g).to(device)
+    dec = torch.nn.Linear(3, 6, bias=False).to(device)
+    with torch.no_grad():
+        dec.weight.copy_(a)
+    y = torch.randn(10, 6, generator=g).to(device)
+    energy = E.Reconstruction(dec) + 0.3 * E.L2()
+    # ∇ = 2Aᵀ(Az − y) + 0.6 z = 0  →  z* = (AᵀA + 0.3 I)⁻¹ Aᵀ y
+    exact = torch.linalg.solve(a.T @ a + 0.3 * torch.eye(3, device=device), a.T @ y.T).T
+    z = L.GradientDescent(dim=3, steps=steps, lr=lr, optimizer=optimizer)(energy, y)
+    torch.testing.assert_close(z, exact, atol=1e-3, rtol=1e-3)
+    assert dec.weight.grad is None  # inference never touches the energy's parameters
+
+
+def test_unrolled_descent_is_differentiable():
+    dec = torch.nn.Linear(3, 6)
+    energy = E.Reconstruction(dec)
+    init = torch.zeros(4, 3, requires_grad=True)
+    z = L.GradientDescent(steps=5, lr=0.05, unroll=True)(energy, torch.randn(4, 6), init=init)
+    z.sum().backward()
+    assert dec.weight.grad is not None and init.grad is not None
+
+
+def test_exhaustive_equals_brute_force_and_bounds_memory(device):
+    g = torch.Generator().manual_seed(2)
+    codes = torch.randn(50, 4, generator=g).to(device)
+    dec = torch.nn.Linear(4, 8).to(device)
+    seen = []
+
+    def energy(y, x=None, z=None):
+        seen.append(len(z))
+        return ((y - dec(z)) ** 2).sum(1)
+
+    y = torch.randn(7, 8, generator=g).to(device)
+    z, e_min, idx = L.Exhaustive(codes, chunk_size=6).search(energy, "z", {"y": y, "x": None})
+    with torch.no_grad():
+        brute = torch.stack([((y - dec(c)) ** 2).sum(1) for c in codes], dim=1)  # [B, K]
+    torch.testing.assert_close(e_min, brute.min(1).values)
+    assert torch.equal(idx, brute.argmin(1)) and torch.equal(z, codes[idx])
+    assert max(seen) <= 7 * 6  # never more than B · chunk_size pairs at once
+    torch.testing.assert_close(L.Exhaustive(codes, chunk_size=6).energies(energy, y), brute)
+
+
+def test_amortized_encoder_with_refinement():
+    dec, y, _, _ = _lasso_problem(dtype=torch.float32)
+    energy = E.Reconstruction(dec) + 0.1 * E.L2()
+    enc = torch.nn.Linear(64, 24)
+    guess = L.Amortized(enc)(energy, y)
+    refined = L.Amortized(enc, refine_steps=50, lr=0.05)(energy, y)
+    assert energy(y, z=refined).mean() < energy(y, z=guess).mean()
+
+
+def test_solver_errors_say_what_was_expected():
+    dec = torch.nn.Linear(3, 5)
+    y = torch.rand(2, 5)
+    with pytest.raises(ConfigError, match="needs init= .* or, for z, dim="):
+        L.GradientDescent()(E.Reconstruction(dec), y)
+    with pytest.raises(ConfigError, match="is not smooth and has no prox"):
+        L.ISTA(dim=3)(E.Reconstruction(dec) + E.Lambda(lambda y, x, z: z.abs().max(1).values,
+                                                       "linf", smooth=False), y)
+    with pytest.raises(ConfigError, match="one proximal term, got several"):
+        L.FISTA(dim=4)(E.Reconstruction(torch.nn.Linear(4, 5)) + E.L1() + E.GroupL1(2), y)
+    with pytest.raises(ConfigError, match="use ek.latent.Exhaustive, not FISTA"):
+        ek.FreeEnergy(E.Reconstruction(dec), L.FISTA(dim=3), beta=2.0)
+    with pytest.raises(ConfigError, match="expected one of sgd, adam, lbfgs"):
+        L.GradientDescent(optimizer="newton")
+    with pytest.raises(ConfigError, match="steps: expected a positive int, got 0"):
+        L.FISTA(steps=0)
+
+
+def _kmeans_energy(k=5, dim=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dec = torch.nn.Linear(k, dim, bias=False)
+    with torch.no_grad():
+        dec.weight.copy_(torch.randn(dim, k, generator=g) * 2)
+    return E.Reconstruction(dec), torch.eye(k), torch.randn(9, dim, generator=g)
+
+
+def test_free_energy_at_zero_temperature_is_the_min():
+    energy, codes, y = _kmeans_energy()
+    F = ek.FreeEnergy(energy, L.Exhaustive(codes))
+    brute = torch.stack([energy(y, z=c.expand(len(y), -1)) for c in codes], 1).min(1).values
+    torch.testing.assert_close(F(y), brute)
+    torch.testing.assert_close(F(y), energy(y, z=F.infer(y)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(beta=st.floats(0.01, 50.0), seed=st.integers(0, 1000))
+def test_soft_min_is_below_the_min_and_converges_to_it(beta, seed):
+    energy, codes, y = _kmeans_energy(seed=seed)
+    f_inf = ek.FreeEnergy(energy, L.Exhaustive(codes))(y)
+    f_beta = ek.FreeEnergy(energy, L.Exhaustive(codes, chunk_size=2), beta=beta)(y)
+    assert (f_beta <= f_inf + 1e-5).all()
+    # −1/β log K ≤ F_β − F∞ ≤ 0, so the gap closes like log K / β
+    assert (f_beta >= f_inf - torch.log(torch.tensor(5.0)) / beta - 1e-4).all()
+    f_cold = ek.FreeEnergy(energy, L.Exhaustive(codes), beta=beta * 1e4)(y)
+    torch.testing.assert_close(f_cold, f_inf, atol=2e-4, rtol=1e-4)
+
+
+def test_soft_min_is_differentiable():
+    energy, codes, y = _kmeans_energy()
+    ek.FreeEnergy(energy, L.Exhaustive(codes), beta=1.0)(y).sum().backward()
+    assert torch.isfinite(energy.decoder.weight.grad).all()
+
+
+def test_predict_finds_argmin_over_y(device):
+    net = torch.nn.Linear(2, 3).to(device)
+    energy = E.SquaredDistance(net) + 0.0 * E.L1(on="y")
+    x = torch.randn(5, 2, device=device)
+    y_hat = ek.predict(energy, x, init=torch.zeros(5, 3, device=device),
+                       solver=L.GradientDescent(steps=200, lr=0.1))
+    torch.testing.assert_close(y_hat, net(x).detach(), atol=1e-4, rtol=1e-4)
