@@ -12,8 +12,8 @@ Every file is written atomically: to a temporary file in the same directory, flu
 fsynced, then renamed over the target with ``os.replace`` (and the directory fsynced), so a
 reader sees either the old file or the new one, never half of one.
 
-A trainer checkpoint spans several files that must change together. [`commit`][ebmkit.checkpoint.commit]
-writes them all to temporary files first, then records the set of renames in a small
+A trainer checkpoint spans several files that must change together.
+[`commit`][ebmkit.checkpoint.commit] writes them all to temporary files first, then records the set of renames in a small
 journal (written atomically: the commit point), then performs the renames and deletes the
 journal. [`recover`][ebmkit.checkpoint.recover] finishes an interrupted commit (or discards
 one that never reached its commit point), so a crash at any moment leaves either the old
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -46,11 +47,15 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "commit",
+    "json_text",
     "load",
     "load_weights",
+    "model_header",
     "read_model_header",
+    "read_weights",
     "recover",
     "save_model",
+    "write_weights",
 ]
 
 #: The ``format`` of a model's JSON header; the number is bumped on incompatible changes.
@@ -85,6 +90,9 @@ def _fsync_dir(directory: Path) -> None:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+_TEMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
 
 
 def _temp_name(path: Path, token: str | None = None) -> Path:
@@ -126,7 +134,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see [`atomic_path`][ebmkit.checkpoint.atomic_path])."""
+    """Write ``data`` to ``path`` atomically (see
+    [`atomic_path`][ebmkit.checkpoint.atomic_path])."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -137,13 +146,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _dumps(obj: Any) -> str:
+def json_text(obj: Any) -> str:
+    """``obj`` as indented JSON text with a final newline (NaN and infinity allowed)."""
     return json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n"
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, _dumps(obj))
+    atomic_write_text(path, json_text(obj))
 
 
 # ------------------------------------------------------------------ multi-file commits
@@ -163,6 +173,7 @@ def commit(directory: str | os.PathLike[str],
         writers: File name (no directory part) to a function writing that file's contents.
     """
     directory = Path(directory)
+    recover(directory)  # an earlier commit cut short is finished first, never mixed with this one
     token = f"{os.getpid()}.{secrets.token_hex(4)}"
     temps: list[tuple[Path, str]] = []
     journal_written = False
@@ -217,8 +228,11 @@ def recover(directory: str | os.PathLike[str]) -> bool:
     if journal_path.exists():
         try:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
+            # Plain names only: a journal never moves anything outside its directory.
             ok = (journal.get("format") == COMMIT_FORMAT
-                  and all(isinstance(p, list) and len(p) == 2 for p in journal["renames"]))
+                  and all(isinstance(p, list) and len(p) == 2
+                          and all(isinstance(n, str) and n and Path(n).name == n for n in p)
+                          for p in journal["renames"]))
         except (ValueError, KeyError, TypeError, AttributeError):
             ok = False
         if ok:
@@ -228,8 +242,9 @@ def recover(directory: str | os.PathLike[str]) -> bool:
             raise CheckpointError(f"{journal_path} is not a valid ebmkit commit journal; inspect "
                                   f"{directory} by hand and delete the file to continue")
     for stray in directory.glob(".*.tmp"):  # temporaries of commits that never committed
-        with contextlib.suppress(OSError):
-            stray.unlink()
+        if _TEMP.match(stray.name):  # only names this module makes
+            with contextlib.suppress(OSError):
+                stray.unlink()
     return rolled
 
 
@@ -269,8 +284,9 @@ def model_header(model: EnergyModel) -> dict[str, Any]:
     try:
         config = model.config()
     except NotImplementedError as exc:
-        raise ConfigError(f"{type(model).__name__}.config() is not implemented; saving needs the "
-                          f"options that rebuild the model with ek.get_model({name!r}, **config)") from exc
+        raise ConfigError(f"{type(model).__name__}.config() is not implemented; saving needs "
+                          f"the options that rebuild the model with "
+                          f"ek.get_model({name!r}, **config)") from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{type(model).__name__}.config() must return a dict, "
                           f"got {type(config).__name__}")
@@ -282,7 +298,8 @@ def model_header(model: EnergyModel) -> dict[str, Any]:
     return {"format": MODEL_FORMAT, "name": name, "config": config, "ebmkit_version": __version__}
 
 
-def _deduplicated(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _deduplicated(
+        state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Split a state dict into tensors to store and ``alias -> stored name`` for tied ones.
 
     safetensors refuses tensors that share memory. Exact aliases (tied weights: same
@@ -378,12 +395,14 @@ def read_model_header(path: str | os.PathLike[str]) -> dict[str, Any]:
                               f"(this version reads {MODEL_FORMAT!r}); upgrade ebmkit")
     if not isinstance(header["name"], str) or not isinstance(header["config"], dict):
         raise CheckpointError(f"{path}: 'name' must be a string and 'config' an object, got "
-                              f"{type(header['name']).__name__} and {type(header['config']).__name__}")
+                              f"{type(header['name']).__name__} and "
+                              f"{type(header['config']).__name__}")
     return header
 
 
-def read_weights(path: str | os.PathLike[str],
-                 device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_weights(
+        path: str | os.PathLike[str],
+        device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file: ``(state dict with tied aliases restored, metadata)``.
 
     Raises:

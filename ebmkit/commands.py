@@ -1,4 +1,4 @@
-"""The core sub-commands of ``ebmkit``, registered as the built-in plugin ``ebmkit``.
+"""The core sub-commands of ``ebmkit``, registered by the built-in plugin ``ebmkit``.
 
 They go through the same ``register_commands`` hook as a third party's commands. Each setup
 function adds its arguments and returns the function that runs the command. Heavy imports
@@ -14,15 +14,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConfigError, EbmkitError
-from .hookspecs import Register, hookimpl
+from .errors import ConfigError
+from .hookspecs import Register
 
 Run = Callable[[argparse.Namespace], "int | None"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-@hookimpl
 def register_commands(register: Register) -> None:
     register("plugins", _plugins, summary="List plugins, their distributions, what each "
              "registers, and load errors")
@@ -94,16 +93,6 @@ def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
 
 
 # -- train / eval / sample ------------------------------------------------------------------
-def _core_engine_missing(what: str) -> EbmkitError:
-    from . import __version__
-
-    return EbmkitError(
-        f"`ebmkit {what}` needs ek.Trainer and model persistence (ebmkit.train, "
-        f"ebmkit.checkpoint), which are not part of ebmkit {__version__} yet. The arguments "
-        f"were checked and are valid."
-    )
-
-
 def _train(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("model", metavar="MODEL", help="a registered model name (ebmkit models)")
     parser.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
@@ -114,9 +103,12 @@ def _train(parser: argparse.ArgumentParser) -> Run:
                         help="a model option, repeatable: --set k=10 --set init=random")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/MODEL)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--batch-size", type=_positive_int, default=128, help="default: 128")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
     def run(args: argparse.Namespace) -> int:
-        from .cli import parse_set
+        from .cli import parse_set, print_table
         from .plugins import get_entry
 
         options = parse_set(args.options)
@@ -129,7 +121,18 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         if args.resume and not (out / "trainer.pt").is_file():
             raise ConfigError(f"--resume: no checkpoint {out / 'trainer.pt'} to resume from; "
                               f"train without --resume first")
-        raise _core_engine_missing("train")
+        from .runs import train_run
+
+        out, history = train_run(args.model, args.data, options=options, epochs=args.epochs,
+                                 out=out, device=args.device, resume=args.resume,
+                                 batch_size=args.batch_size, lr=args.lr,
+                                 plots=not args.no_plots)
+        if history:
+            last = history[-1]
+            print_table([(k, f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()],
+                        ("METRIC", "LAST EPOCH"))
+        print(f"wrote {out}")
+        return 0
 
     return run
 
@@ -138,13 +141,22 @@ def _eval(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("run_dir", metavar="DIR", type=Path, help="a run directory")
     parser.add_argument("--data", help="dataset to evaluate on (default: the run's)")
 
+    parser.add_argument("--json", action="store_true", help="print only JSON")
+
     def run(args: argparse.Namespace) -> int:
+        from .cli import print_table
+        from .runs import evaluate_run
+
         check_run_dir(args.run_dir)
         if args.data:
             from .plugins import get_entry
 
             get_entry("datasets", args.data)
-        raise _core_engine_missing("eval")
+        report = evaluate_run(args.run_dir, args.data)
+        if not args.json:
+            print_table([(k, f"{v:.6g}") for k, v in report.items()], ("METRIC", "VALUE"))
+        print(json.dumps(report))
+        return 0
 
     return run
 
@@ -155,8 +167,11 @@ def _sample(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", type=Path, help="PNG path (default: DIR/samples.png)")
 
     def run(args: argparse.Namespace) -> int:
+        from .runs import sample_run
+
         check_run_dir(args.run_dir)
-        raise _core_engine_missing("sample")
+        print(f"wrote {sample_run(args.run_dir, n=args.n, out=args.out)}")
+        return 0
 
     return run
 

@@ -1,4 +1,5 @@
-r"""Losses over energies: the catalogue of LeCun et al. (2006), *A Tutorial on Energy-Based Learning*.
+r"""Losses over energies: the catalogue of LeCun et al. (2006), *A Tutorial on Energy-Based
+Learning*.
 
 Every loss takes the energies of the correct answers, ``e_pos`` ($E_+$, shape ``[B]``), and
 of the negatives, ``e_neg`` ($E_-$, shape ``[B]`` or ``[B, K]`` for K negatives per sample),
@@ -36,7 +37,8 @@ def _check(name: str, e_pos: Tensor, e_neg: Tensor | None, reduction: str,
            need_neg: bool = True) -> None:
     """Validate shapes, dtypes and devices; messages say what was expected and what came."""
     if not isinstance(e_pos, Tensor):
-        raise ConfigError(f"{name}: e_pos must be a tensor of shape [B], got {type(e_pos).__name__}")
+        raise ConfigError(f"{name}: e_pos must be a tensor of shape [B], got "
+                          f"{type(e_pos).__name__}")
     if e_pos.dim() != 1:
         raise ConfigError(f"{name}: e_pos: expected shape [B] (one energy per sample), got "
                           f"{list(e_pos.shape)}")
@@ -54,7 +56,7 @@ def _check(name: str, e_pos: Tensor, e_neg: Tensor | None, reduction: str,
     if not isinstance(e_neg, Tensor):
         raise ConfigError(f"{name}: e_neg must be a tensor of shape [B] or [B, K], got "
                           f"{type(e_neg).__name__}")
-    if e_neg.dim() not in (1, 2) or e_neg.shape[0] != b or (e_neg.dim() == 2 and e_neg.shape[1] == 0):
+    if e_neg.dim() not in (1, 2) or e_neg.shape[0] != b or 0 in e_neg.shape[1:]:
         raise ConfigError(f"{name}: e_neg: expected shape [B] or [B, K] with B={b}, got "
                           f"{list(e_neg.shape)}")
     if not e_neg.is_floating_point():
@@ -82,7 +84,8 @@ def _over_negatives(per_neg: Callable[[Tensor, Tensor], Tensor], e_pos: Tensor, 
 
 def _positive(name: str, option: str, value: float, allow_zero: bool = False) -> float:
     if not (value >= 0 if allow_zero else value > 0):
-        raise ConfigError(f"{name}: {option} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name}: {option} must be {bound}, got {value!r}")
     return float(value)
 
 

@@ -8,6 +8,7 @@ F(x, y) = E(x, y, ž). ``forward`` is the free energy, so a model can be called 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -54,12 +55,34 @@ class EnergyModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement default_strategy()")
 
     def metrics(self) -> dict[str, Metric]:
-        """torchmetrics objects that ``Trainer.evaluate`` updates with ``(model, batch)``."""
-        return {}
+        """torchmetrics objects that ``Trainer.evaluate`` updates with ``(model, batch)``.
+
+        The default is the mean free energy over the data; families add their own (e.g. a
+        reconstruction error through [`Adapter`][ebmkit.metrics.Adapter]). Return new
+        objects on every call: the trainer resets and moves them.
+        """
+        from .metrics import FreeEnergyMean  # torchmetrics is slow to import: only when asked
+
+        return {"free_energy": FreeEnergyMean()}
 
     def config(self) -> dict[str, Any]:
         """JSON-able options such that ``ek.get_model(self.name, **config)`` rebuilds the model."""
         raise NotImplementedError(f"{type(self).__name__} must implement config()")
+
+    def save(self, path_prefix: str | os.PathLike[str]) -> None:
+        """Save to ``p.safetensors`` (weights) + ``p.json`` (name and config), each atomically.
+
+        ``ek.load(p)`` rebuilds the model through the registry; no pickle is involved.
+
+        Args:
+            path_prefix: ``p``; missing parent directories are created.
+
+        Raises:
+            ConfigError: the model has no ``name`` or no JSON-able ``config()``.
+        """
+        from .checkpoint import save_model
+
+        save_model(self, path_prefix)
 
     @property
     def device(self) -> torch.device:

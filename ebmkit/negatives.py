@@ -1,8 +1,9 @@
 """Contrastive samples: configurations whose energy training should push up.
 
-A negative generator is any object that follows [`NegativeGenerator`][ebmkit.negatives.NegativeGenerator]:
-called as ``gen(y, model=None, x=None)``, it returns negatives shaped like ``y`` (``[B, ...]``,
-one per sample) when ``gen.k == 1``, or ``[B, K, ...]`` (K per sample) when ``gen.k == K > 1``.
+A negative generator is any object that follows
+[`NegativeGenerator`][ebmkit.negatives.NegativeGenerator]: called as
+``gen(y, model=None, x=None)``, it returns negatives shaped like ``y`` (``[B, ...]``, one per
+sample) when ``gen.k == 1``, or ``[B, K, ...]`` (K per sample) when ``gen.k == K > 1``.
 Negative ``[b, k]`` pairs with the sample's ``x[b]`` when the model is conditional.
 
 ::
@@ -83,7 +84,8 @@ class GaussianNoise:
         clamp: ``(lo, hi)`` box to clamp the negatives to, e.g. ``(0.0, 1.0)`` for pixels.
     """
 
-    def __init__(self, std: float = 0.3, k: int = 1, clamp: tuple[float, float] | None = None) -> None:
+    def __init__(self, std: float = 0.3, k: int = 1,
+                 clamp: tuple[float, float] | None = None) -> None:
         if not std > 0:
             raise ConfigError(f"GaussianNoise: std must be > 0, got {std!r}")
         if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):

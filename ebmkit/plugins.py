@@ -65,8 +65,9 @@ DIST_NAME = "torch-ebmkit"
 
 #: Built-in plugins: (plugin name, module path). The core's own CLI commands come first.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("ebmkit", "ebmkit.commands"),
+    ("ebmkit", "ebmkit.builtins"),
     ("ebmkit_datasets", "ebmkit_datasets"),
+    ("ebmkit_neural", "ebmkit_neural"),
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError, DuplicateNameError, PluginError, UnknownNameError, closest
 
-__all__ = ["KINDS", "Entry", "Option", "Registry"]
+__all__ = ["KINDS", "Entry", "LazyFactory", "Option", "Registry", "lazy"]
 
 #: The kinds of things plugins register, keyed by hook suffix, with their singular nouns.
 KINDS: dict[str, str] = {
@@ -197,3 +197,62 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class LazyFactory:
+    """A factory named by import path, imported only when called or inspected.
+
+    Plugin modules are imported whenever ebmkit lists what is installed, so they should not
+    import torch or their model code. ``lazy("pkg.models:build")`` stands in for
+    ``pkg.models.build``: calling it imports and calls the target, and its signature (for
+    ``ebmkit models -v``, option checking and the docs) is read from the target — or from a
+    dataclass given as ``signature`` — only when asked for.
+
+    Args:
+        target: ``"module:attribute"`` (dots in the attribute walk into classes).
+        signature: Optional ``"module:Dataclass"`` whose fields are the keyword options.
+        doc: The docstring (first line = summary), so listing needs no import.
+    """
+
+    def __init__(self, target: str, *, signature: str | None = None, doc: str = "") -> None:
+        for path in (target, signature):
+            if path is not None and ":" not in path:
+                raise ConfigError(f"lazy factory: expected 'module:attribute', got {path!r}")
+        self.target, self.signature_from, self.__doc__ = target, signature, doc
+        self.__name__ = target.rpartition(":")[2].rpartition(".")[2]
+
+    @staticmethod
+    def resolve(path: str) -> Any:
+        import importlib
+
+        module, _, attr = path.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve(self.target)(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        import dataclasses
+
+        source = self.resolve(self.signature_from or self.target)
+        if dataclasses.is_dataclass(source):
+            return inspect.Signature([
+                inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                  default=f.default if f.default is not dataclasses.MISSING
+                                  else (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                                        else inspect.Parameter.empty),
+                                  annotation=f.type)
+                for f in dataclasses.fields(source)])
+        return inspect.signature(source)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str, *, signature: str | None = None, doc: str = "") -> LazyFactory:
+    """Shorthand for [`LazyFactory`][ebmkit.registry.LazyFactory]."""
+    return LazyFactory(target, signature=signature, doc=doc)

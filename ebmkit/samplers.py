@@ -38,7 +38,8 @@ def _check_init(init: Any, who: str) -> Tensor:
     if not init.is_floating_point():
         raise ConfigError(f"{who}.sample: init must be a floating-point tensor, got {init.dtype}")
     if init.dim() == 0:
-        raise ConfigError(f"{who}.sample: init must have a batch axis, shape [B, ...], got a scalar")
+        raise ConfigError(f"{who}.sample: init must have a batch axis, shape [B, ...], got a "
+                          f"scalar")
     return init
 
 
@@ -114,10 +115,11 @@ class Langevin:
     def sample(self, energy: EnergyFn, init: Tensor, x: Tensor | None = None) -> Tensor:
         """Run the chains from ``init`` (``[B, ...]``, not modified) and return them, detached."""
         fn = _bind(energy, x, "Langevin")
-        y = _check_init(init, "Langevin").detach().clone()
+        init = _check_init(init, "Langevin")
         eta, sigma, clip, box = self.step_size, self.noise, self.grad_clip, self.clamp
-        with torch.enable_grad():
-            y.requires_grad_(True)
+        # Gradients w.r.t. y are needed even under no_grad() or inference_mode().
+        with torch.inference_mode(False), torch.enable_grad():
+            y = init.detach().clone().requires_grad_(True)
             for _ in range(self.steps):
                 e = fn(y)
                 if e.shape != y.shape[:1]:
@@ -184,15 +186,17 @@ class HMC:
     def sample(self, energy: EnergyFn, init: Tensor, x: Tensor | None = None) -> Tensor:
         """Run the chains from ``init`` (``[B, ...]``, not modified) and return them, detached."""
         fn = _bind(energy, x, "HMC")
-        y = _check_init(init, "HMC").detach().clone()
+        init = _check_init(init, "HMC")
         eps, m = self.step_size, self.mass
-        view = (-1,) + (1,) * (y.dim() - 1)
+        view = (-1,) + (1,) * (init.dim() - 1)
 
         def kinetic(p: Tensor) -> Tensor:
             return p.reshape(p.shape[0], -1).square().sum(dim=1) / (2.0 * m)
 
-        accepted = torch.zeros((), device=y.device, dtype=torch.float32)
-        with torch.enable_grad():
+        # Gradients w.r.t. y are needed even under no_grad() or inference_mode().
+        with torch.inference_mode(False), torch.enable_grad():
+            y = init.detach().clone()
+            accepted = torch.zeros((), device=y.device, dtype=torch.float32)
             e, g = _energy_and_grad(fn, y, "HMC")
             for _ in range(self.steps):
                 p = torch.randn_like(y) * math.sqrt(m)
@@ -252,7 +256,8 @@ class ReplayBuffer:
     # -- storage ---------------------------------------------------------------------------
     def _allocate(self, like: Tensor) -> None:
         device = self._device or like.device
-        self.storage = torch.zeros((self.capacity, *like.shape[1:]), dtype=like.dtype, device=device)
+        shape = (self.capacity, *like.shape[1:])
+        self.storage = torch.zeros(shape, dtype=like.dtype, device=device)
         self.filled = torch.zeros(self.capacity, dtype=torch.bool, device=device)
 
     def _check(self, t: Tensor, what: str) -> None:
@@ -312,8 +317,8 @@ class ReplayBuffer:
     def push(self, samples: Tensor, idx: Tensor | None = None) -> None:
         """Write ``samples`` ``[n, ...]`` back (detached) at ``idx``, or round-robin if None."""
         if not isinstance(samples, Tensor) or samples.dim() == 0:
-            raise ConfigError(f"ReplayBuffer.push: samples must be a tensor [n, ...], got "
-                              f"{type(samples).__name__ if not isinstance(samples, Tensor) else 'a scalar'}")
+            got = "a scalar" if isinstance(samples, Tensor) else type(samples).__name__
+            raise ConfigError(f"ReplayBuffer.push: samples must be a tensor [n, ...], got {got}")
         samples = samples.detach()
         if self.storage is None:
             self._allocate(samples)
@@ -350,7 +355,8 @@ class ReplayBuffer:
                                   f"{storage.shape[0]} slots, this buffer has capacity "
                                   f"{self.capacity}; build it with capacity={storage.shape[0]}")
             device = self._device or storage.device
-            self.storage, self.filled = storage.to(device).clone(), filled.to(device, torch.bool).clone()
+            self.storage = storage.to(device).clone()
+            self.filled = filled.to(device, torch.bool).clone()
         else:
             self.storage = self.filled = None
         self._next = int(state["next"]) % self.capacity

@@ -74,12 +74,14 @@ class Strategy:
 def _unpack(batch: Any, model: Any, who: str) -> tuple[Tensor, Tensor | None]:
     """``(y, x)`` from a batch dict, checked against the model's device."""
     if not isinstance(batch, Mapping) or "y" not in batch:
-        got = f"a mapping with keys {sorted(batch)}" if isinstance(batch, Mapping) else type(batch).__name__
+        got = (f"a mapping with keys {sorted(batch)}" if isinstance(batch, Mapping)
+               else type(batch).__name__)
         raise ConfigError(f"{who}: expected a batch dict with 'y' (and optional 'x'), got {got}")
     y, x = batch["y"], batch.get("x")
     for name, t in (("y", y), ("x", x)):
         if t is not None and not isinstance(t, Tensor):
-            raise ConfigError(f"{who}: batch[{name!r}] must be a torch.Tensor, got {type(t).__name__}")
+            raise ConfigError(f"{who}: batch[{name!r}] must be a torch.Tensor, got "
+                              f"{type(t).__name__}")
     param = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
     if param is not None and y.device != param.device:
         raise ConfigError(f"{who}: batch['y'] is on {y.device} but the model is on {param.device}; "
@@ -102,8 +104,8 @@ def _term_logs(model: Any, y: Tensor, x: Tensor | None, z: Tensor | None) -> dic
 
 def _check_sampler(sampler: Any, who: str) -> Any:
     if sampler is None:
-        raise ConfigError(f"{who} needs a sampler for its negatives, got None; e.g. "
-                          f"{who}(sampler=ek.samplers.Langevin(steps=60, step_size=10.0, noise=0.005))")
+        raise ConfigError(f"{who} needs a sampler for its negatives, got None; e.g. {who}("
+                          f"sampler=ek.samplers.Langevin(steps=60, step_size=10.0, noise=0.005))")
     if not callable(getattr(sampler, "sample", None)):
         raise ConfigError(f"{who}: sampler must have sample(energy, init, x=None), got "
                           f"{type(sampler).__name__}")
@@ -132,7 +134,8 @@ class Regularized(Strategy):
 
     With $\check z = $ ``model.infer(y, x)``,
 
-    $$ L = \frac{1}{B}\sum_b E(x_b, y_b, \check z_b) + w \cdot \frac{1}{B}\sum_b R(y_b, x_b, \check z_b), $$
+    $$ L = \frac{1}{B}\sum_b E(x_b, y_b, \check z_b)
+         + w \cdot \frac{1}{B}\sum_b R(y_b, x_b, \check z_b), $$
 
     where $R$ is ``regularizer(y, x=x, z=z)`` (an ``ek.energies`` term such as ``L1()``) or,
     when None, ``model.regularizer(y, x, z)``. Logs ``e_pos``, ``regularizer`` and, when the
@@ -193,8 +196,8 @@ class Contrastive(Strategy):
     def __init__(self, negatives: Any = None, loss: str | Callable[..., Tensor] = "hinge",
                  **loss_options: Any) -> None:
         if negatives is None:
-            raise ConfigError("Contrastive needs negatives, got None; e.g. "
-                              "Contrastive(negatives=ek.negatives.GaussianNoise(0.3), loss='hinge')")
+            raise ConfigError("Contrastive needs negatives, got None; e.g. Contrastive("
+                              "negatives=ek.negatives.GaussianNoise(0.3), loss='hinge')")
         if not callable(negatives):
             raise ConfigError(f"Contrastive: negatives must be callable as negatives(y, model, x), "
                               f"got {type(negatives).__name__}")
@@ -212,7 +215,8 @@ class Contrastive(Strategy):
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.loss_options.items())
-        return f"Contrastive({self.negatives!r}, loss={getattr(self.loss, '__name__', self.loss)!r}{opts})"
+        name = getattr(self.loss, "__name__", self.loss)
+        return f"Contrastive({self.negatives!r}, loss={name!r}{opts})"
 
 
 def _check_options(fn: Callable[..., Any], options: dict[str, Any], who: str) -> None:
@@ -223,7 +227,8 @@ def _check_options(fn: Callable[..., Any], options: dict[str, Any], who: str) ->
         return
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    known = [n for n, p in list(params.items())[2:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    known = [n for n, p in list(params.items())[2:] if p.kind in named]
     bad = sorted(set(options) - set(known))
     if bad:
         raise ConfigError(f"{who}: unknown loss option(s) {', '.join(bad)}; this loss accepts "
@@ -283,7 +288,8 @@ class ContrastiveDivergence(Strategy):
         if self.buffer is None:
             start = y.detach() if self.init is None else self.init(y.detach())
             return self.sampler.sample(model, start, x=x).detach()
-        start, idx = self.buffer.sample(y.shape[0], buffer_init(y.detach(), self.init or uniform_like))
+        fresh = buffer_init(y.detach(), self.init or uniform_like)
+        start, idx = self.buffer.sample(y.shape[0], fresh)
         y_neg = self.sampler.sample(model, start, x=x).detach()
         self.buffer.push(y_neg, idx)
         return y_neg
@@ -315,8 +321,10 @@ class DenoisingScoreMatching(Strategy):
     and the $\sigma^2$-weighted loss is
 
     $$ L = \frac{1}{B}\sum_b \tfrac{1}{2}\,\sigma^2\,
-           \Big\lVert \nabla_{\tilde y} E(\tilde y_b) - \frac{\tilde y_b - y_b}{\sigma^2} \Big\rVert^2
-         = \frac{1}{B}\sum_b \tfrac{1}{2}\,\lVert \sigma\nabla_{\tilde y} E(\tilde y_b) - \varepsilon_b \rVert^2 , $$
+           \Big\lVert \nabla_{\tilde y} E(\tilde y_b)
+                 - \frac{\tilde y_b - y_b}{\sigma^2} \Big\rVert^2
+         = \frac{1}{B}\sum_b \tfrac{1}{2}\,
+           \lVert \sigma\nabla_{\tilde y} E(\tilde y_b) - \varepsilon_b \rVert^2 , $$
 
     summed over features. Its minimiser is the score of the data density smoothed by the
     noise, $p_\sigma = p * \mathcal N(0, \sigma^2 I)$. The gradient is taken with
@@ -336,9 +344,9 @@ class DenoisingScoreMatching(Strategy):
         y, x = _unpack(batch, model, "DenoisingScoreMatching")
         if not y.is_floating_point():
             raise ConfigError(f"DenoisingScoreMatching: y must be floating-point, got {y.dtype}")
-        eps = torch.randn_like(y)
-        # Grad w.r.t. ỹ is needed even when evaluated under no_grad.
-        with torch.enable_grad():
+        # ∇_ỹ E is needed even when evaluated under no_grad() or inference_mode().
+        with torch.inference_mode(False), torch.enable_grad():
+            eps = torch.randn_like(y)
             y_noisy = (y.detach() + self.sigma * eps).requires_grad_(True)
             e = model(y_noisy, x)
             (g,) = torch.autograd.grad(e.sum(), y_noisy, create_graph=True)

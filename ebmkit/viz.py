@@ -21,7 +21,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["density_grid", "image_grid", "plot_density", "plot_images", "save_figure"]
+__all__ = ["density_grid", "image_grid", "plot_density", "plot_history", "plot_images",
+           "save_figure"]
 
 
 def _pyplot() -> Any:
@@ -113,10 +114,23 @@ def density_grid(fn: Callable[[Tensor], Tensor], bounds: Sequence[Sequence[float
 
 def plot_density(log_prob: Callable[[Tensor], Tensor], bounds: Sequence[Sequence[float]],
                  path: str | os.PathLike[str], *, samples: Tensor | None = None,
-                 title: str | None = None, resolution: int = 200) -> Path:
-    """Save a density (``exp`` of ``log_prob``, or of −energy) heat map, with samples beside it."""
+                 title: str | None = None, resolution: int = 200, normalize: bool = False) -> Path:
+    """Save a density heat map (``exp`` of ``log_prob``), with samples beside it.
+
+    Args:
+        log_prob: ``[B, 2] -> [B]`` log-density, or −energy with ``normalize=True``.
+        bounds: ``((x0, x1), (y0, y1))``.
+        path: The PNG to write.
+        samples: Points drawn beside the density.
+        title: Figure title.
+        resolution: Grid points per axis.
+        normalize: Normalise ``exp(log_prob)`` to integrate to 1 over the box (for energies).
+    """
     plt = _pyplot()
     xs, ys, values = density_grid(log_prob, bounds, resolution)
+    if normalize:
+        cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
+        values = values - torch.logsumexp(values.reshape(-1), 0) - cell.log()
     ncols = 2 if samples is not None else 1
     fig, axes = plt.subplots(1, ncols, figsize=(4 * ncols, 4), squeeze=False)
     (x0, x1), (y0, y1) = bounds
@@ -132,4 +146,23 @@ def plot_density(log_prob: Callable[[Tensor], Tensor], bounds: Sequence[Sequence
         axes[0, 1].set_title(f"{len(s)} samples")
     if title:
         fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Training curves: the loss, and the energies of data and negatives when logged."""
+    plt = _pyplot()
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
+    keys = [k for k in ("e_pos", "e_neg") if all(k in r for r in history)]
+    fig, axes = plt.subplots(1, 1 + bool(keys), figsize=(4.5 * (1 + bool(keys)), 3.2), squeeze=False)
+    axes[0, 0].plot(epochs, [r["loss"] for r in history], marker="o")
+    axes[0, 0].set_xlabel("epoch")
+    axes[0, 0].set_title("loss")
+    if keys:
+        for k in keys:
+            axes[0, 1].plot(epochs, [r[k] for r in history], marker="o",
+                            label={"e_pos": "E on data", "e_neg": "E on negatives"}[k])
+        axes[0, 1].set_xlabel("epoch")
+        axes[0, 1].legend()
+        axes[0, 1].set_title("energies")
     return save_figure(fig, path)

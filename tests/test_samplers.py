@@ -86,6 +86,11 @@ def test_langevin_leaves_no_grads_and_works_under_no_grad(device):
     assert all(p.grad is None for p in net.parameters())
     assert torch.equal(init, before), "init must not be modified"
     assert not y.requires_grad and not torch.allclose(y, init)
+    with torch.inference_mode():
+        y = Langevin(steps=2, step_size=0.1).sample(energy, torch.rand(8, 4, device=device))
+        h = HMC(steps=2, leapfrog_steps=2)
+        assert h.sample(energy, torch.rand(8, 4, device=device)).shape == (8, 4)
+    assert y.shape == (8, 4) and bool(torch.isfinite(y).all())
     # Without noise, one step is exactly y − η∇E.
     init.requires_grad_(True)
     (g,) = torch.autograd.grad(energy(init).sum(), init)
@@ -176,8 +181,8 @@ def test_buffer_partly_filled_draws_fresh_for_the_rest(device):
     buf = ReplayBuffer(capacity=100, reinit=0.0)
     buf.push(torch.ones(40, 2, device=device))
     assert len(buf) == 40
-    frac = sum(float((buf.sample(100, lambda n: torch.zeros(n, 2, device=device))[0] == 0).float().mean())
-               for _ in range(50)) / 50
+    zeros = lambda n: torch.zeros(n, 2, device=device)  # noqa: E731
+    frac = sum(float((buf.sample(100, zeros)[0] == 0).float().mean()) for _ in range(50)) / 50
     assert abs(frac - 0.6) < 0.05, frac
 
 

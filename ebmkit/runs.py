@@ -1,0 +1,194 @@
+"""Run directories: what ``ebmkit train``, ``eval`` and ``sample`` do, callable from Python.
+
+A run directory holds ``config.json`` (resolved), ``model.safetensors`` + ``model.json``,
+``trainer.pt``, ``metrics.jsonl`` and plots (``curve.png``; ``landscape.png`` for 2-D data;
+``samples.png`` / ``reconstructions.png`` for images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["data_defaults", "evaluate_run", "plot_run", "sample_run", "train_run"]
+
+
+def data_defaults(options: list[str], data: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Model options read off the data when the user did not set them.
+
+    ``dim`` (features), ``image_shape`` (for image data) and ``low``/``high`` (the box the
+    data lives in), each only where the model has that option.
+    """
+    out: dict[str, Any] = {}
+    y = getattr(data, "y", None)
+    image_shape = getattr(data, "image_shape", None)
+    if "dim" in options and "dim" not in given and y is not None and y.dim() == 2:
+        out["dim"] = int(y.shape[1])
+    if "image_shape" in options and "image_shape" not in given and image_shape:
+        out["image_shape"] = list(image_shape)
+    if {"low", "high"} <= set(options) and not {"low", "high"} & set(given):
+        bounds = getattr(data, "bounds", None)
+        if bounds:
+            out["low"] = float(min(b[0] for b in bounds))
+            out["high"] = float(max(b[1] for b in bounds))
+        elif image_shape:
+            out["low"], out["high"] = 0.0, 1.0
+    return out
+
+
+def _test_split(name: str) -> Any:
+    from .plugins import get_dataset, get_entry
+
+    if "split" not in {o.name for o in get_entry("datasets", name).options()}:
+        return None
+    return get_dataset(name, split="test")
+
+
+def train_run(model: str, data: str = "digits", *, options: Mapping[str, Any] | None = None,
+              epochs: int = 10, out: str | os.PathLike[str] | None = None, device: str = "auto",
+              resume: bool = False, batch_size: int = 128, lr: float = 1e-3,
+              plots: bool = True, progress: bool | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Train a registered model on a registered dataset and write a run directory.
+
+    Returns:
+        ``(run directory, history)``.
+    """
+    from .plugins import get_dataset, get_entry, get_model
+    from .train import Trainer
+
+    options = dict(options or {})
+    entry = get_entry("models", model)
+    entry.check_options(options)
+    out = Path(out) if out is not None else Path("runs") / model
+    if resume:
+        saved = out / "model.json"
+        if not saved.is_file():
+            raise ConfigError(f"--resume: no checkpoint in {out} to resume from (missing "
+                              f"{saved.name} / trainer.pt); train without --resume first")
+        header = json.loads(saved.read_text())
+        if header.get("name") != entry.name:
+            raise ConfigError(f"--resume: {out} holds a {header.get('name')!r} model, not "
+                              f"{entry.name!r}")
+        options = {**header.get("config", {}), **options}
+    train_data = get_dataset(data)
+    val = _test_split(data)
+    config = {**data_defaults([o.name for o in entry.options()], train_data, options), **options}
+    net = get_model(entry.name, **config)
+    trainer = Trainer(net, epochs=epochs, device=device, checkpoint_dir=out, resume=resume,
+                      batch_size=batch_size, lr=lr, progress=progress)
+    history = trainer.fit(train_data, val=val)
+    if plots:
+        plot_run(net, val if val is not None else train_data, out, history=history)
+    return out, history
+
+
+def _load(run: Path) -> tuple[Any, dict[str, Any]]:
+    from .checkpoint import load
+
+    config = json.loads((run / "config.json").read_text())
+    return load(run / "model", map_location="cpu"), config
+
+
+def evaluate_run(run: str | os.PathLike[str], data: str | None = None) -> dict[str, float]:
+    """Metrics of a trained run on the test split of its dataset (or ``data``); also written
+    to ``eval.json`` in the run directory."""
+    from .checkpoint import atomic_write_json
+    from .train import Trainer
+
+    run = Path(run)
+    model, config = _load(run)
+    name = data or (config.get("data") or {}).get("name")
+    if not name:
+        raise ConfigError(f"{run}: config.json does not say which dataset it was trained on; "
+                          f"pass --data NAME")
+    from .plugins import get_dataset
+
+    test = _test_split(name)
+    if test is None:
+        test = get_dataset(name)
+    report = Trainer(model, device="cpu", progress=False, strategy=_NoStrategy()).evaluate(test)
+    atomic_write_json(run / "eval.json", {"data": name, "metrics": report})
+    return report
+
+
+class _NoStrategy:
+    """Evaluation never steps: a placeholder so models without a default strategy evaluate."""
+
+    def __call__(self, model: Any, batch: Any) -> Any:  # pragma: no cover - never called
+        raise RuntimeError("evaluation does not train")
+
+
+def sample_run(run: str | os.PathLike[str], n: int = 64, out: str | os.PathLike[str] | None = None) -> Path:
+    """Samples (or, for models that cannot sample, reconstructions) of a run as a PNG."""
+    from . import viz
+    from .plugins import get_dataset
+
+    run = Path(run)
+    model, config = _load(run)
+    model.eval()
+    out = Path(out) if out is not None else run / "samples.png"
+    data_name = (config.get("data") or {}).get("name")
+    data = get_dataset(data_name) if data_name else None
+    image_shape = getattr(data, "image_shape", None)
+    if hasattr(model, "sample"):
+        ys = model.sample(n)
+        title = f"{n} samples of {model.name}"
+    elif hasattr(model, "reconstruct") and data is not None:
+        ys = model.reconstruct(data.y[:n].to(model.device))
+        title = f"reconstructions by {model.name}"
+    else:
+        raise ConfigError(f"model {model.name!r} can neither sample(n) nor reconstruct(y)")
+    if image_shape:
+        return viz.plot_images(ys, out, image_shape=image_shape, title=title)
+    if ys.shape[-1] == 2:
+        bounds = getattr(data, "bounds", None) or _box(ys)
+        return viz.plot_density(lambda p: -model(p.to(model.device)).cpu(), bounds, out,
+                                samples=ys, title=title, normalize=True)
+    raise ConfigError(f"cannot picture samples of shape {list(ys.shape)}: expected images or 2-D points")
+
+
+def _box(points: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo, hi = points.min(0).values.tolist(), points.max(0).values.tolist()
+    pad = [(h - low) * 0.1 for low, h in zip(lo, hi)]
+    return ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
+
+
+def plot_run(model: Any, data: Any, out: str | os.PathLike[str],
+             history: list[dict[str, Any]] | None = None) -> list[Path]:
+    """The run's pictures: the training curve, and a landscape, samples or reconstructions
+    depending on what the data and the model are."""
+    import torch
+
+    from . import viz
+
+    out = Path(out)
+    written: list[Path] = []
+    if history:
+        written.append(viz.plot_history(history, out / "curve.png"))
+    model.eval()
+    y = data.y
+    image_shape = getattr(data, "image_shape", None)
+    if y.dim() == 2 and y.shape[1] == 2:
+        bounds = getattr(data, "bounds", None) or _box(y)
+        samples = model.sample(1000) if hasattr(model, "sample") else y[:1000]
+        with torch.no_grad():
+            written.append(viz.plot_density(
+                lambda p: -model(p.to(model.device)).cpu(), bounds, out / "landscape.png",
+                samples=samples, title=f"{model.name}: exp(−E), normalised", normalize=True))
+    elif image_shape:
+        if hasattr(model, "sample"):
+            written.append(viz.plot_images(model.sample(64), out / "samples.png",
+                                           image_shape=image_shape, title="samples"))
+        if hasattr(model, "reconstruct"):
+            with torch.no_grad():
+                rec = model.reconstruct(y[:32].to(model.device))
+            pairs = torch.stack([y[:32].cpu(), rec.detach().cpu().reshape(32, -1)], 1).reshape(64, -1)
+            written.append(viz.plot_images(pairs, out / "reconstructions.png",
+                                           image_shape=image_shape, title="data | reconstruction"))
+    model.train()
+    return written

@@ -1,0 +1,15 @@
+"""Training: [`Trainer`][ebmkit.train.Trainer] and
+[`DivergenceError`][ebmkit.train.DivergenceError].
+
+- ``trainer``: the loop, devices, AMP, checkpoints and the divergence guard;
+- ``monitor``: per-epoch sums and the non-finite check, without per-step host syncs;
+- ``batching``: batches from ``TensorData`` (fast path), a ``Dataset`` or a ``DataLoader``;
+- ``distributed``: the process group under ``torchrun`` and gradient averaging;
+- ``options``, ``state``: option checks, RNG capture and restore, checkpoint helpers.
+"""
+
+from __future__ import annotations
+
+from .trainer import DivergenceError, Trainer
+
+__all__ = ["DivergenceError", "Trainer"]

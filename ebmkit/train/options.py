@@ -1,0 +1,125 @@
+"""Checking and resolving the trainer's options: numbers, device, mixed precision, optimizer."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+__all__ = ["OPTIMIZERS", "build_optimizer", "number", "positive_int", "resolve_amp",
+           "resolve_device"]
+
+#: The optimizers ``Trainer(optimizer=...)`` knows by name.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+
+
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an int ``>= minimum`` (bools refused), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def number(name: str, value: Any, *, low: float, high: float = math.inf,
+           low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float if it is a finite number in the given range, else a ConfigError."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+    if not ok:
+        lo = f"> {low:g}" if low_open else f">= {low:g}"
+        hi = "" if high == math.inf else (f" and < {high:g}" if high_open else f" and <= {high:g}")
+        raise ConfigError(f"{name} must be a number {lo}{hi}, got {value!r}")
+    return float(value)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA, else MPS, else CPU; any other value must name an available device."""
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; "
+                          f"got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(dev)!r} was asked for but CUDA is not available "
+                          f"(torch {torch.__version__}); use device='auto' or 'cpu'")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError("device 'mps' was asked for but MPS is not available; use 'auto'")
+    return dev
+
+
+def resolve_amp(amp: bool | str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device``, or None for full precision.
+
+    ``True`` means bf16 where the CUDA device supports it, else fp16; off CUDA it has no
+    effect (with a warning). ``"bf16"`` / ``"fp16"`` autocast on any device.
+    """
+    if amp is None or amp is False or (isinstance(amp, str) and amp.lower() in ("off", "none", "")):
+        return None
+    if amp is True:
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        warnings.warn(f"amp=True has no effect on {device.type}: mixed precision is on by "
+                      f"default only on CUDA; pass amp='bf16' to autocast on {device.type} anyway",
+                      stacklevel=3)
+        return None
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+             "float16": torch.float16, "half": torch.float16}
+    if isinstance(amp, torch.dtype) and amp in (torch.bfloat16, torch.float16):
+        return amp
+    if isinstance(amp, str) and amp.lower() in names:
+        return names[amp.lower()]
+    raise ConfigError(f"amp must be False, True, 'bf16' or 'fp16'; got {amp!r}")
+
+
+def build_optimizer(optimizer: Any, params: Sequence[nn.Parameter], lr: float,
+                    weight_decay: float) -> tuple[str, torch.optim.Optimizer | None]:
+    """``(name, optimizer)``; the optimizer is None when there is nothing to optimise.
+
+    Args:
+        optimizer: A name from [`OPTIMIZERS`][ebmkit.train.options.OPTIMIZERS] (any case) or
+            a callable ``params -> torch.optim.Optimizer`` (which sets its own lr).
+        params: The trainable parameters.
+        lr: Learning rate for a named optimizer.
+        weight_decay: Weight decay for a named optimizer.
+    """
+    if isinstance(optimizer, str):
+        key = optimizer.strip().lower()
+        if key not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {optimizer!r}; expected one of "
+                              f"{', '.join(repr(k) for k in OPTIMIZERS)} or a callable "
+                              f"params -> torch.optim.Optimizer")
+        if not params:
+            return key, None  # nothing to optimise: the strategy updates buffers itself
+        return key, OPTIMIZERS[key](params, lr=lr, weight_decay=weight_decay)
+    if callable(optimizer):
+        name = getattr(optimizer, "__qualname__", None) or type(optimizer).__name__
+        if not params:
+            return name, None
+        opt = optimizer(params)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise ConfigError(f"optimizer callable {name} returned a {type(opt).__name__}; "
+                              f"expected a torch.optim.Optimizer")
+        return name, opt
+    raise ConfigError(f"optimizer must be 'adam', 'adamw', 'sgd' or a callable params -> "
+                      f"Optimizer; got {type(optimizer).__name__}")

@@ -1,0 +1,671 @@
+"""``Trainer``: the loop, devices, AMP, distributed runs, checkpoints and the divergence guard."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import math
+import random
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import checkpoint as ckpt
+from ..errors import ConfigError, EbmkitError
+from ..model import EnergyModel
+from ..strategies import StepOutput
+from .batching import make_source
+from .distributed import Dist, setup
+from .monitor import EpochMonitor
+from .options import build_optimizer, number, positive_int, resolve_amp, resolve_device
+from .state import (
+    check_plain,
+    clone_tree,
+    flatten_metric,
+    gather_rng,
+    json_roundtrip,
+    local_rng,
+    restore_rng,
+    set_local_rng,
+    to_device,
+)
+
+__all__ = ["DivergenceError", "Trainer"]
+
+log = logging.getLogger("ebmkit.train")
+
+TRAINER_FORMAT = "ebmkit.trainer/1"
+RUN_FORMAT = "ebmkit.run/1"
+# Record keys of the trainer's own; a strategy log with one of these names gets a prefix.
+_RESERVED = frozenset({"epoch", "step", "loss", "lr", "time_s", "samples_per_s", "retries"})
+
+
+class DivergenceError(EbmkitError, RuntimeError):
+    """Training produced a non-finite loss (or logged energy) and lowering the lr did not help.
+
+    Attributes:
+        epoch: The epoch (1-based) that diverged.
+        step: The global step (1-based) of the first non-finite value in the last attempt.
+        steps: That first bad step in every attempt, in order.
+        lr: The learning rate of the last attempt.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, steps: list[int],
+                 lr: float) -> None:
+        super().__init__(message)
+        self.epoch, self.step, self.steps, self.lr = epoch, step, steps, lr
+
+
+class Trainer:
+    """Train an [`EnergyModel`][ebmkit.model.EnergyModel] with a strategy.
+
+    One loop for every family: batches go to the device, the strategy turns each into a
+    loss (``strategy(model, batch) -> StepOutput``), the optimizer steps. Losses and logs
+    stay on the device as tensors and are read back every ``check_every`` steps and at the
+    end of each epoch, never per step.
+
+    Args:
+        model: The model to train (moved to ``device``).
+        strategy: How to shape the energy; None uses ``model.default_strategy()``.
+        lr: Learning rate.
+        epochs: Total epochs; ``fit`` trains until this many are done (counting resumed ones).
+        batch_size: Samples per step and per process.
+        device: ``"auto"`` (CUDA, else MPS, else CPU), or any torch device string.
+        checkpoint_dir: Where to write a checkpoint after every epoch; None for none.
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, or a callable ``params -> Optimizer``
+            (which then sets its own lr and weight decay).
+        weight_decay: Passed to the named optimizers.
+        grad_clip: Clip the gradients' global 2-norm to this value (and log ``grad_norm``,
+            the norm before clipping; not with fp16's grad scaler, whose skipped steps have
+            an infinite norm).
+        seed: Seeds torch, numpy and ``random`` at the start of ``fit`` (not when resuming)
+            and the generator that shuffles the data; None leaves the global RNGs alone.
+        amp: Mixed precision: ``True`` (bf16 where CUDA supports it, else fp16 with a grad
+            scaler; no effect off CUDA), ``"bf16"``, ``"fp16"`` or ``False``.
+        progress: Show a tqdm bar; None shows one only when stderr is a terminal.
+        resume: Continue exactly from the checkpoint in ``checkpoint_dir`` (weights,
+            optimizer, RNG states, the strategy's state, history, learning rate).
+        max_retries: Divergence guard: retries of an epoch whose loss became non-finite.
+        lr_backoff: Factor applied to the learning rate on each retry.
+        check_every: Steps between reads of the running sums (one host sync each).
+
+    Raises:
+        ConfigError: an option out of range, an unknown optimizer, a ``checkpoint_dir`` that
+            is a file, or ``resume`` without a ``checkpoint_dir``.
+
+    Example:
+        >>> trainer = ek.Trainer(model, epochs=5, checkpoint_dir="runs/ae")  # doctest: +SKIP
+        >>> history = trainer.fit(ek.get_dataset("digits"))                  # doctest: +SKIP
+        >>> history[-1]["loss"]                                              # doctest: +SKIP
+
+    Distributed: launched by ``torchrun`` (``WORLD_SIZE > 1``), every process runs the
+    same script; each trains on its shard of every epoch's shared permutation with
+    ``batch_size`` samples per step, gradients are averaged across processes, means and
+    metrics are global, and only rank 0 writes ``checkpoint_dir``.
+    """
+
+    def __init__(
+        self,
+        model: EnergyModel,
+        strategy: Any = None,
+        lr: float = 1e-3,
+        epochs: int = 10,
+        batch_size: int = 128,
+        device: str | torch.device = "auto",
+        checkpoint_dir: str | Path | None = None,
+        *,
+        optimizer: str | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] = "adam",
+        weight_decay: float = 0.0,
+        grad_clip: float | None = None,
+        seed: int | None = 0,
+        amp: bool | str = False,
+        progress: bool | None = None,
+        resume: bool = False,
+        max_retries: int = 3,
+        lr_backoff: float = 0.5,
+        check_every: int = 50,
+    ) -> None:
+        if not isinstance(model, EnergyModel):
+            raise ConfigError(f"Trainer needs an ek.EnergyModel, got {type(model).__name__}")
+        self.lr = number("lr", lr, low=0.0, low_open=True)
+        self.epochs = positive_int("epochs", epochs, minimum=0)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.weight_decay = number("weight_decay", weight_decay, low=0.0)
+        self.grad_clip = (None if grad_clip is None
+                          else number("grad_clip", grad_clip, low=0.0, low_open=True))
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigError(f"seed must be an integer or None, got {seed!r}")
+        self.seed = seed
+        self.max_retries = positive_int("max_retries", max_retries, minimum=0)
+        self.lr_backoff = number("lr_backoff", lr_backoff, low=0.0, high=1.0, low_open=True,
+                                 high_open=True)
+        self.check_every = positive_int("check_every", check_every)
+        if progress is not None and not isinstance(progress, bool):
+            raise ConfigError(f"progress must be True, False or None, got {progress!r}")
+        self.progress, self.resume = progress, bool(resume)
+
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        if self.checkpoint_dir is not None:
+            if self.checkpoint_dir.exists() and not self.checkpoint_dir.is_dir():
+                raise ConfigError(f"checkpoint_dir {str(self.checkpoint_dir)!r} is a file; "
+                                  f"expected a directory (or a path to create one)")
+            ckpt.model_header(model)  # a model that cannot be saved fails now, not after epoch 1
+        elif self.resume:
+            raise ConfigError("resume=True needs checkpoint_dir: the directory of the run to "
+                              "continue")
+
+        if strategy is None:
+            try:
+                strategy = model.default_strategy()
+            except NotImplementedError as exc:
+                raise ConfigError(f"{type(model).__name__} has no default strategy; pass one, "
+                                  f"e.g. Trainer(model, strategy=ek.strategies.Architectural())"
+                                  ) from exc
+        if not callable(strategy):
+            raise ConfigError(f"strategy must be callable as strategy(model, batch) -> "
+                              f"StepOutput, got {type(strategy).__name__}")
+        self.model, self.strategy = model, strategy
+
+        device = resolve_device(device)
+        self.dist: Dist = setup(device.type)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", self.dist.local_rank if self.dist.enabled
+                                  else torch.cuda.current_device())
+        self.device = device
+        if any(t.device != device for t in (*model.parameters(), *model.buffers())):
+            model.to(device)  # skipped when already there: .to walks every module
+        if isinstance(strategy, nn.Module):
+            strategy.to(device)
+
+        # A strategy that is a module (e.g. with a learned sampler) trains alongside.
+        seen: set[int] = set()
+        self.params: list[nn.Parameter] = []
+        for module in [model] + ([strategy] if isinstance(strategy, nn.Module) else []):
+            for p in module.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    self.params.append(p)
+        self.optimizer_name, self.optimizer = build_optimizer(optimizer, self.params, self.lr,
+                                                              self.weight_decay)
+        self.amp_dtype = resolve_amp(amp, device)
+        self.scaler = (torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16
+                       else None)
+
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps completed
+        self.history: list[dict[str, Any]] = []
+        self._gen = torch.Generator()  # shuffles the data; on the CPU so runs match across devices
+        self._started = False
+        self._data_info: dict[str, Any] | None = None
+
+    # ---------------------------------------------------------------------- set-up
+    def _seed(self) -> None:
+        if self.seed is None:
+            self._gen.seed()
+            return
+        s = self.seed + self.dist.rank  # distinct noise per rank; the data order is shared
+        random.seed(s)
+        try:
+            import numpy as np
+
+            np.random.seed(s % 2**32)
+        except ImportError:  # pragma: no cover - numpy is a dependency
+            pass
+        if self.device.type == "cpu" and not torch.cuda.is_initialized():
+            # torch.manual_seed would also queue a lazy CUDA seeding, which records a stack
+            # trace (~0.4 ms); no CUDA is in use, so seed the CPU generator alone.
+            torch.default_generator.manual_seed(s)
+        else:
+            torch.manual_seed(s)  # also every CUDA / MPS device
+        self._gen.manual_seed(self.seed)
+
+    def config(self) -> dict[str, Any]:
+        """The resolved options: what ``config.json`` in the run directory holds."""
+        amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        model: dict[str, Any] = {"name": self.model.name}
+        with contextlib.suppress(NotImplementedError):
+            model["config"] = self.model.config()
+        return {
+            "format": RUN_FORMAT,
+            "ebmkit_version": __import__("ebmkit").__version__,
+            "model": model,
+            "strategy": repr(self.strategy),
+            "data": self._data_info,
+            "trainer": {
+                "lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size,
+                "device": str(self.device), "optimizer": self.optimizer_name,
+                "weight_decay": self.weight_decay, "grad_clip": self.grad_clip,
+                "seed": self.seed, "amp": amp, "max_retries": self.max_retries,
+                "lr_backoff": self.lr_backoff, "check_every": self.check_every,
+                "world_size": self.dist.world,
+                "checkpoint_dir": None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+            },
+        }
+
+    def _show_progress(self) -> bool:
+        if not self.dist.main:
+            return False
+        if self.progress is None:
+            return bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return self.progress
+
+    def _strategy_name(self) -> str:
+        s = self.strategy
+        if inspect.isfunction(s) or inspect.ismethod(s):
+            return s.__qualname__
+        return type(s).__name__
+
+    # ---------------------------------------------------------------------- fit
+    def fit(self, data: Any, val: Any = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs are done; return the history, one dict per epoch.
+
+        Each record holds ``epoch``, ``step``, the sample-weighted mean ``loss`` and mean of
+        every strategy log, ``lr``, ``time_s``, ``samples_per_s``, ``retries`` and, with
+        ``val``, ``val_<metric>`` for every metric of ``model.metrics()``. With a
+        ``checkpoint_dir``, every epoch also lands there (``metrics.jsonl`` has the records).
+
+        Args:
+            data: An ``ek.data.TensorData`` (fast path), a torch ``Dataset`` of dicts with
+                ``"y"``, tensors or ``(y, label)`` pairs, or a ``DataLoader`` (used as is;
+                when distributed, it must give every process as many batches — use a
+                ``DistributedSampler``).
+            val: Data to evaluate after every epoch, or None.
+
+        Raises:
+            DivergenceError: the loss stayed non-finite after ``max_retries`` retries.
+            ConfigError: bad data or a strategy that does not return a scalar ``StepOutput``.
+        """
+        source = make_source(data, batch_size=self.batch_size, device=self.device,
+                             generator=self._gen, dist=self.dist, seed=self.seed or 0, train=True)
+        val_source = None if val is None else self._eval_source(val)
+        if not self._started:
+            d = self.checkpoint_dir
+            if d is not None and self.dist.main and d.is_dir():
+                ckpt.recover(d)  # finish or discard a save that a crash interrupted
+            if self.resume:
+                self._restore_checkpoint()
+            else:
+                self._seed()
+                self._warn_if_overwriting()
+            if self.dist.enabled:  # the same starting weights everywhere, as DDP does
+                self.dist.broadcast_(self.model.state_dict().values())
+            self._started = True
+        self._data_info = _describe_data(data)
+
+        self.model.train()
+        while self.epoch < self.epochs:
+            record = self._epoch_with_guard(source)
+            if val_source is not None:
+                record.update({f"val_{k}": v for k, v in self._evaluate(val_source).items()})
+            self.history.append(record)
+            self._save_checkpoint()
+            self._report(record)
+        return [dict(r) for r in self.history]
+
+    def _warn_if_overwriting(self) -> None:
+        d = self.checkpoint_dir
+        if d is not None and self.dist.main and (d / "trainer.pt").exists():
+            warnings.warn(f"{d} already holds a checkpoint; this run starts over and replaces it "
+                          f"(pass resume=True to continue it instead)", stacklevel=3)
+
+    def _report(self, record: Mapping[str, Any]) -> None:
+        parts = [f"epoch {record['epoch']}/{self.epochs}", f"loss {record['loss']:.4g}"]
+        parts += [f"{k} {v:.4g}" for k, v in record.items()
+                  if k.startswith("val_") and isinstance(v, float)]
+        parts.append(f"{record['time_s']:.2f} s")
+        line = ", ".join(parts)
+        log.info(line)
+        if self._show_progress():
+            from tqdm.auto import tqdm
+
+            tqdm.write(line, file=sys.stderr)
+
+    # ---------------------------------------------------------------- divergence guard
+    def _snapshot(self) -> dict[str, Any]:
+        """The state to return to when an epoch diverges (kept on the device)."""
+        return {
+            "model": clone_tree(self.model.state_dict()),
+            "optimizer": (clone_tree(self.optimizer.state_dict())
+                          if self.optimizer is not None else None),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "strategy": clone_tree(self._strategy_state()),
+            "rng": local_rng(self.device, self._gen),
+            "step": self.step,
+        }
+
+    def _restore_snapshot(self, snap: Mapping[str, Any], lr_factor: float) -> None:
+        self.model.load_state_dict(snap["model"])
+        if self.optimizer is not None:
+            # load_state_dict may keep the given tensors: hand it a copy, keep the snapshot clean.
+            self.optimizer.load_state_dict(clone_tree(snap["optimizer"]))
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["lr"] * lr_factor
+        if self.scaler is not None:
+            self.scaler.load_state_dict(snap["scaler"])
+        self._load_strategy_state(clone_tree(snap["strategy"]))
+        set_local_rng(snap["rng"], self.device, self._gen)
+        self.step = snap["step"]
+
+    def _current_lr(self) -> float:
+        if self.optimizer is None:
+            return self.lr
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _epoch_with_guard(self, source: Any) -> dict[str, Any]:
+        # Snapshot at the start of the epoch; a diverged attempt replays the whole epoch
+        # (same permutation, same RNG) with a lower lr, which keeps retries deterministic
+        # for any data source, including a DataLoader that cannot be rewound.
+        snap = self._snapshot()
+        bad_steps: list[int] = []
+        while True:
+            t0 = time.perf_counter()
+            monitor = self._run_epoch(source)
+            elapsed = time.perf_counter() - t0
+            if monitor.bad_step is None:
+                break
+            bad_steps.append(monitor.bad_step)
+            epoch = self.epoch + 1
+            if len(bad_steps) > self.max_retries:
+                lr = self._current_lr()
+                where = ", ".join(str(s) for s in bad_steps)
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch}: the loss or a logged energy became "
+                    f"non-finite first at step {monitor.bad_step} (global step, 1-based; first "
+                    f"bad step of each attempt: {where}). The epoch was restarted from its "
+                    f"initial state {self.max_retries} time(s) with the learning rate multiplied "
+                    f"by {self.lr_backoff:g} each time (last lr {lr:g}). Lower lr, set "
+                    f"grad_clip, or check the energy for overflow.",
+                    epoch=epoch, step=monitor.bad_step, steps=bad_steps, lr=lr)
+            old = self._current_lr()
+            self._restore_snapshot(snap, self.lr_backoff ** len(bad_steps))
+            log.warning("epoch %d diverged at step %d (non-finite loss or energy); restored the "
+                        "start of the epoch, lr %.3g -> %.3g, retry %d/%d", epoch,
+                        monitor.bad_step, old, self._current_lr(), len(bad_steps),
+                        self.max_retries)
+        self.epoch += 1
+        if not monitor.counts or monitor.counts[0] == 0:
+            raise ConfigError("the data yielded no batches; expected at least one sample")
+        record: dict[str, Any] = {"epoch": self.epoch, "step": self.step,
+                                  "loss": monitor.running_loss()}
+        for key, value in monitor.means().items():
+            record[f"strategy/{key}" if key in _RESERVED else key] = value
+        samples = monitor.counts[0]
+        record.update({"lr": self._current_lr(), "time_s": elapsed,
+                       "samples_per_s": samples / elapsed if elapsed > 0 else math.inf,
+                       "retries": len(bad_steps)})
+        return record
+
+    # ---------------------------------------------------------------------- the loop
+    def _bad_output(self, out: Any) -> Tensor:
+        """Say what is wrong with a strategy's output (the slow path of the loop's check)."""
+        name = self._strategy_name()
+        if not isinstance(out, StepOutput):
+            raise ConfigError(f"strategy {name} returned a {type(out).__name__}; expected "
+                              f"ek.StepOutput(loss, logs) with a scalar loss")
+        loss = out.loss
+        if not isinstance(loss, Tensor):
+            raise ConfigError(f"strategy {name} returned a loss of type {type(loss).__name__}; "
+                              f"expected a scalar tensor")
+        if loss.dim() != 0:
+            raise ConfigError(f"strategy {name} returned a loss of shape {list(loss.shape)}; "
+                              f"expected a scalar (reduce over the batch, e.g. energies.mean())")
+        if self.optimizer is not None and not loss.requires_grad:
+            raise ConfigError(f"strategy {name} returned a loss that does not require grad: it "
+                              f"is not connected to any trainable parameter (computed under "
+                              f"no_grad, or detached?)")
+        raise ConfigError(f"strategy {name} returned logs of type {type(out.logs).__name__}; "
+                          f"expected a dict of scalar tensors")
+
+    def _run_epoch(self, source: Any) -> EpochMonitor:
+        # The hot loop: locals only, no host sync; the monitor reads values back every
+        # `check_every` steps.
+        model, strategy, opt, scaler = self.model, self.strategy, self.optimizer, self.scaler
+        params, clip, dtype = self.params, self.grad_clip, self.amp_dtype
+        average = self.dist.average_gradients if self.dist.enabled else None
+        check_every, device_type = self.check_every, self.device.type
+        monitor = EpochMonitor(self.device, self.dist, self.step, self._strategy_name())
+        losses, sizes, logs_list = monitor.losses, monitor.sizes, monitor.logs
+        bar = None
+        if self._show_progress():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(source) or None, desc=f"epoch {self.epoch + 1}/{self.epochs}",
+                       leave=False, dynamic_ncols=True, file=sys.stderr)
+        batches = source.epoch(self.epoch)
+        try:
+            for batch in batches:
+                if dtype is None:
+                    out = strategy(model, batch)
+                else:
+                    with torch.autocast(device_type, dtype=dtype):
+                        out = strategy(model, batch)
+                loss = out.loss if isinstance(out, StepOutput) else None
+                if (not isinstance(loss, Tensor) or loss.dim() != 0
+                        or (opt is not None and not loss.requires_grad)
+                        or not isinstance(out.logs, Mapping)):
+                    loss = self._bad_output(out)
+                logs = out.logs
+                for value in logs.values():
+                    if getattr(value, "requires_grad", False):  # keep no graph alive in the window
+                        logs = {k: v.detach() if isinstance(v, Tensor) else v
+                                for k, v in logs.items()}
+                        break
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                    else:
+                        loss.backward()
+                    if average is not None:
+                        average(params)
+                    if clip is not None:
+                        if scaler is not None:
+                            # Overflowing steps are expected (the scaler skips them), so the
+                            # norm is not logged: it would read as divergence.
+                            scaler.unscale_(opt)
+                            nn.utils.clip_grad_norm_(params, clip)
+                        else:
+                            logs = {**logs, "grad_norm": nn.utils.clip_grad_norm_(params, clip)}
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                losses.append(loss.detach())
+                sizes.append(batch["y"].shape[0])
+                logs_list.append(logs)
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                if len(losses) >= check_every:
+                    if not monitor.check(self.step):
+                        return monitor
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{monitor.running_loss():.4g}", refresh=False)
+            # Every rank, even with an empty window. The parameters are checked too: a
+            # non-finite update in the last step would otherwise surface only in the next
+            # epoch, whose snapshot would already hold it.
+            monitor.check(self.step, extra=self._nonfinite_params())
+            return monitor
+        finally:
+            with contextlib.suppress(Exception):
+                batches.close()  # type: ignore[union-attr]
+            if bar is not None:
+                bar.close()
+
+    def _nonfinite_params(self) -> Tensor | None:
+        """A scalar that is finite exactly when every trainable parameter is (no host sync)."""
+        if not self.params:
+            return None
+        # NaN and infinity survive the sums; only absurdly large finite weights (sums past
+        # 3e38) could overflow, and those have diverged in all but name.
+        return torch.stack([p.detach().sum().float() for p in self.params]).sum()
+
+    # ---------------------------------------------------------------------- evaluate
+    def _eval_source(self, data: Any) -> Any:
+        return make_source(data, batch_size=self.batch_size, device=self.device, generator=None,
+                           dist=self.dist, seed=self.seed or 0, train=False)
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Every metric of ``model.metrics()`` over ``data``, under ``torch.no_grad()``.
+
+        Each metric is updated with ``(model, batch)``; when the run is distributed each
+        process evaluates its shard and torchmetrics reduces the results across processes.
+
+        Args:
+            data: Same kinds as for [`fit`][ebmkit.train.Trainer.fit].
+
+        Returns:
+            ``{name: value}``; a metric returning several values adds ``name/<key>`` entries.
+        """
+        return self._evaluate(self._eval_source(data))
+
+    def _evaluate(self, source: Any) -> dict[str, float]:
+        metrics = self.model.metrics()
+        if not isinstance(metrics, Mapping):
+            raise ConfigError(f"{type(self.model).__name__}.metrics() must return a dict of "
+                              f"torchmetrics metrics, got {type(metrics).__name__}")
+        if not metrics:
+            return {}
+        for name, metric in metrics.items():
+            if not callable(getattr(metric, "update", None)) or not callable(
+                    getattr(metric, "compute", None)):
+                raise ConfigError(f"metric {name!r} of {type(self.model).__name__}.metrics() is "
+                                  f"a {type(metric).__name__}; expected a torchmetrics Metric")
+            if isinstance(metric, nn.Module):
+                metric.to(self.device)
+            metric.reset()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for batch in source.epoch(0):
+                    for metric in metrics.values():
+                        metric.update(self.model, batch)
+            out: dict[str, float] = {}
+            for name, metric in metrics.items():
+                flatten_metric(name, metric.compute(), out)
+            return out
+        finally:
+            self.model.train(was_training)
+
+    # -------------------------------------------------------------------- checkpoints
+    def _strategy_state(self) -> dict[str, Any]:
+        fn = getattr(self.strategy, "state_dict", None)
+        state = fn() if callable(fn) else {}
+        return state if state is not None else {}
+
+    def _load_strategy_state(self, state: Any) -> None:
+        fn = getattr(self.strategy, "load_state_dict", None)
+        if callable(fn):
+            fn(state)
+
+    def _trainer_state(self) -> dict[str, Any]:
+        state = {
+            "format": TRAINER_FORMAT,
+            "ebmkit_version": __import__("ebmkit").__version__,
+            "epoch": self.epoch,
+            "step": self.step,
+            "optimizer_name": self.optimizer_name,
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "strategy": self._strategy_state(),
+            "rng": gather_rng(self.device, self._gen, self.dist),
+            "history": self.history,
+            "lr": [float(g["lr"]) for g in self.optimizer.param_groups] if self.optimizer else [],
+            "world_size": self.dist.world,
+        }
+        check_plain(state["strategy"], "strategy.state_dict()")
+        return state
+
+    def _save_checkpoint(self) -> None:
+        d = self.checkpoint_dir
+        if d is None:
+            return
+        state = self._trainer_state()  # a collective: every rank takes part
+        if self.dist.main:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise ConfigError(f"cannot create checkpoint_dir {str(d)!r}: {exc}") from exc
+            header = ckpt.model_header(self.model)
+            meta = {"ebmkit.epoch": str(self.epoch), "ebmkit.step": str(self.step)}
+            config = self.config()
+            lines = "".join(json.dumps(r) + "\n" for r in self.history)
+            # One commit: a crash leaves either the previous checkpoint or this one, whole.
+            # metrics.jsonl is rewritten from the history, so a crash never duplicates a line.
+            ckpt.commit(d, {
+                "model.safetensors": lambda p: ckpt.write_weights(self.model, p, meta),
+                "model.json": lambda p: p.write_text(ckpt.json_text(header), encoding="utf-8"),
+                "config.json": lambda p: p.write_text(ckpt.json_text(config), encoding="utf-8"),
+                "metrics.jsonl": lambda p: p.write_text(lines, encoding="utf-8"),
+                "trainer.pt": lambda p: torch.save(state, p),
+            })
+        self.dist.barrier(self.device)
+
+    def _restore_checkpoint(self) -> None:
+        d = self.checkpoint_dir
+        assert d is not None
+        self.dist.barrier(self.device)  # rank 0 has recovered the directory
+        path = d / "trainer.pt"
+        if not path.exists():
+            raise ckpt.CheckpointNotFoundError(
+                f"resume=True but {str(d)!r} holds no checkpoint (no trainer.pt); expected the "
+                f"checkpoint_dir of an earlier run, or train without resume first")
+        header = ckpt.read_model_header(d / "model.json")
+        mine = {"name": self.model.name, "config": json_roundtrip(self.model.config())}
+        if header["name"] != mine["name"] or json_roundtrip(header["config"]) != mine["config"]:
+            raise ckpt.CheckpointError(
+                f"the checkpoint in {d} is of model {header['name']!r} with config "
+                f"{header['config']}; this trainer's model is {mine['name']!r} with config "
+                f"{mine['config']}. Build the same model to resume")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ckpt.CheckpointError(f"{path} cannot be loaded with weights_only=True: "
+                                       f"{exc}") from exc
+        if not isinstance(state, dict) or state.get("format") != TRAINER_FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ckpt.CheckpointError(f"{path}: expected format {TRAINER_FORMAT!r}, got {got!r}")
+        meta = ckpt.load_weights(self.model, d / "model.safetensors")
+        if meta.get("ebmkit.step") != str(state["step"]):
+            raise ckpt.CheckpointError(
+                f"the checkpoint in {d} is inconsistent: model.safetensors is from step "
+                f"{meta.get('ebmkit.step')}, trainer.pt from step {state['step']}")
+        if (state["optimizer"] is None) != (self.optimizer is None):
+            raise ckpt.CheckpointError(f"{path}: the checkpoint's optimizer state does not fit "
+                                       f"this model's trainable parameters")
+        if self.optimizer is not None:
+            if state.get("optimizer_name") != self.optimizer_name:
+                raise ckpt.CheckpointError(
+                    f"{path} was written with optimizer {state.get('optimizer_name')!r}; this "
+                    f"trainer uses {self.optimizer_name!r}")
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise ckpt.CheckpointError(f"{path}: the optimizer state does not fit: {exc}"
+                                           ) from exc
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self._load_strategy_state(to_device(state["strategy"], self.device))
+        restore_rng(state["rng"], self.device, self._gen, self.dist)
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = [dict(r) for r in state["history"]]
+
+
+def _describe_data(data: Any) -> dict[str, Any]:
+    """Name, split and size of the data where known (for ``config.json``)."""
+    base = getattr(data, "dataset", data) if isinstance(data, torch.utils.data.DataLoader) else data
+    info: dict[str, Any] = {k: str(getattr(base, k)) for k in ("name", "split")
+                            if isinstance(getattr(base, k, None), str)}
+    with contextlib.suppress(TypeError):
+        info["size"] = len(base)
+    return info

@@ -1,0 +1,23 @@
+"""Built-in plugin ``ebmkit_neural``: neural energies trained by contrastive divergence.
+
+``neural.mlp`` (vectors, e.g. 2-D toys) and ``neural.conv`` (images). Registered through the
+public hooks exactly as a third-party plugin would be; the model code is imported only when a
+model is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ebmkit as ek
+from ebmkit.registry import lazy
+
+
+@ek.hookimpl
+def register_models(register: Any) -> None:
+    register("neural.mlp", lazy("ebmkit_neural.models:MLPEnergy.from_options",
+                                signature="ebmkit_neural.models:MLPConfig"),
+             summary="An MLP energy for vectors, trained by persistent CD with Langevin")
+    register("neural.conv", lazy("ebmkit_neural.models:ConvEnergy.from_options",
+                                 signature="ebmkit_neural.models:ConvConfig"),
+             summary="A convolutional energy for images, trained by persistent CD with Langevin")

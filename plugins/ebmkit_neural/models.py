@@ -1,0 +1,181 @@
+"""Neural energies E_θ(y) trained by persistent contrastive divergence with Langevin chains.
+
+The density is p_θ(y) = exp(−E_θ(y)) / Z_θ. The gradient of the negative log-likelihood is
+∇_θ E_θ(y₊) − E_{y₋∼p_θ}[∇_θ E_θ(y₋)]: push the energy down on data, up on samples of
+the model, which come from Langevin chains kept alive across steps in a replay buffer.
+
+Axis letters in shape comments: B batch, D features, C channels, H height, W width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from einops import rearrange, reduce
+from torch import Tensor, nn
+
+import ebmkit as ek
+from ebmkit.model import check_input
+
+
+@dataclass
+class SamplerConfig:
+    """Langevin and replay-buffer settings shared by the neural families."""
+
+    langevin_steps: int = 20
+    step_size: float = 0.01
+    noise: float | None = None  # None: √(2·step_size), exact SGLD
+    buffer_size: int = 10_000
+    reinit: float = 0.05
+    alpha: float = 0.1  # energy-magnitude penalty α·(E₊² + E₋²)
+    low: float = -4.0  # box where chains start and stay
+    high: float = 4.0
+
+
+@dataclass
+class MLPConfig(SamplerConfig):
+    """An MLP energy for vectors, trained by persistent CD with Langevin."""
+
+    dim: int = 2
+    hidden: int = 128
+    depth: int = 3
+
+
+@dataclass
+class ConvConfig(SamplerConfig):
+    """A convolutional energy for images, trained by persistent CD with Langevin."""
+
+    image_shape: list[int] = field(default_factory=lambda: [1, 8, 8])
+    channels: int = 32
+    low: float = 0.0
+    high: float = 1.0
+    step_size: float = 0.001
+
+
+class _NeuralEnergy(ek.EnergyModel):
+    """Shared parts: config checks, the CD strategy, sampling by Langevin."""
+
+    cfg: SamplerConfig
+    config_class: type[SamplerConfig] = SamplerConfig
+
+    def _check_sampler_config(self) -> None:
+        cfg = self.cfg
+        if not cfg.high > cfg.low:
+            raise ek.errors.ConfigError(f"{self.name}: expected high > low, got low={cfg.low}, "
+                                        f"high={cfg.high}")
+        for key in ("langevin_steps", "buffer_size"):
+            if int(getattr(cfg, key)) <= 0:
+                raise ek.errors.ConfigError(f"{self.name}: {key} must be positive, got "
+                                            f"{getattr(cfg, key)}")
+
+    def langevin(self, steps: int | None = None) -> Any:
+        cfg = self.cfg
+        return ek.samplers.Langevin(steps=steps or cfg.langevin_steps, step_size=cfg.step_size,
+                                    noise=cfg.noise, clamp=(cfg.low, cfg.high))
+
+    def _uniform(self, like: Tensor) -> Tensor:
+        return torch.rand_like(like) * (self.cfg.high - self.cfg.low) + self.cfg.low
+
+    def default_strategy(self) -> Any:
+        cfg = self.cfg
+        return ek.strategies.ContrastiveDivergence(
+            sampler=self.langevin(),
+            buffer=ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit),
+            alpha=cfg.alpha, init=self._uniform)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, steps: int = 500) -> Tensor:
+        """``n`` samples by Langevin from uniform noise in the box; shape ``[n, D]``."""
+        shape = (n, self.flat_dim)
+        where = self.device if generator is None else generator.device
+        init = torch.rand(shape, generator=generator, device=where).to(self.device)
+        init = init * (self.cfg.high - self.cfg.low) + self.cfg.low
+        was_training = self.training
+        self.eval()
+        try:
+            return self.langevin(steps).sample(self, init)
+        finally:
+            self.train(was_training)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> _NeuralEnergy:
+        """Build from keyword options (the fields of the config dataclass)."""
+        return cls(cls.config_class(**options))
+
+    def score(self, y: Tensor) -> Tensor:
+        """Anomaly score: the energy (high = unlike the training data)."""
+        with torch.no_grad():
+            return self.free_energy(y)
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self.cfg)
+
+
+class MLPEnergy(_NeuralEnergy):
+    """E(y) = MLP(y): SiLU layers of width ``hidden``, one scalar out."""
+
+    name = "neural.mlp"
+    config_class = MLPConfig
+
+    def __init__(self, cfg: MLPConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._check_sampler_config()
+        if cfg.dim <= 0 or cfg.hidden <= 0 or cfg.depth < 1:
+            raise ek.errors.ConfigError(f"neural.mlp: dim, hidden and depth must be positive, "
+                                        f"got dim={cfg.dim}, hidden={cfg.hidden}, depth={cfg.depth}")
+        layers: list[nn.Module] = []
+        width = cfg.dim
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(width, cfg.hidden), nn.SiLU()]
+            width = cfg.hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+        self.flat_dim = cfg.dim
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        check_input(y, "y", shape=(None, self.cfg.dim), finite=False)
+        return self.net(y).squeeze(-1)  # [B, D] -> [B]
+
+    def metrics(self) -> dict[str, Any]:
+        metrics = super().metrics()
+        if self.cfg.dim == 2:
+            from .metrics import GridLogLikelihood
+
+            box = ((self.cfg.low, self.cfg.high), (self.cfg.low, self.cfg.high))
+            metrics["log_likelihood"] = GridLogLikelihood(box)
+        return metrics
+
+
+class ConvEnergy(_NeuralEnergy):
+    """E(y) = ConvNet(y): three SiLU convolutions (the last two stride 2), pooled, one scalar."""
+
+    name = "neural.conv"
+    config_class = ConvConfig
+
+    def __init__(self, cfg: ConvConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._check_sampler_config()
+        shape = list(cfg.image_shape)
+        if len(shape) != 3 or min(shape) <= 0:
+            raise ek.errors.ConfigError(f"neural.conv: image_shape must be [C, H, W], got {shape}")
+        c, ch = shape[0], cfg.channels
+        self.net = nn.Sequential(
+            nn.Conv2d(c, ch, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * ch, 2 * ch, 3, stride=2, padding=1), nn.SiLU(),
+        )
+        self.head = nn.Linear(2 * ch, 1)
+        self.flat_dim = math.prod(shape)
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        c, h, w = self.cfg.image_shape
+        if y.dim() == 2:
+            check_input(y, "y", shape=(None, c * h * w), finite=False)
+            y = rearrange(y, "b (c h w) -> b c h w", c=c, h=h, w=w)
+        check_input(y, "y", shape=(None, c, h, w), finite=False)
+        features = reduce(self.net(y), "b c h w -> b c", "mean")  # global average pool
+        return self.head(features).squeeze(-1)  # [B]

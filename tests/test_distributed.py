@@ -1,0 +1,126 @@
+"""Distributed training: two CPU processes under torchrun (gloo, loopback only) match one
+process with twice the batch, and only rank 0 writes the run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = r'''
+import json, os, sys
+import torch
+from torch import nn
+from safetensors.torch import save_file
+
+import ebmkit as ek
+from ebmkit.data import TensorData
+from ebmkit.strategies import StepOutput
+
+
+class MLPAutoencoder(ek.EnergyModel):
+    name = "test.dist-ae"
+
+    def __init__(self, dim=8, hidden=4):
+        super().__init__()
+        self.dim, self.hidden = dim, hidden
+        self.enc = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh())
+        self.dec = nn.Linear(hidden, dim)
+        self.unused = nn.Linear(2, 2)  # never in the graph: its gradient stays None
+
+    def energy(self, y, x=None, z=None):
+        return (y - self.dec(self.enc(y))).square().sum(dim=1)
+
+    def config(self):
+        return {"dim": self.dim, "hidden": self.hidden}
+
+
+def strategy(model, batch):
+    e = model.energy(batch["y"])
+    return StepOutput(e.mean(), {"e_pos": e.detach().mean()})
+
+
+out, batch_size = sys.argv[1], int(sys.argv[2])
+rank = int(os.environ.get("RANK", "0"))
+torch.manual_seed(100 + rank)  # different initial weights per rank: rank 0's must win
+model = MLPAutoencoder()
+if rank == 0:
+    torch.manual_seed(1)
+    model = MLPAutoencoder()
+y = torch.rand(96, 8, generator=torch.Generator().manual_seed(5))
+data = TensorData({"y": y}, name="rand", split="train")
+trainer = ek.Trainer(model, strategy, lr=1e-2, epochs=2, batch_size=batch_size, device="cpu",
+                     checkpoint_dir=os.path.join(out, "run"), seed=3, grad_clip=10.0,
+                     progress=False)
+history = trainer.fit(data)
+report = trainer.evaluate(TensorData({"y": y[:91]}, name="rand", split="val"))  # uneven shards
+save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+          os.path.join(out, f"params{rank}.safetensors"))
+with open(os.path.join(out, f"result{rank}.json"), "w") as f:
+    json.dump({"history": history, "report": report}, f)
+'''
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_with_twice_the_batch(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
+           "PYTHONWARNINGS": "ignore", "EBMKIT_DISABLE_PLUGINS": "broken"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           str(script), str(tmp_path / "two"), "6"]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+    # Meanwhile, the single-process reference with batch 12, in this process.
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sys, "argv", [str(script), str(tmp_path / "one"), "12"])
+    runpy.run_path(str(script), run_name="__main__")
+
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+
+    one = load_file(str(tmp_path / "one" / "params0.safetensors"))
+    ranks = [load_file(str(tmp_path / "two" / f"params{r}.safetensors")) for r in (0, 1)]
+    for name, p in one.items():
+        assert torch.equal(ranks[0][name], ranks[1][name]), f"ranks disagree on {name}"
+        assert torch.allclose(ranks[0][name], p, rtol=1e-5, atol=1e-6), name
+
+    single = json.loads((tmp_path / "one" / "result0.json").read_text())
+    results = [json.loads((tmp_path / "two" / f"result{r}.json").read_text()) for r in (0, 1)]
+    for res in results:
+        for a, b in zip(res["history"], single["history"]):
+            assert a["step"] == b["step"] and a["epoch"] == b["epoch"]
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+            assert a["e_pos"] == pytest.approx(b["e_pos"], rel=1e-5)
+        assert res["report"]["free_energy"] == pytest.approx(single["report"]["free_energy"],
+                                                             rel=1e-5)
+    # Rank 0 alone wrote the run directory: one record per epoch, nothing left over.
+    run = tmp_path / "two" / "run"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.json", "metrics.jsonl", "model.json", "model.safetensors", "trainer.pt"]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    state = torch.load(run / "trainer.pt", weights_only=True)
+    assert state["world_size"] == 2 and len(state["rng"]["torch"]) == 2
+    assert json.loads((run / "config.json").read_text())["trainer"]["world_size"] == 2
