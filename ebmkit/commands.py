@@ -211,11 +211,14 @@ def _demo(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="where the report and plots go (default: runs/demo)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-train", action="store_true",
+                        help="only list plugins and load data; train no model")
 
     def run(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
-        report = run_demo(args.out, plots=not args.no_plots, progress=sys.stderr.isatty())
+        report = run_demo(args.out, plots=not args.no_plots, progress=sys.stderr.isatty(),
+                          train=not args.no_train)
         print(f"wrote {report}")
         return 0
 

@@ -1,9 +1,9 @@
 """``ebmkit demo``: the tour of what is installed, as a Markdown report with PNG plots.
 
-Today the tour covers the plugin host and the embedded data: every plugin and what it
-registers, every registered dataset loaded offline and pictured (image grids, 2-D samples
-beside their exact densities, decoded text). Model families add their own sections as they
-land.
+The tour covers every plugin and what it registers, every registered dataset loaded offline
+and pictured (image grids, 2-D samples beside their exact densities, decoded text), and every
+model whose plugin registered a demo recipe (``register(name, factory, demo={"data": ...})``),
+trained on embedded data and evaluated on its test split, with its plots.
 """
 
 from __future__ import annotations
@@ -42,13 +42,39 @@ def _plot_dataset(name: str, data: Any, out: Path) -> str | None:
     return png.name
 
 
-def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool = False) -> Path:
+def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
+    """Train one model on its demo recipe; return its report section."""
+    from .runs import evaluate_run, train_run
+
+    recipe = entry.demo
+    start = time.perf_counter()
+    run, history = train_run(entry.name, recipe["data"], options=recipe.get("options"),
+                             epochs=int(recipe.get("epochs", 5)), out=out / entry.name,
+                             batch_size=int(recipe.get("batch_size", 128)),
+                             lr=float(recipe.get("lr", 1e-3)), plots=plots, progress=False)
+    took = time.perf_counter() - start
+    report = evaluate_run(run)
+    lines = [f"### `{entry.name}` on `{recipe['data']}`", "", entry.summary, "",
+             f"{len(history)} epochs in {took:.1f} s; final loss {history[-1]['loss']:.4g}. "
+             f"Test-split metrics:", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in report.items()]
+    lines.append("")
+    for png in ("landscape.png", "samples.png", "reconstructions.png", "curve.png"):
+        if (run / png).is_file():
+            lines += [f"![{entry.name} {png[:-4]}]({entry.name}/{png})", ""]
+    lines.append(f"Run directory: `{run}` (try `ebmkit eval {run}` and `ebmkit sample {run}`).")
+    return lines
+
+
+def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool = False,
+             train: bool = True) -> Path:
     """Run the tour and write ``out/report.md`` (and PNGs unless ``plots=False``).
 
     Args:
         out: Directory for the report and plots (created if needed).
         plots: Draw PNGs (needs the ``plot`` extra); the report says when they are skipped.
         progress: Show a progress bar.
+        train: Train every model that registered a demo recipe (``register(..., demo=...)``).
 
     Returns:
         The report's path.
@@ -86,6 +112,9 @@ def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool 
     models = list_entries("models")
     lines += [f"- `{e.name}` ({e.plugin}): {e.summary}" for e in models] or [
         "No model families are registered yet."]
+    recipes = [e for e in models if e.demo] if train else []
+    for entry in tqdm(recipes, desc="models", disable=not progress, unit="model"):
+        lines += ["", *_train_section(entry, out, plots)]
 
     lines += ["", "## Datasets", ""]
     entries = list_entries("datasets")

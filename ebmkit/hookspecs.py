@@ -20,7 +20,7 @@ This module imports nothing heavy: ``ebmkit models`` loads it without importing 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pluggy
@@ -45,6 +45,9 @@ class Register(Protocol):
         summary: One line shown by ``ebmkit models`` and the docs catalogue. Defaults to the
             first line of the factory's docstring.
         aliases: Extra names that resolve to the same factory.
+        demo: For models, a recipe that ``ebmkit demo`` trains on embedded data:
+            ``{"data": "rings", "epochs": 20, "options": {...}, "batch_size": 256, "lr": 1e-3}``
+            (only ``data`` is required).
 
     Raises:
         PluginError: If ``factory`` is not callable or ``name`` is malformed or repeated within
@@ -58,6 +61,7 @@ class Register(Protocol):
         *,
         summary: str = "",
         aliases: Sequence[str] = (),
+        demo: Mapping[str, Any] | None = None,
     ) -> None: ...
 
 

@@ -32,7 +32,7 @@ import os
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -114,10 +114,13 @@ class _Register:
         *,
         summary: str = "",
         aliases: Sequence[str] = (),
+        demo: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(aliases, str):
             aliases = (aliases,)
         self._registry.validate(name, factory, self._plugin, aliases)
+        if demo is not None:
+            _check_demo(self._plugin, name, demo)
         kind = self._registry.kind
         if any(e.kind == kind and e.name == name for e in self._staged):
             raise PluginError(f"plugin {self._plugin!r} registered {self._registry.noun} "
@@ -126,7 +129,17 @@ class _Register:
             doc = (getattr(factory, "__doc__", None) or "").strip()
             summary = doc.splitlines()[0] if doc else ""
         self._staged.append(Entry(kind, name, factory, summary.strip(), self._plugin,
-                                  tuple(aliases)))
+                                  tuple(aliases), None if demo is None else dict(demo)))
+
+
+_DEMO_KEYS = {"data", "epochs", "options", "batch_size", "lr"}
+
+
+def _check_demo(plugin: str, name: str, demo: Any) -> None:
+    if not isinstance(demo, Mapping) or "data" not in demo or set(demo) - _DEMO_KEYS:
+        raise PluginError(
+            f"plugin {plugin!r} registered {name!r} with demo={demo!r}; expected a dict with "
+            f"'data' (a dataset name) and optionally {', '.join(sorted(_DEMO_KEYS - {'data'}))}")
 
 
 def _env_list(var: str) -> set[str] | None:

@@ -59,6 +59,7 @@ class Entry:
     summary: str
     plugin: str
     aliases: tuple[str, ...] = ()
+    demo: Mapping[str, Any] | None = None
 
     def options(self) -> list[Option]:
         """The factory's keyword options (empty when its signature cannot be read)."""

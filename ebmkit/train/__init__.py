@@ -1,5 +1,5 @@
-"""Training: [`Trainer`][ebmkit.train.Trainer] and
-[`DivergenceError`][ebmkit.train.DivergenceError].
+"""Training: [`Trainer`][ebmkit.train.trainer.Trainer] and
+[`DivergenceError`][ebmkit.train.trainer.DivergenceError].
 
 - ``trainer``: the loop, devices, AMP, checkpoints and the divergence guard;
 - ``monitor``: per-epoch sums and the non-finite check, without per-step host syncs;

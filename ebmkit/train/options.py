@@ -97,7 +97,7 @@ def build_optimizer(optimizer: Any, params: Sequence[nn.Parameter], lr: float,
     """``(name, optimizer)``; the optimizer is None when there is nothing to optimise.
 
     Args:
-        optimizer: A name from [`OPTIMIZERS`][ebmkit.train.options.OPTIMIZERS] (any case) or
+        optimizer: A name from ``OPTIMIZERS`` (any case: "adam", "adamw", "sgd") or
             a callable ``params -> torch.optim.Optimizer`` (which sets its own lr).
         params: The trainable parameters.
         lr: Learning rate for a named optimizer.

@@ -521,7 +521,7 @@ class Trainer:
         process evaluates its shard and torchmetrics reduces the results across processes.
 
         Args:
-            data: Same kinds as for [`fit`][ebmkit.train.Trainer.fit].
+            data: Same kinds as for [`fit`][ebmkit.train.trainer.Trainer.fit].
 
         Returns:
             ``{name: value}``; a metric returning several values adds ``name/<key>`` entries.

@@ -52,7 +52,10 @@ class ConvConfig(SamplerConfig):
     channels: int = 32
     low: float = 0.0
     high: float = 1.0
-    step_size: float = 0.001
+    # short-run chains (Nijkamp et al. 2019; Du & Mordatch 2019): big gradient steps, little
+    # noise; the model learns to make its samples in exactly this many steps
+    step_size: float = 1.0
+    noise: float | None = 0.005
 
 
 class _NeuralEnergy(ek.EnergyModel):
@@ -86,8 +89,17 @@ class _NeuralEnergy(ek.EnergyModel):
             buffer=ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit),
             alpha=cfg.alpha, init=self._uniform)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, steps: int = 500) -> Tensor:
-        """``n`` samples by Langevin from uniform noise in the box; shape ``[n, D]``."""
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               steps: int | None = None) -> Tensor:
+        """``n`` samples by Langevin from uniform noise in the box; shape ``[n, D]``.
+
+        ``steps`` defaults to the training chain length for short-run models (``noise`` set:
+        they learn to sample in that many steps) and to ``max(500, langevin_steps)`` for exact
+        SGLD (``noise=None``), whose chains need to mix.
+        """
+        if steps is None:
+            cfg = self.cfg
+            steps = cfg.langevin_steps if cfg.noise is not None else max(500, cfg.langevin_steps)
         shape = (n, self.flat_dim)
         where = self.device if generator is None else generator.device
         init = torch.rand(shape, generator=generator, device=where).to(self.device)
