@@ -41,6 +41,25 @@ __all__ = [
 VARIABLES = ("y", "x", "z")
 
 
+def _check_inputs(name: str, y: Any, x: Any, z: Any) -> None:
+    """Cheap structural checks (no device sync): tensors, one batch size, one device."""
+    if not isinstance(y, Tensor) or y.dim() == 0:
+        raise ConfigError(f"energy {name!r}: y must be a torch.Tensor [B, ...], got "
+                          f"{type(y).__name__ if not isinstance(y, Tensor) else 'a scalar'}")
+    for var, t in (("x", x), ("z", z)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor) or t.dim() == 0:
+            raise ConfigError(f"energy {name!r}: {var} must be a torch.Tensor [B, ...] or None, "
+                              f"got {type(t).__name__ if not isinstance(t, Tensor) else 'a scalar'}")
+        if t.shape[0] != y.shape[0]:
+            raise ConfigError(f"energy {name!r}: {var} has batch size {t.shape[0]} but y has "
+                              f"{y.shape[0]}; expected one {var} per sample")
+        if t.device != y.device:
+            raise ConfigError(f"energy {name!r}: {var} is on {t.device} but y is on {y.device}; "
+                              f"expected both on one device")
+
+
 def _flat_sum(t: Tensor) -> Tensor:
     """Sum every axis but the batch axis: [B, ...] -> [B]."""
     return t.reshape(t.shape[0], -1).sum(dim=1)
@@ -67,6 +86,7 @@ class Energy(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(y, x=None, z=None)")
 
     def __call__(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        _check_inputs(self.name, y, x, z)
         e = super().__call__(y, x=x, z=z)
         batch = y.shape[0]
         if not isinstance(e, Tensor) or e.shape != (batch,):
@@ -190,6 +210,8 @@ class Reconstruction(Energy):
 
     def forward(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         code = _need(z if self.source == "z" else x, self.source, self.name)
+        if not y.is_floating_point():
+            raise ConfigError(f"Reconstruction: y must be floating-point, got {y.dtype}")
         out = self.decoder(code)
         if out.shape != y.shape:
             out = out.reshape(y.shape) if out.numel() == y.numel() else out

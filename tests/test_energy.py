@@ -116,3 +116,17 @@ def test_penalty_on_y():
     assert e(torch.tensor([[1.0, -2.0]])).item() == 3.0
     with pytest.raises(ConfigError, match="expected one of y, x, z; got 'q'"):
         E.L1(on="q")
+
+
+def test_inputs_are_checked_before_use():
+    e = E.Reconstruction(torch.nn.Linear(3, 5)) + E.L1()
+    y = torch.rand(4, 5)
+    with pytest.raises(ConfigError, match="z has batch size 2 but y has 4"):
+        e(y, z=torch.zeros(2, 3))
+    with pytest.raises(ConfigError, match="y must be a torch.Tensor"):
+        e([[0.0] * 5], z=torch.zeros(1, 3))
+    with pytest.raises(ConfigError, match="y must be floating-point, got torch.int64"):
+        e(torch.ones(4, 5, dtype=torch.long), z=torch.zeros(4, 3))
+    if torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="expected both on one device"):
+            e(y, z=torch.zeros(4, 3, device="cuda"))

@@ -442,8 +442,15 @@ def test_bad_options(tmp_path: Path) -> None:
             Trainer(model, **kwargs)
     with pytest.raises(ConfigError, match="needs an ek.EnergyModel"):
         Trainer(nn.Linear(2, 2))
+
+    class NoStrategy(ek.EnergyModel):
+        name = "no-strategy"
+
+        def energy(self, y, x=None, z=None):
+            return y.sum(1)
+
     with pytest.raises(ConfigError, match="has no default strategy"):
-        Trainer(ek.get_model("hello"))
+        Trainer(NoStrategy())
 
 
 def test_resume_with_another_model_config_is_refused(tmp_path: Path) -> None:

@@ -153,6 +153,18 @@ class LoaderSource:
             yield to_batch(item, self.device)
 
 
+def _check_finite(data: Any) -> None:
+    """NaN or inf in the data is a clear error up front (one check per fit, not per step)."""
+    for key, t in data.tensors.items():
+        if t.is_floating_point():
+            bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
+            if bool(bad.any()):
+                rows = bad.nonzero().flatten()[:5].tolist()
+                raise ConfigError(f"data {getattr(data, 'name', '')!r}: {key!r} contains NaN or "
+                                  f"infinite values ({int(bad.sum())} rows, first {rows}); "
+                                  f"expected finite numbers")
+
+
 def _is_tensor_data(data: Any) -> bool:
     from ..data.base import TensorData
 
@@ -173,6 +185,7 @@ def make_source(data: Any, *, batch_size: int, device: torch.device,
         ConfigError: ``data`` is none of the accepted kinds.
     """
     if _is_tensor_data(data):
+        _check_finite(data)
         return TensorSource(data, batch_size, device, generator, dist, pad=train)
     if isinstance(data, DataLoader):
         if dist.enabled and train and not isinstance(data.sampler, DistributedSampler):
