@@ -68,6 +68,9 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("ebmkit", "ebmkit.builtins"),
     ("ebmkit_datasets", "ebmkit_datasets"),
     ("ebmkit_neural", "ebmkit_neural"),
+    ("ebmkit_autoencoders", "ebmkit_autoencoders"),
+    ("ebmkit_kmeans", "ebmkit_kmeans"),
+    ("ebmkit_sparse", "ebmkit_sparse"),
 )
 
 

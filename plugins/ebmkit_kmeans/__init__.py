@@ -1,0 +1,1 @@
+"""Built-in plugin ebmkit_kmeans (in progress)."""
