@@ -39,7 +39,7 @@ class UnknownNameError(EbmkitError, LookupError):
         hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         listing = ", ".join(known) if known else "(none registered)"
         super().__init__(
-            f"unknown {kind} {name!r}.{hint} Registered {kind}s: {listing}. "
+            f"unknown {kind} {name!r}.{hint} Registered {_plural(kind)}: {listing}. "
             f"Run `ebmkit plugins` to see what each installed plugin provides."
         )
 
@@ -70,6 +70,14 @@ class DuplicateNameError(PluginError):
 
 class DatasetUnavailableError(EbmkitError, FileNotFoundError):
     """An embedded dataset whose files are not on this machine."""
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith(("s", "x")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + "s"
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

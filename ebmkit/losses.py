@@ -100,13 +100,15 @@ def energy(e_pos: Tensor, e_neg: Tensor | None = None, *, reduction: str = "mean
 
 
 def perceptron(e_pos: Tensor, e_neg: Tensor, *, reduction: str = "mean") -> Tensor:
-    r"""Generalised perceptron loss: $L = E_+ - \min_k E_{-k}$.
+    r"""Generalised perceptron loss: $L = E_+ - \min_y E(y)$ over all answers.
 
-    Zero when the correct answer has the lowest energy; no margin, so it may collapse.
+    The minimum runs over the correct answer and the negatives, as in LeCun et al. (2006),
+    so $L = E_+ - \min(E_+, \min_k E_{-k}) \ge 0$: zero when the correct answer has the
+    lowest energy. No margin, so it may collapse.
     """
     _check("perceptron", e_pos, e_neg, reduction)
     lowest = e_neg if e_neg.dim() == 1 else e_neg.min(dim=1).values
-    return _reduce(e_pos - lowest, reduction)
+    return _reduce(e_pos - torch.minimum(e_pos, lowest.to(e_pos.dtype)), reduction)
 
 
 def hinge(e_pos: Tensor, e_neg: Tensor, *, margin: float = 1.0, most_offending: bool = False,

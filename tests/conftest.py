@@ -24,3 +24,13 @@ def fresh_plugins(monkeypatch: pytest.MonkeyPatch):
     plugins.reset()
     yield plugins
     plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny-tensor tests: on two cores, threads only
+    add contention. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

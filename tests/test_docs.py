@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # examples use tiny tensors
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 

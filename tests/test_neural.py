@@ -12,13 +12,7 @@ from ebmkit.cli import main
 from ebmkit.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny MLPs run faster on one thread than on two contending ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gaussian_log_likelihood(train: torch.Tensor, test: torch.Tensor) -> float:

@@ -21,13 +21,7 @@ MU = [1.0, -1.0]
 SIGMA = [[1.0, 0.8], [0.8, 1.0]]  # correlated: eigenvalues 1.8 and 0.2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on a shared 2-core machine: threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian(device: torch.device):

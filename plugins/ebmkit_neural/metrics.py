@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,14 +47,21 @@ class GridLogLikelihood(Metric):
     def update(self, model: Any, batch: dict[str, Tensor]) -> None:  # type: ignore[override]
         y = batch["y"]
         check_input(y, "y", shape=(None, 2), finite=False)
-        log_z = grid_log_partition(model, self.bounds, self.resolution, device=y.device)
         with torch.no_grad():
-            log_p = -model(y) - log_z
+            neg_e = -model(y)
         (lo0, hi0), (lo1, hi1) = self.bounds
         inside = (y[:, 0] >= lo0) & (y[:, 0] <= hi0) & (y[:, 1] >= lo1) & (y[:, 1] <= hi1)
-        log_p = torch.where(inside, log_p, torch.full_like(log_p, -math.inf))
-        self.total += log_p.double().sum()
+        neg_e = torch.where(inside, neg_e, torch.full_like(neg_e, -math.inf))
+        self.total += neg_e.double().sum()
         self.count += y.shape[0]
+        # log Z depends on the model only: integrate once, in compute(). A weak reference kept
+        # outside nn.Module's bookkeeping, so the model does not become a sub-module.
+        self.__dict__["_model"] = weakref.ref(model)
 
     def compute(self) -> Tensor:
-        return self.total / self.count
+        ref = self.__dict__.get("_model")
+        model = ref() if ref is not None else None
+        if model is None:
+            raise RuntimeError("GridLogLikelihood.compute() before any update()")
+        log_z = grid_log_partition(model, self.bounds, self.resolution, device=self.total.device)
+        return self.total / self.count - log_z.double()

@@ -1,1 +1,37 @@
-"""Built-in plugin ebmkit_sparse (in progress)."""
+"""Built-in plugin ``ebmkit_sparse``: sparse coding as a latent-variable energy-based model.
+
+- ``sparse.coding``: E(y, z) = ½‖y − W z‖² + λ|z|₁, ISTA/FISTA inference, dictionary learning.
+- ``sparse.group``: the same with the group penalty λ Σ_g ‖z_g‖₂ (invariant pooled features).
+- ``sparse.lista``: LISTA, a learned unrolled ISTA encoder (Gregor & LeCun 2010).
+- ``sparse.drsae``: the discriminative recurrent sparse autoencoder (Rolfe & LeCun 2013).
+
+Registered through the public hooks exactly as a third-party plugin would be; the model
+code is imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ebmkit as ek
+from ebmkit.registry import lazy
+
+
+@ek.hookimpl
+def register_models(register: Any) -> None:
+    register("sparse.coding", lazy("ebmkit_sparse.coding:SparseCoding.from_options",
+                                   signature="ebmkit_sparse.coding:SparseCodingConfig"),
+             summary="Sparse coding: ½‖y − Wz‖² + λ|z|₁, FISTA inference, dictionary learning",
+             demo={"data": "digits", "epochs": 3, "lr": 1e-2, "options": {"steps": 50}})
+    register("sparse.group", lazy("ebmkit_sparse.coding:GroupSparseCoding.from_options",
+                                  signature="ebmkit_sparse.coding:GroupSparseCodingConfig"),
+             summary="Group sparse coding: ½‖y − Wz‖² + λΣ_g‖z_g‖₂, invariant pooled features",
+             demo={"data": "digits", "epochs": 3, "lr": 1e-2, "options": {"steps": 50}})
+    register("sparse.lista", lazy("ebmkit_sparse.lista:LISTA.from_options",
+                                  signature="ebmkit_sparse.lista:LISTAConfig"),
+             summary="LISTA: a learned, unrolled ISTA encoder predicting optimal sparse codes",
+             demo={"data": "digits", "epochs": 3, "lr": 1e-3, "options": {"fista_steps": 100}})
+    register("sparse.drsae", lazy("ebmkit_sparse.lista:DrSAE.from_options",
+                                  signature="ebmkit_sparse.lista:DrSAEConfig"),
+             summary="DrSAE: recurrent ReLU sparse autoencoder with a classifier on its codes",
+             demo={"data": "digits", "epochs": 10, "lr": 3e-3, "batch_size": 64})

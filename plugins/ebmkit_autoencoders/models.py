@@ -1,0 +1,476 @@
+"""Autoencoders as energy-based models: plain (tied or not), denoising, sparse, contractive.
+
+The energy of an autoencoder is its reconstruction cost,
+
+    E(y) = C(y, Dec(Enc(y))),   h = Enc(y) = f(W_x y + b_x),   ŷ = Dec(h) = g(W_h h + b_h),
+
+with C the binary cross-entropy (sigmoid output, data in [0, 1]) or ½‖y − ŷ‖² (identity
+output, real data), summed over features. The code h is the latent z, inferred by the
+encoder (amortised inference): ž = Enc(y) and F(y) = E(y, ž).
+
+Axis letters in shape comments: B batch, D features, K code size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import ebmkit as ek
+from ebmkit.errors import ConfigError
+from ebmkit.model import check_input
+from ebmkit.strategies import StepOutput, Strategy
+
+from .corruption import CORRUPTIONS, corruption
+from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, TiedDecoder, activation
+
+__all__ = [
+    "Autoencoder",
+    "AutoencoderConfig",
+    "ContractiveAutoencoder",
+    "ContractiveConfig",
+    "Denoising",
+    "DenoisingAutoencoder",
+    "DenoisingConfig",
+    "SparseAutoencoder",
+    "SparseConfig",
+]
+
+
+@dataclass
+class NetConfig:
+    """Options shared by every model of the family (the encoder/decoder and the data)."""
+
+    dim: int = 64  # features of y (set from the data by `ebmkit train`)
+    code: int = 16  # size K of the code h: < dim under-complete, > dim over-complete
+    hidden: int = 128  # width of the hidden layers (mlp)
+    depth: int = 1  # hidden layers on each side (mlp); 0: h = f(W y + b) directly
+    arch: str = "mlp"  # "mlp" or "conv" (conv needs image_shape)
+    channels: int = 16  # conv: channels of the first convolution (then twice that)
+    image_shape: list[int] | None = None  # [C, H, W] for images (set by `ebmkit train`)
+    activation: str = "relu"  # activation of the hidden layers
+    low: float = 0.0  # the box the data lives in (set from the data by `ebmkit train`)
+    high: float = 1.0
+    anomaly_classes: list[int] | None = None  # labels scored by the `auroc` metric
+
+
+@dataclass
+class AutoencoderConfig(NetConfig):
+    """A deterministic autoencoder: E(y) = C(y, Dec(Enc(y)))."""
+
+    code_activation: str = "identity"  # f at the code layer
+    tied: bool = False  # decoder weights = transposed encoder weights (mlp only)
+    cost: str = "auto"  # "bce", "mse" or "auto" (bce when [low, high] ⊆ [0, 1])
+
+
+def _positive_int(name: str, value: Any, who: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        want = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ConfigError(f"{who}: {name} must be {want}, got {value!r}")
+    return value
+
+
+def check_net_config(cfg: NetConfig, who: str) -> None:
+    """Validate the shared options; raise ConfigError saying what was expected."""
+    _positive_int("dim", cfg.dim, who)
+    _positive_int("code", cfg.code, who)
+    _positive_int("hidden", cfg.hidden, who)
+    _positive_int("depth", cfg.depth, who, minimum=0)
+    _positive_int("channels", cfg.channels, who)
+    if cfg.arch not in ("mlp", "conv"):
+        raise ConfigError(f"{who}: arch must be 'mlp' or 'conv', got {cfg.arch!r}")
+    activation(cfg.activation, f"{who}: activation")
+    if not cfg.high > cfg.low:
+        raise ConfigError(f"{who}: expected high > low, got low={cfg.low}, high={cfg.high}")
+    if cfg.image_shape is not None:
+        shape = list(cfg.image_shape)
+        if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
+            raise ConfigError(f"{who}: image_shape must be [C, H, W] of positive ints, got "
+                              f"{cfg.image_shape!r}")
+        if math.prod(shape) != cfg.dim:
+            raise ConfigError(f"{who}: image_shape {shape} has {math.prod(shape)} features but "
+                              f"dim={cfg.dim}; expected dim = C·H·W")
+        cfg.image_shape = shape
+    elif cfg.arch == "conv":
+        raise ConfigError(f"{who}: arch='conv' needs image_shape=[C, H, W] (e.g. [1, 8, 8] for "
+                          f"digits); `ebmkit train` sets it from image data")
+    if cfg.anomaly_classes is not None:
+        cfg.anomaly_classes = [int(c) for c in cfg.anomaly_classes]
+
+
+def build_encoder(cfg: NetConfig, out: int, code_act: str) -> torch.nn.Module:
+    """Enc: ``[B, D] -> [B, out]``, MLP or conv by ``cfg.arch``."""
+    if cfg.arch == "conv":
+        return ConvEncoder(cfg.image_shape, out, cfg.channels, cfg.activation, code_act)
+    return MLPEncoder(cfg.dim, out, cfg.hidden, cfg.depth, cfg.activation, code_act)
+
+
+def build_decoder(cfg: NetConfig) -> torch.nn.Module:
+    """Dec before its output activation: ``[B, K] -> [B, D]``."""
+    if cfg.arch == "conv":
+        return ConvDecoder(cfg.image_shape, cfg.code, cfg.channels, cfg.activation)
+    return MLPDecoder(cfg.dim, cfg.code, cfg.hidden, cfg.depth, cfg.activation)
+
+
+class FamilyBase(ek.EnergyModel):
+    """What every model of the family shares: input checks, reconstruct, score, metrics."""
+
+    cfg: NetConfig
+    config_class: type[NetConfig] = NetConfig
+    bce: bool = True  # whether y must lie in [0, 1]
+
+    @classmethod
+    def from_options(cls, **options: Any) -> FamilyBase:
+        """Build from keyword options (the fields of the config dataclass)."""
+        return cls(cls.config_class(**options))
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self.cfg)
+
+    # -- inputs --------------------------------------------------------------------------
+    def flat(self, y: Tensor, what: str = "y") -> Tensor:
+        """``y`` as ``[B, D]`` (images ``[B, C, H, W]`` are flattened), checked.
+
+        Raises:
+            ConfigError: wrong width or shape, not floating-point, or (BCE cost) values
+                outside [0, 1].
+        """
+        d = self.cfg.dim
+        if isinstance(y, Tensor) and y.dim() == 4 and self.cfg.image_shape is not None:
+            check_input(y, what, shape=(None, *self.cfg.image_shape), finite=False)
+            y = y.flatten(1)
+        elif not isinstance(y, Tensor) or y.dim() != 2 or y.shape[1] != d:
+            image = (f" or [B, {', '.join(map(str, self.cfg.image_shape))}]"
+                     if self.cfg.image_shape else "")
+            got = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
+            raise ConfigError(f"{self.name}: {what} must have shape [B, {d}]{image}, got {got}")
+        if not y.is_floating_point():
+            raise ConfigError(f"{self.name}: {what} must be a floating-point tensor, got {y.dtype}")
+        if self.bce and bool(((y < 0) | (y > 1)).any()):
+            raise ConfigError(
+                f"{self.name}: the binary cross-entropy cost needs {what} in [0, 1], got values "
+                f"in [{float(y.min()):.4g}, {float(y.max()):.4g}]; rescale the data to [0, 1] "
+                f"or build the model with cost='mse' (likelihood='gaussian' for the VAE)")
+        return y
+
+    # -- the shared interface ------------------------------------------------------------
+    def encode(self, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """Dec(Enc(y)) in data space, shaped like ``y``; no gradients (use ``decode(encode(y))``
+        to train through it)."""
+        with torch.no_grad():
+            return self.decode(self.encode(y)).reshape(y.shape)
+
+    def score(self, y: Tensor) -> Tensor:
+        """Anomaly score: the free energy F(y), ``[B]`` (high = unlike the training data)."""
+        with torch.no_grad():
+            return self.free_energy(y)
+
+    def metrics(self) -> dict[str, Any]:
+        from .metrics import family_metrics
+
+        return {**super().metrics(), **family_metrics(self)}
+
+
+class Autoencoder(FamilyBase):
+    """E(y) = C(y, Dec(Enc(y))): MLP or conv, under- or over-complete, optionally tied."""
+
+    name = "autoencoder"
+    config_class: type[NetConfig] = AutoencoderConfig
+    cfg: AutoencoderConfig
+
+    def __init__(self, cfg: AutoencoderConfig) -> None:
+        super().__init__()
+        who = self.name
+        check_net_config(cfg, who)
+        activation(cfg.code_activation, f"{who}: code_activation")
+        if cfg.cost not in ("auto", "bce", "mse"):
+            raise ConfigError(f"{who}: cost must be 'bce', 'mse' or 'auto', got {cfg.cost!r}")
+        in_unit_box = cfg.low >= 0 and cfg.high <= 1
+        if cfg.cost == "bce" and not in_unit_box:
+            raise ConfigError(f"{who}: cost='bce' needs data in [0, 1], but low={cfg.low}, "
+                              f"high={cfg.high}; use cost='mse' for real-valued data")
+        self.cost = cfg.cost if cfg.cost != "auto" else ("bce" if in_unit_box else "mse")
+        self.bce = self.cost == "bce"
+        if cfg.tied and cfg.arch != "mlp":
+            raise ConfigError(f"{who}: tied=True needs arch='mlp' (W_h = W_xᵀ), got "
+                              f"arch={cfg.arch!r}")
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg, cfg.code, cfg.code_activation)
+        self.decoder = (TiedDecoder(self.encoder, cfg.activation) if cfg.tied
+                        else build_decoder(cfg))
+        # The energy term: BCE on logits, or ½‖y − ŷ‖² with the identity output. Kept out of
+        # the module tree (a tuple), so the decoder's weights are saved once.
+        rec = ek.energies.Reconstruction(self.decoder, self.cost)
+        self._term = (rec if self.bce else 0.5 * rec,)
+
+    def encode(self, y: Tensor) -> Tensor:
+        """h = Enc(y), ``[B, K]`` (y flat ``[B, D]`` or images ``[B, C, H, W]``)."""
+        return self.encoder(self.flat(y))
+
+    def decode(self, h: Tensor) -> Tensor:
+        """ŷ = Dec(h) in data space (sigmoid output for BCE), flat ``[B, D]``."""
+        check_input(h, "h", shape=(None, self.cfg.code), finite=False)
+        out = self.decoder(h)
+        return torch.sigmoid(out) if self.bce else out
+
+    def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """ž = Enc(y): the encoder is the (amortised) inference of the code."""
+        return self.encode(y)
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(y, z) = C(y, Dec(z)) with z = Enc(y) by default; ``[B]``."""
+        y = self.flat(y)
+        if z is None:
+            z = self.encoder(y)
+        return self._term[0](y, z=z)  # [B]
+
+    def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """F(y) = C(y, Dec(Enc(y))), ``[B]`` (the input is checked once)."""
+        return self.energy(y)
+
+    def default_strategy(self) -> Any:
+        """Architectural: the bottleneck (or an explicit regulariser in the subclasses)
+        limits the volume of low energy."""
+        return ek.strategies.Architectural()
+
+
+# ---------------------------------------------------------------------------- denoising
+@dataclass
+class DenoisingConfig(AutoencoderConfig):
+    """A denoising autoencoder: trained to map ỹ ~ p(ỹ | y) back to y."""
+
+    corruption: str = "masking"  # "gaussian", "masking" or "salt-and-pepper"
+    level: float = 0.5  # σ for gaussian, the fraction of features hit for the others
+
+
+class Denoising(Strategy):
+    r"""The denoising criterion: $L = \frac1B\sum_b C(y_b, \mathrm{Dec}(\mathrm{Enc}(\tilde y_b)))$.
+
+    ỹ = ``corruption(y)``; the cost is against the *clean* y, through the model's
+    ``energy(y, z=Enc(ỹ))``. Logs ``e_pos`` (that cost) and ``e_clean``, the energy of the
+    clean data.
+
+    Args:
+        corruption: A negative generator with ``k == 1`` (e.g. from
+            [`corruption`][ebmkit_autoencoders.corruption.corruption]).
+    """
+
+    def __init__(self, corruption: Any) -> None:
+        if not callable(corruption) or getattr(corruption, "k", 1) != 1:
+            raise ConfigError(f"Denoising: corruption must be a negative generator with k=1, got "
+                              f"{corruption!r}")
+        self.corruption = corruption
+
+    def __call__(self, model: Any, batch: dict[str, Tensor]) -> StepOutput:
+        if not isinstance(batch, dict) or "y" not in batch:
+            raise ConfigError(f"Denoising: expected a batch dict with 'y', got "
+                              f"{type(batch).__name__}")
+        y = model.flat(batch["y"])
+        y_tilde = self.corruption(y, model)
+        e = model.energy(y, z=model.encoder(y_tilde))  # C(y, Dec(Enc(ỹ))), [B]
+        return StepOutput(e.mean(), {"e_pos": e.detach().mean()})
+
+    def __repr__(self) -> str:
+        return f"Denoising({self.corruption!r})"
+
+
+class DenoisingAutoencoder(Autoencoder):
+    """E(y) = C(y, Dec(Enc(y))), trained on corrupted inputs: the reconstruction maps points
+    near the data manifold back onto it."""
+
+    name = "autoencoder.denoising"
+    config_class = DenoisingConfig
+    cfg: DenoisingConfig
+
+    def __init__(self, cfg: DenoisingConfig) -> None:
+        if cfg.corruption not in CORRUPTIONS:
+            raise ConfigError(f"{self.name}: unknown corruption {cfg.corruption!r}; expected one "
+                              f"of {', '.join(map(repr, CORRUPTIONS))}")
+        super().__init__(cfg)
+        self.corruption = corruption(cfg.corruption, cfg.level, low=cfg.low, high=cfg.high)
+
+    def corrupt(self, y: Tensor) -> Tensor:
+        """ỹ ~ p(ỹ | y), shaped like ``y``."""
+        return self.corruption(y, self)
+
+    def negatives(self, k: int = 1) -> Any:
+        """The corruption as an ``ek.negatives`` generator with ``k`` copies per sample, for
+        ``ek.strategies.Contrastive``."""
+        return corruption(self.cfg.corruption, self.cfg.level, low=self.cfg.low,
+                          high=self.cfg.high, k=k)
+
+    def default_strategy(self) -> Any:
+        """[`Denoising`][ebmkit_autoencoders.models.Denoising] with this model's corruption."""
+        return Denoising(self.corruption)
+
+
+# ------------------------------------------------------------------------------- sparse
+@dataclass
+class SparseConfig(AutoencoderConfig):
+    """A sparse autoencoder: a penalty keeps few code units active."""
+
+    code: int = 64
+    code_activation: str = "sigmoid"
+    penalty: str = "kl"  # "kl": KL(ρ ‖ ρ̂_j) to a target rate; "l1": λ Σ|h_i|
+    weight: float = 0.5  # λ
+    rho: float = 0.05  # target rate ρ (kl)
+
+
+class SparseAutoencoder(Autoencoder):
+    """C(y, Dec(Enc(y))), trained with λ·Ω(h): Σ_i |h_i| or Σ_j KL(ρ ‖ ρ̂_j)."""
+
+    name = "autoencoder.sparse"
+    config_class = SparseConfig
+    cfg: SparseConfig
+
+    def __init__(self, cfg: SparseConfig) -> None:
+        who = self.name
+        if cfg.penalty not in ("kl", "l1"):
+            raise ConfigError(f"{who}: penalty must be 'kl' or 'l1', got {cfg.penalty!r}")
+        if not cfg.weight >= 0:
+            raise ConfigError(f"{who}: weight must be >= 0, got {cfg.weight!r}")
+        if cfg.penalty == "kl":
+            if not 0 < cfg.rho < 1:
+                raise ConfigError(f"{who}: rho must be in (0, 1), got {cfg.rho!r}")
+            if cfg.code_activation != "sigmoid":
+                raise ConfigError(f"{who}: penalty='kl' reads the code as firing rates in (0, 1) "
+                                  f"and needs code_activation='sigmoid', got "
+                                  f"{cfg.code_activation!r}")
+        super().__init__(cfg)
+
+    def regularizer(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """Ω(h) per sample, ``[B]``: |h|₁, or (kl) the batch's Σ_j KL(ρ ‖ ρ̂_j) with ρ̂_j the
+        mean activation of unit j over the batch, given to every sample."""
+        h = self.encode(y) if z is None else z
+        if self.cfg.penalty == "l1":
+            return h.abs().sum(dim=1)
+        rho = self.cfg.rho
+        rate = h.mean(dim=0).clamp(1e-6, 1 - 1e-6)  # ρ̂, [K]
+        kl = (rho * torch.log(rho / rate)
+              + (1 - rho) * torch.log((1 - rho) / (1 - rate))).sum()
+        return kl.expand(h.shape[0])
+
+    def active(self, y: Tensor) -> Tensor:
+        """Which code units are active, ``[B, K]`` booleans: h > ½ for a sigmoid code,
+        |h| > 10⁻³ otherwise."""
+        with torch.no_grad():
+            h = self.encode(y)
+        if self.cfg.code_activation == "sigmoid":
+            return h > 0.5
+        return h.abs() > 1e-3
+
+    def active_fraction(self, y: Tensor) -> float:
+        """The mean fraction of active code units over ``y``."""
+        return float(self.active(y).float().mean())
+
+    def default_strategy(self) -> Any:
+        """Regularized with weight λ and this model's ``regularizer``."""
+        return ek.strategies.Regularized(weight=self.cfg.weight)
+
+    def metrics(self) -> dict[str, Any]:
+        import torchmetrics
+
+        from ebmkit.metrics import Adapter
+
+        out = super().metrics()
+        out["active_fraction"] = Adapter(
+            torchmetrics.MeanMetric(), lambda m, b: m.active(b["y"]).float().mean(dim=1))
+        return out
+
+
+# --------------------------------------------------------------------------- contractive
+@dataclass
+class ContractiveConfig(AutoencoderConfig):
+    """A contractive autoencoder: a penalty on the encoder's Jacobian ‖∂h/∂y‖²_F."""
+
+    depth: int = 0
+    code_activation: str = "sigmoid"
+    weight: float = 0.1  # λ
+    jacobian: str = "auto"  # "closed", "exact" (jacrev), "jvp" (random projections), "auto"
+    projections: int = 4  # jvp: random directions per sample
+
+
+class ContractiveAutoencoder(Autoencoder):
+    """C(y, Dec(Enc(y))), trained with λ‖∂h/∂y‖²_F."""
+
+    name = "autoencoder.contractive"
+    config_class = ContractiveConfig
+    cfg: ContractiveConfig
+
+    def __init__(self, cfg: ContractiveConfig) -> None:
+        who = self.name
+        if cfg.jacobian not in ("auto", "closed", "exact", "jvp"):
+            raise ConfigError(f"{who}: jacobian must be 'auto', 'closed', 'exact' or 'jvp', got "
+                              f"{cfg.jacobian!r}")
+        if not cfg.weight >= 0:
+            raise ConfigError(f"{who}: weight must be >= 0, got {cfg.weight!r}")
+        _positive_int("projections", cfg.projections, who)
+        closed_ok = cfg.arch == "mlp" and cfg.depth == 0 and cfg.code_activation == "sigmoid"
+        if cfg.jacobian == "closed" and not closed_ok:
+            raise ConfigError(f"{who}: jacobian='closed' is for one sigmoid layer (arch='mlp', "
+                              f"depth=0, code_activation='sigmoid'); use 'exact' or 'jvp'")
+        super().__init__(cfg)
+        self.method = cfg.jacobian if cfg.jacobian != "auto" else ("closed" if closed_ok
+                                                                   else "exact")
+
+    def jacobian_penalty(self, y: Tensor, h: Tensor | None = None,
+                         method: str | None = None) -> Tensor:
+        """‖∂h/∂y‖²_F per sample, ``[B]``, differentiable in the parameters.
+
+        ``closed``: for h = σ(Wy + b), ∂h_j/∂y_i = h_j(1 − h_j) W_ji, so
+        ‖J‖²_F = Σ_j (h_j(1 − h_j))² Σ_i W_ji². ``exact``: the full Jacobian by
+        ``torch.func.jacrev``. ``jvp``: E_v ‖J v‖² = ‖J‖²_F for v ~ N(0, I), estimated with
+        ``projections`` forward-mode products (``torch.func.jvp``) — cheap when K is large.
+        """
+        y = self.flat(y)
+        method = method or self.method
+        if method == "closed":
+            if h is None:
+                h = self.encoder(y)
+            w = self.encoder.linears[0].weight  # [K, D]
+            return (h * (1 - h)).square() @ w.square().sum(dim=1)  # [B]
+        from torch import func
+
+        if method == "exact":
+            def one(v: Tensor) -> Tensor:
+                return self.encoder(v.unsqueeze(0)).squeeze(0)  # [D] -> [K]
+
+            jac = func.vmap(func.jacrev(one))(y)  # [B, K, D]
+            return jac.square().sum(dim=(1, 2))
+        p = self.cfg.projections
+        rep = y.repeat_interleave(p, dim=0)  # [B·P, D]
+        _, jv = func.jvp(self.encoder, (rep,), (torch.randn_like(rep),))  # [B·P, K]
+        return jv.square().sum(dim=1).reshape(y.shape[0], p).mean(dim=1)
+
+    def regularizer(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """λ's term: ‖∂h/∂y‖²_F, ``[B]``."""
+        return self.jacobian_penalty(y, z)
+
+    def jacobian_norm(self, y: Tensor) -> Tensor:
+        """‖∂h/∂y‖_F per sample, ``[B]`` (exact, no gradients)."""
+        with torch.no_grad():
+            return self.jacobian_penalty(y, method="exact").sqrt()
+
+    def default_strategy(self) -> Any:
+        """Regularized with weight λ and this model's ``regularizer``."""
+        return ek.strategies.Regularized(weight=self.cfg.weight)
+
+    def metrics(self) -> dict[str, Any]:
+        import torchmetrics
+
+        from ebmkit.metrics import Adapter
+
+        out = super().metrics()
+        out["jacobian_norm"] = Adapter(torchmetrics.MeanMetric(),
+                                       lambda m, b: m.jacobian_norm(b["y"]))
+        return out
