@@ -71,6 +71,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("ebmkit_autoencoders", "ebmkit_autoencoders"),
     ("ebmkit_kmeans", "ebmkit_kmeans"),
     ("ebmkit_sparse", "ebmkit_sparse"),
+    ("ebmkit_gan", "ebmkit_gan"),
 )
 
 

@@ -122,8 +122,8 @@ class Architectural(Strategy):
 
     def __call__(self, model: EnergyModel, batch: dict[str, Tensor]) -> StepOutput:
         y, x = _unpack(batch, model, "Architectural")
-        e_pos = model(y, x)
-        return StepOutput(e_pos.mean(), {"e_pos": _mean(e_pos)})
+        loss = model(y, x).mean()
+        return StepOutput(loss, {"e_pos": loss.detach()})
 
     def __repr__(self) -> str:
         return "Architectural()"

@@ -122,7 +122,8 @@ def test_conv_tied_and_costs():
     assert real.cost == "mse"
     y = torch.randn(4, 2) * 3
     torch.testing.assert_close(real(y), 0.5 * (y - real.reconstruct(y)).square().sum(1))
-    assert ek.get_model("autoencoder.variational", dim=2, low=-4.0, high=4.0).likelihood == "gaussian"
+    vae = ek.get_model("autoencoder.variational", dim=2, low=-4.0, high=4.0)
+    assert vae.likelihood == "gaussian"
 
 
 # ------------------------------------------------------------------------ quality bars

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as nnf
 from torch import Tensor
 
 import ebmkit as ek
@@ -116,6 +117,19 @@ def build_decoder(cfg: NetConfig) -> torch.nn.Module:
     return MLPDecoder(cfg.dim, cfg.code, cfg.hidden, cfg.depth, cfg.activation)
 
 
+class LeanArchitectural(ek.strategies.Architectural):
+    r"""``ek.strategies.Architectural`` ($L = \frac1B\sum_b F(y_b)$, logs ``e_pos``) for
+    models that check their own input: the batch goes straight to ``model.free_energy``
+    (whose ``flat`` checks shape, dtype, range and device) and the mean is taken once."""
+
+    def __call__(self, model: Any, batch: dict[str, Tensor]) -> StepOutput:
+        if not isinstance(batch, dict) or "y" not in batch:
+            raise ConfigError(f"Architectural: expected a batch dict with 'y', got "
+                              f"{type(batch).__name__}")
+        loss = model.free_energy(batch["y"]).mean()
+        return StepOutput(loss, {"e_pos": loss.detach()})
+
+
 class FamilyBase(ek.EnergyModel):
     """What every model of the family shares: input checks, reconstruct, score, metrics."""
 
@@ -140,7 +154,9 @@ class FamilyBase(ek.EnergyModel):
                 outside [0, 1].
         """
         d = self.cfg.dim
-        if isinstance(y, Tensor) and y.dim() == 4 and self.cfg.image_shape is not None:
+        if isinstance(y, Tensor) and y.dim() == 2 and y.shape[1] == d:
+            pass  # the common case first
+        elif isinstance(y, Tensor) and y.dim() == 4 and self.cfg.image_shape is not None:
             check_input(y, what, shape=(None, *self.cfg.image_shape), finite=False)
             y = y.flatten(1)
         elif not isinstance(y, Tensor) or y.dim() != 2 or y.shape[1] != d:
@@ -150,11 +166,16 @@ class FamilyBase(ek.EnergyModel):
             raise ConfigError(f"{self.name}: {what} must have shape [B, {d}]{image}, got {got}")
         if not y.is_floating_point():
             raise ConfigError(f"{self.name}: {what} must be a floating-point tensor, got {y.dtype}")
-        if self.bce and bool(((y < 0) | (y > 1)).any()):
-            raise ConfigError(
-                f"{self.name}: the binary cross-entropy cost needs {what} in [0, 1], got values "
-                f"in [{float(y.min()):.4g}, {float(y.max()):.4g}]; rescale the data to [0, 1] "
-                f"or build the model with cost='mse' (likelihood='gaussian' for the VAE)")
+        if y.device != self._probe[0].device:
+            raise ConfigError(f"{self.name}: {what} is on {y.device} but the model is on "
+                              f"{self._probe[0].device}; move one of them")
+        if self.bce and y.numel():
+            lo, hi = (t.item() for t in torch.aminmax(y))  # one fused pass
+            if lo < 0 or hi > 1:
+                raise ConfigError(
+                    f"{self.name}: the binary cross-entropy cost needs {what} in [0, 1], got "
+                    f"values in [{float(lo):.4g}, {float(hi):.4g}]; rescale the data to [0, 1] "
+                    f"or build the model with cost='mse' (likelihood='gaussian' for the VAE)")
         return y
 
     # -- the shared interface ------------------------------------------------------------
@@ -208,10 +229,17 @@ class Autoencoder(FamilyBase):
         self.encoder = build_encoder(cfg, cfg.code, cfg.code_activation)
         self.decoder = (TiedDecoder(self.encoder, cfg.activation) if cfg.tied
                         else build_decoder(cfg))
-        # The energy term: BCE on logits, or ½‖y − ŷ‖² with the identity output. Kept out of
-        # the module tree (a tuple), so the decoder's weights are saved once.
+        self._probe = (next(self.encoder.parameters()),)  # .to() moves it in place
+        # The energy as an `ek.energies` term, for composing (e.g. `+ 0.1 * L1()`): BCE on
+        # logits, or ½‖y − ŷ‖² with the identity output. Kept out of the module tree (a
+        # tuple), so the decoder's weights are saved once.
         rec = ek.energies.Reconstruction(self.decoder, self.cost)
         self._term = (rec if self.bce else 0.5 * rec,)
+
+    @property
+    def reconstruction(self) -> Any:
+        """E(y, z) = C(y, Dec(z)) as an ``ek.energies`` term (composable, with ``terms()``)."""
+        return self._term[0]
 
     def encode(self, y: Tensor) -> Tensor:
         """h = Enc(y), ``[B, K]`` (y flat ``[B, D]`` or images ``[B, C, H, W]``)."""
@@ -232,7 +260,15 @@ class Autoencoder(FamilyBase):
         y = self.flat(y)
         if z is None:
             z = self.encoder(y)
-        return self._term[0](y, z=z)  # [B]
+        elif not isinstance(z, Tensor) or z.shape != (y.shape[0], self.cfg.code):
+            got = list(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ConfigError(f"{self.name}: z must have shape [{y.shape[0]}, {self.cfg.code}], "
+                              f"got {got}")
+        out = self.decoder(z)  # [B, D], before the output activation
+        # the same numbers as `self.reconstruction(y, z=z)`, without its re-checks (hot loop)
+        if self.bce:
+            return nnf.binary_cross_entropy_with_logits(out, y, reduction="none").sum(dim=1)
+        return 0.5 * (y - out).square().sum(dim=1)  # [B]
 
     def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """F(y) = C(y, Dec(Enc(y))), ``[B]`` (the input is checked once)."""
@@ -241,7 +277,7 @@ class Autoencoder(FamilyBase):
     def default_strategy(self) -> Any:
         """Architectural: the bottleneck (or an explicit regulariser in the subclasses)
         limits the volume of low energy."""
-        return ek.strategies.Architectural()
+        return LeanArchitectural()
 
 
 # ---------------------------------------------------------------------------- denoising
@@ -322,7 +358,7 @@ class SparseConfig(AutoencoderConfig):
     code: int = 64
     code_activation: str = "sigmoid"
     penalty: str = "kl"  # "kl": KL(ρ ‖ ρ̂_j) to a target rate; "l1": λ Σ|h_i|
-    weight: float = 0.5  # λ
+    weight: float = 0.1  # λ
     rho: float = 0.05  # target rate ρ (kl)
 
 

@@ -23,11 +23,17 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-import ebmkit as ek
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
-from .models import FamilyBase, NetConfig, build_decoder, build_encoder, check_net_config
+from .models import (
+    FamilyBase,
+    LeanArchitectural,
+    NetConfig,
+    build_decoder,
+    build_encoder,
+    check_net_config,
+)
 
 __all__ = ["VariationalAutoencoder", "VariationalConfig"]
 
@@ -79,6 +85,7 @@ class VariationalAutoencoder(FamilyBase):
         self.cfg = cfg
         self.encoder = build_encoder(cfg, 2 * cfg.code, "identity")  # -> (μ, log σ²)
         self.decoder = build_decoder(cfg)
+        self._probe = (next(self.encoder.parameters()),)  # .to() moves it in place
         if self.likelihood == "gaussian":
             log_std = torch.full((cfg.dim,), math.log(cfg.std if cfg.std else 0.1))
             if cfg.std is None:
@@ -191,7 +198,7 @@ class VariationalAutoencoder(FamilyBase):
 
     def default_strategy(self) -> Any:
         """Architectural on F = −ELBO: its KL term already limits the volume of low energy."""
-        return ek.strategies.Architectural()
+        return LeanArchitectural()
 
     def metrics(self) -> dict[str, Any]:
         import torchmetrics

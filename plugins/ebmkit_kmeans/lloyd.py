@@ -2,9 +2,9 @@
 
 Pure functions on tensors, device-agnostic, float32 throughout (or the data's dtype). No
 function here keeps an N×K matrix: distances are computed chunk by chunk into one
-preallocated ``[K, chunk]`` buffer as ‖w‖² − 2·W yᵀ (one ``addmm``), reduced over the
-prototypes at once (a minimum over the outer axis, which vectorises), and ‖y‖² is added to
-the K-fold smaller result. No host sync happens inside these loops.
+preallocated ``[chunk, K]`` buffer as ‖w‖² − 2·y Wᵀ (one ``addmm``), reduced to the
+minimum over the prototypes straight into the output slices, and ‖y‖² is added to the
+K-fold smaller result. No host sync happens inside these loops.
 
 Axis letters in shape comments: N samples, D features, K prototypes, C chunk of samples.
 """
@@ -16,12 +16,12 @@ import math
 import torch
 from torch import Tensor
 
-#: Float32 elements of the distance buffer per chunk: ~1 MiB, about an L2 cache.
-_BUFFER_ELEMENTS = 1 << 18
+#: Float32 elements of the distance buffer per chunk: ~4 MiB (measured best on a 2-core CPU).
+_BUFFER_ELEMENTS = 1 << 20
 
 
 def chunk_rows(k: int, requested: int | None = None) -> int:
-    """Samples per chunk so that the ``[K, C]`` buffer stays cache-sized."""
+    """Samples per chunk so that the ``[C, K]`` buffer stays cache-sized."""
     if requested:
         return int(requested)
     return int(min(65_536, max(256, _BUFFER_ELEMENTS // max(k, 1))))
@@ -47,13 +47,14 @@ def assign(y: Tensor, centers: Tensor, y_sq: Tensor | None = None, chunk: int | 
         labels = torch.empty(n, dtype=torch.long, device=y.device)
     if min_dist is None:
         min_dist = torch.empty(n, dtype=y.dtype, device=y.device)
-    c_sq = torch.einsum("kd,kd->k", centers, centers).unsqueeze(1)  # [K, 1]
-    buf = torch.empty(k, min(c, n), dtype=y.dtype, device=y.device)  # [K, C]
+    c_sq = torch.einsum("kd,kd->k", centers, centers)  # [K]
+    w_t = centers.t().contiguous()  # [D, K]
+    buf = torch.empty(min(c, n), k, dtype=y.dtype, device=y.device)  # [C, K]
     for start in range(0, n, c):
         stop = min(start + c, n)
-        b = buf[:, : stop - start]
-        torch.addmm(c_sq, centers, y[start:stop].t(), beta=1, alpha=-2, out=b)  # ‖w‖² − 2wᵀy
-        torch.min(b, 0, out=(min_dist[start:stop], labels[start:stop]))
+        b = buf[: stop - start]
+        torch.addmm(c_sq, y[start:stop], w_t, beta=1, alpha=-2, out=b)  # ‖w‖² − 2yᵀw
+        torch.min(b, 1, out=(min_dist[start:stop], labels[start:stop]))
     min_dist.add_(y_sq).clamp_(min=0)  # + ‖y‖²: rounding can dip just below zero
     return labels, min_dist
 

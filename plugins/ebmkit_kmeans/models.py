@@ -123,7 +123,13 @@ class KMeans(ek.EnergyModel):
             state = "was fitted on" if self._fitted else "expects"
             raise ConfigError(f"kmeans: {what} has {y.shape[1]} features but the model {state} "
                               f"dim={self.cfg.dim}; expected shape [N, {self.cfg.dim}]")
-        check_input(y, what, shape=(None, self.cfg.dim), device=self.device)
+        check_input(y, what, shape=(None, self.cfg.dim), device=self.device, finite=False)
+        if y.is_floating_point():
+            rows = y.sum(dim=1)  # [N]: NaN/inf in a row shows in its sum, no N×D temporary
+            if not bool(torch.isfinite(rows).all()):
+                bad = (~torch.isfinite(rows)).nonzero().flatten()[:5].tolist()
+                raise ConfigError(f"{what}: contains NaN or infinite values (rows {bad}"
+                                  f"{', …' if len(bad) == 5 else ''})")
         w = self.decoder.weight
         return y if y.dtype == w.dtype else y.to(w.dtype)
 
@@ -159,7 +165,7 @@ class KMeans(ek.EnergyModel):
         if y.shape[0] < self.cfg.k:
             raise ConfigError(f"kmeans.fit: k={self.cfg.k} prototypes need at least {self.cfg.k} "
                               f"samples, got {y.shape[0]}")
-        tol = self.cfg.tol * float(y.var(dim=0).mean()) if self.cfg.tol > 0 else 0.0
+        tol = self.cfg.tol * _mean_variance(y) if self.cfg.tol > 0 else 0.0
         gen = self._generator(y.device)
         check = 1 if y.device.type == "cpu" else 5  # host syncs: free on CPU, few on CUDA
         runs = 1 if not isinstance(self.cfg.init, str) else self.cfg.n_init
@@ -261,6 +267,14 @@ class KMeans(ek.EnergyModel):
         metrics = super().metrics()
         metrics["nmi"] = ClusterNMI()
         return metrics
+
+
+def _mean_variance(y: Tensor) -> float:
+    """Mean over features of the per-feature variance, without an N×D temporary."""
+    n = y.shape[0]
+    mean = y.mean(dim=0)  # [D]
+    total = torch.einsum("nd,nd->", y, y) - n * mean.square().sum()
+    return float(total) / (y.shape[1] * max(n - 1, 1))
 
 
 def _sync_fitted(module: KMeans, incompatible: Any) -> None:

@@ -1,0 +1,47 @@
+"""Built-in plugin ``ebmkit_gan``: GANs as energy-based models.
+
+- ``gan.dcgan``: DCGAN (Radford et al. 2016); the discriminator is an energy
+  E(y) = −logit D(y), the generator a learned producer of contrastive samples.
+- ``gan.ebgan``: EBGAN (Zhao, Mathieu & LeCun 2016); the energy is an autoencoder's
+  reconstruction error, trained with a margin and the pulling-away term.
+- strategy ``gan.adversarial``: alternating two-player updates with two optimizers.
+- losses ``gan.minimax``, ``gan.hinge``, ``gan.margin`` (the discriminator's side).
+
+Samples are scored offline with the classifier FID/KID of
+[`ebmkit_gan.scores`][ebmkit_gan.scores]. Registered through the public hooks exactly as a
+third-party plugin would be; the model code is imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ebmkit as ek
+from ebmkit.registry import lazy
+
+
+@ek.hookimpl
+def register_models(register: Any) -> None:
+    register("gan.dcgan", lazy("ebmkit_gan.models:DCGAN.from_options",
+                               signature="ebmkit_gan.models:DCGANConfig"),
+             summary="DCGAN: the discriminator as an energy, the generator as contrastive sampler",
+             demo={"data": "digits", "epochs": 40, "batch_size": 64})
+    register("gan.ebgan", lazy("ebmkit_gan.models:EBGAN.from_options",
+                               signature="ebmkit_gan.models:EBGANConfig"),
+             summary="EBGAN: an autoencoder energy with a margin, and the pulling-away term",
+             demo={"data": "digits", "epochs": 40, "batch_size": 64})
+
+
+@ek.hookimpl
+def register_strategies(register: Any) -> None:
+    register("gan.adversarial", lazy("ebmkit_gan.strategy:Adversarial"),
+             summary="Alternating D/G updates with two optimizers and a D:G ratio")
+
+
+@ek.hookimpl
+def register_losses(register: Any) -> None:
+    register("gan.minimax", lazy("ebmkit_gan.losses:gan_minimax"),
+             summary="−V(D, G) = softplus(E₊) + softplus(−E₋), D = σ(−E)")
+    register("gan.hinge", lazy("ebmkit_gan.losses:gan_hinge"), summary="[m + E₊]₊ + [m − E₋]₊")
+    register("gan.margin", lazy("ebmkit_gan.losses:gan_margin"),
+             summary="EBGAN: E₊ + [m − E₋]₊")

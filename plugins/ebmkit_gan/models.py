@@ -1,0 +1,367 @@
+"""GANs as energy-based models: ``gan.dcgan`` and ``gan.ebgan``.
+
+The discriminator is an energy E(y), low on data and high elsewhere; the generator G(z) is
+a learned producer of contrastive samples, and training is a contrastive method whose
+negatives are G's samples (see [`Adversarial`][ebmkit_gan.strategy.Adversarial]).
+
+- ``gan.dcgan``: E(y) = −logit D(y) with the DCGAN discriminator, D(y) = σ(−E(y)).
+- ``gan.ebgan``: E(y) = ‖y − AE(y)‖², an autoencoder's reconstruction error (Zhao, Mathieu
+  & LeCun 2016), trained with the margin loss and the pulling-away term.
+
+Axis letters in shape comments: B batch, Z latent, C channels, S image side, D = C·S·S.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+import ebmkit as ek
+from ebmkit.errors import ConfigError
+from ebmkit.model import check_input
+
+from .networks import AutoencoderDiscriminator, Discriminator, Generator, init_weights, plan
+
+__all__ = ["DCGAN", "DCGANConfig", "EBGAN", "EBGANConfig", "GeneratorNegatives"]
+
+# Data sets the classifier scores know, by image shape.
+_EVAL_DATA = {(1, 8, 8): "digits", (1, 28, 28): "fashion-mnist"}
+
+
+@dataclass
+class DCGANConfig:
+    """DCGAN: a transposed-convolution generator against a convolutional energy."""
+
+    image_shape: list[int] | None = None  # [C, S, S]; filled from the data by `ebmkit train`
+    image_size: int | None = None  # S (default 8); or give image_shape
+    channels: int | None = None  # C (default 1)
+    latent_dim: int = 32
+    g_width: int = 64
+    d_width: int = 64
+    loss: str = "non_saturating"  # minimax | non_saturating | hinge
+    d_steps: int = 1
+    g_steps: int = 1
+    lr_d: float = 5e-4
+    lr_g: float = 5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    margin: float = 1.0  # hinge margin
+    eval_data: str | None = None  # data set of the classifier scores; None: by image shape
+    eval_samples: int = 1000
+
+
+@dataclass
+class EBGANConfig(DCGANConfig):
+    """EBGAN: an autoencoder energy with a margin, and the pulling-away term."""
+
+    loss: str = "margin"
+    code_dim: int = 32
+    margin: float = 1.0  # m, in units of the summed squared reconstruction error
+    pt_weight: float = 0.1
+
+
+def _int_option(who: str, name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{who}: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class _GAN(ek.EnergyModel):
+    """What both GAN families share: shapes, sampling, the strategy and the metrics."""
+
+    config_class: type[DCGANConfig] = DCGANConfig
+    generator: Generator
+    discriminator: nn.Module
+
+    def _resolve(self, cfg: DCGANConfig) -> None:
+        who = self.name
+        if cfg.image_shape is not None:
+            shape = list(cfg.image_shape)
+            if (len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
+                                       for v in shape)):
+                raise ConfigError(f"{who}: image_shape must be [C, S, S] (positive integers), "
+                                  f"got {cfg.image_shape!r}; {who} models images")
+            c, h, w = shape
+            if h != w:
+                raise ConfigError(f"{who}: expected square images [C, S, S], got image_shape "
+                                  f"{shape}")
+            for name, given, have in (("image_size", cfg.image_size, h), ("channels", cfg.channels, c)):
+                if given is not None and given != have:
+                    raise ConfigError(f"{who}: {name}={given} does not match image_shape={shape} "
+                                      f"(filled from the data by `ebmkit train`); drop one of them")
+        else:
+            h = 8 if cfg.image_size is None else cfg.image_size
+            c = 1 if cfg.channels is None else cfg.channels
+        _int_option(who, "channels", c)
+        plan(h, who)  # a size the architecture cannot produce fails here, with the sizes it can
+        cfg.image_shape, cfg.image_size, cfg.channels = [c, h, h], h, c
+        for name in ("latent_dim", "g_width", "d_width", "d_steps", "g_steps", "eval_samples"):
+            _int_option(who, name, getattr(cfg, name))
+        self.image_shape: tuple[int, int, int] = (c, h, h)
+        self.flat_dim = c * h * h
+
+    @classmethod
+    def from_options(cls, **options: Any) -> _GAN:
+        """Build from keyword options (the fields of the config dataclass)."""
+        return cls(cls.config_class(**options))
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self.cfg)
+
+    def _check_players(self) -> None:
+        """A generator whose images the discriminator cannot read fails at construction."""
+        z = torch.zeros(2, self.cfg.latent_dim)
+        with torch.no_grad():
+            was = self.training
+            self.eval()
+            try:
+                out = self.generator(z)
+                want = (2, *self.image_shape)
+                if tuple(out.shape) != want:
+                    raise ConfigError(f"{self.name}: the generator makes images of shape "
+                                      f"{list(out.shape[1:])} but the discriminator expects "
+                                      f"{list(self.image_shape)} ([C, S, S])")
+                e = self.discriminate(out)
+                if tuple(e.shape) != (2,):
+                    raise ConfigError(f"{self.name}: the discriminator must return one energy per "
+                                      f"image, shape [B], got {list(e.shape)}")
+            except RuntimeError as exc:
+                raise ConfigError(f"{self.name}: the generator's output {list(self.image_shape)} "
+                                  f"does not fit the discriminator: {exc}") from exc
+            finally:
+                self.train(was)
+
+    # ------------------------------------------------------------------ shapes
+    def as_images(self, y: Tensor) -> Tensor:
+        """``[B, D]`` or ``[B, C, S, S]`` → ``[B, C, S, S]``; a clear error for anything else."""
+        c, s, _ = self.image_shape
+        if isinstance(y, Tensor) and y.dim() == 4 and tuple(y.shape[1:]) == self.image_shape:
+            return check_input(y, "y", finite=False)
+        if isinstance(y, Tensor) and y.dim() == 2 and y.shape[1] == self.flat_dim:
+            check_input(y, "y", finite=False)
+            return rearrange(y, "b (c h w) -> b c h w", c=c, h=s, w=s)
+        got = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise ConfigError(f"{self.name} models {c}×{s}×{s} images: y must be [B, {c}, {s}, {s}] "
+                          f"or flat [B, {self.flat_dim}]; got {got}. Non-image data needs another "
+                          f"family; other image sizes need image_shape=[C, S, S]")
+
+    # ------------------------------------------------------------------ the energy
+    def discriminate(self, images: Tensor, return_code: bool = False) -> Any:
+        """E on images ``[B, C, S, S]`` → ``[B]`` (no input checks: the training hot path)."""
+        raise NotImplementedError
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(y), shape ``[B]``: low on data, high on what does not look like it."""
+        if z is not None:
+            raise ConfigError(f"{self.name}: the energy E(y) has no latent; z belongs to the "
+                              f"generator (use generate(z))")
+        return self.discriminate(self.as_images(y))
+
+    # ------------------------------------------------------------------ the generator
+    def latent(self, n: int, device: torch.device | str | None = None,
+               dtype: torch.dtype | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ N(0, I), shape ``[n, Z]``."""
+        device = self.device if device is None else device
+        if generator is not None and generator.device != torch.device(device):
+            return torch.randn(n, self.cfg.latent_dim, generator=generator,
+                               device=generator.device, dtype=dtype).to(device)
+        return torch.randn(n, self.cfg.latent_dim, device=device, dtype=dtype, generator=generator)
+
+    def generate(self, z: Tensor) -> Tensor:
+        """G(z): ``[B, Z] -> [B, C, S, S]`` in [0, 1] (with its graph)."""
+        return self.generator(z)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """G(z) flat, ``[B, D]``, in eval mode and without a graph."""
+        check_input(z, "z", shape=(None, self.cfg.latent_dim))
+        with torch.no_grad(), _eval(self.generator):
+            return self.generator(z.to(self.device)).flatten(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples G(z), z ~ N(0, I), flat ``[n, D]`` like the data, in [0, 1]."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"{self.name}.sample: n must be a positive integer, got {n!r}")
+        return self.decode(self.latent(n, generator=generator))
+
+    def interpolate(self, z0: Tensor, z1: Tensor, steps: int = 8) -> Tensor:
+        """Samples along the great circle from z0 to z1 (slerp): ``[B, steps, D]``.
+
+        Slerp keeps the interpolants at the norm Gaussian latents have, so the middle of the
+        path is as typical a z as its ends.
+        """
+        check_input(z0, "z0", shape=(None, self.cfg.latent_dim))
+        check_input(z1, "z1", shape=tuple(z0.shape))
+        if steps < 2:
+            raise ConfigError(f"interpolate: steps must be >= 2, got {steps}")
+        t = torch.linspace(0, 1, steps, device=z0.device).view(1, steps, 1)  # [1, T, 1]
+        a, b = z0.unsqueeze(1), z1.unsqueeze(1)  # [B, 1, Z]
+        cos = nn.functional.cosine_similarity(a, b, dim=-1).clamp(-1 + 1e-6, 1 - 1e-6)
+        omega = torch.acos(cos).unsqueeze(-1)  # [B, 1, 1]
+        so = torch.sin(omega)
+        z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so  # [B, T, Z]
+        out = self.decode(rearrange(z, "b t z -> (b t) z"))
+        return rearrange(out, "(b t) d -> b t d", t=steps)
+
+    def negatives(self, k: int = 1) -> GeneratorNegatives:
+        """The generator as an ``ek.negatives`` generator (samples shaped like y)."""
+        return GeneratorNegatives(self, k=k)
+
+    # ------------------------------------------------------------------ training
+    def default_strategy(self) -> Any:
+        from .strategy import Adversarial
+
+        cfg = self.cfg
+        return Adversarial(loss=cfg.loss, d_steps=cfg.d_steps, g_steps=cfg.g_steps,
+                           lr_d=cfg.lr_d, lr_g=cfg.lr_g, betas=(cfg.beta1, cfg.beta2),
+                           margin=cfg.margin, pt_weight=getattr(cfg, "pt_weight", 0.0))
+
+    def eval_data(self) -> str | None:
+        """The data set the classifier scores compare with (None: no scores)."""
+        return self.cfg.eval_data or _EVAL_DATA.get(self.image_shape)
+
+    def metrics(self) -> dict[str, Any]:
+        metrics = super().metrics()
+        data = self.eval_data()
+        if data is not None:
+            from .scores import SampleScores
+
+            metrics["samples"] = SampleScores(data, n=self.cfg.eval_samples)
+        return metrics
+
+    def score(self, y: Tensor) -> Tensor:
+        """Anomaly score: the energy (high = unlike the training data), eval mode."""
+        with torch.no_grad(), _eval(self):
+            return self.energy(y)
+
+
+class _eval:
+    """Context manager: a module in eval mode, restored after."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module, self.was = module, module.training
+
+    def __enter__(self) -> None:
+        self.module.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.module.train(self.was)
+
+
+class DCGAN(_GAN):
+    """DCGAN (Radford et al. 2016) with the discriminator read as an energy E(y) = −logit D(y).
+
+    Args:
+        cfg: The options. ``generator`` / ``discriminator`` replace the built networks (the
+            shapes are checked; ``ek.load`` rebuilds the built-in ones).
+    """
+
+    name = "gan.dcgan"
+    config_class = DCGANConfig
+
+    def __init__(self, cfg: DCGANConfig | None = None, *, generator: nn.Module | None = None,
+                 discriminator: nn.Module | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or DCGANConfig()
+        self._resolve(cfg)
+        from .losses import get_gan_loss
+
+        if get_gan_loss(cfg.loss).name == "margin":
+            raise ConfigError("gan.dcgan: loss 'margin' is EBGAN's (a non-negative energy); use "
+                              "gan.ebgan, or one of 'non_saturating', 'minimax', 'hinge'")
+        self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
+        self.discriminator = discriminator or Discriminator(self.image_shape, cfg.d_width)
+        init_weights(self)
+        self._check_players()
+
+    def discriminate(self, images: Tensor, return_code: bool = False) -> Any:
+        e = self.discriminator(images)  # [B]
+        if return_code:
+            raise ConfigError("gan.dcgan has no discriminator code (the pulling-away term is "
+                              "EBGAN's); set pt_weight=0")
+        return e
+
+    def prob_data(self, y: Tensor) -> Tensor:
+        """D(y) = σ(−E(y)): the discriminator's probability that y is data, ``[B]``."""
+        return torch.sigmoid(-self.energy(y))
+
+
+class EBGAN(_GAN):
+    """EBGAN (Zhao, Mathieu & LeCun 2016): E(y) = ‖y − Dec(Enc(y))‖², summed over pixels.
+
+    Trained with the margin loss E(y) + [m − E(G(z))]₊ for the discriminator and
+    E(G(z)) + w·PT for the generator.
+    """
+
+    name = "gan.ebgan"
+    config_class = EBGANConfig
+
+    def __init__(self, cfg: EBGANConfig | None = None, *, generator: nn.Module | None = None,
+                 discriminator: nn.Module | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or EBGANConfig()
+        self._resolve(cfg)
+        _int_option(self.name, "code_dim", cfg.code_dim)
+        if not (isinstance(cfg.pt_weight, (int, float)) and cfg.pt_weight >= 0):
+            raise ConfigError(f"gan.ebgan: pt_weight must be >= 0, got {cfg.pt_weight!r}")
+        self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
+        self.discriminator = discriminator or AutoencoderDiscriminator(
+            self.image_shape, cfg.d_width, cfg.code_dim)
+        init_weights(self)
+        self._check_players()
+
+    def discriminate(self, images: Tensor, return_code: bool = False) -> Any:
+        return self.discriminator(images, return_code=return_code)
+
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """The discriminator's reconstruction of y, flat ``[B, D]``."""
+        images = self.as_images(y)
+        with torch.no_grad(), _eval(self.discriminator):
+            code = self.discriminator.encoder(images).flatten(1)
+            return self.discriminator.decoder(code).flatten(1)
+
+
+class GeneratorNegatives:
+    """A GAN's generator as an ``ek.negatives`` generator: ``gen(y) -> G(z)`` shaped like y.
+
+    Detached samples (the generator is not trained through them), drawn in the generator's
+    current mode. Works with any contrastive strategy, e.g.
+    ``ek.strategies.Contrastive(negatives=gan.negatives(), loss="hinge")``.
+
+    Args:
+        gan: A ``gan.dcgan`` / ``gan.ebgan`` model (its generator is used).
+        k: Negatives per sample: ``[B, ...]`` for 1, ``[B, K, ...]`` for more.
+    """
+
+    def __init__(self, gan: _GAN, k: int = 1) -> None:
+        if not isinstance(gan, _GAN):
+            raise ConfigError(f"GeneratorNegatives: expected a gan.dcgan or gan.ebgan model, got "
+                              f"{type(gan).__name__}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"GeneratorNegatives: k must be an int >= 1, got {k!r}")
+        self.gan, self.k = gan, k
+
+    def __call__(self, y: Tensor, model: Any = None, x: Tensor | None = None) -> Tensor:
+        gan = self.gan
+        if not isinstance(y, Tensor) or y.dim() < 2:
+            raise ConfigError(f"GeneratorNegatives: y must be a batch [B, ...], got "
+                              f"{list(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
+        tail = tuple(y.shape[1:])
+        if math.prod(tail) != gan.flat_dim:
+            raise ConfigError(f"GeneratorNegatives: the generator makes {list(gan.image_shape)} "
+                              f"images ({gan.flat_dim} values) but y is {list(y.shape)}; expected "
+                              f"y of shape [B, {gan.flat_dim}] or [B, "
+                              f"{', '.join(map(str, gan.image_shape))}]")
+        b = y.shape[0]
+        with torch.no_grad():
+            z = gan.latent(b * self.k, device=y.device, dtype=y.dtype)
+            out = gan.generator(z).to(y.dtype)  # [B·K, C, S, S]
+        out = out.reshape(b, *tail) if self.k == 1 else out.reshape(b, self.k, *tail)
+        return out
+
+    def __repr__(self) -> str:
+        return f"GeneratorNegatives({self.gan.name}, k={self.k})"

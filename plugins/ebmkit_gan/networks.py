@@ -1,0 +1,136 @@
+"""DCGAN building blocks (Radford, Metz & Chintala 2016), sized from the image size.
+
+The generator maps z ``[B, Z]`` to images ``[B, C, S, S]`` with transposed convolutions,
+batch norm and ReLU (a sigmoid at the end: pixels live in [0, 1]); the discriminator
+mirrors it with strided convolutions and LeakyReLU(0.2), batch norm on every layer but the
+first, down to one scalar per image. An image size S = b·2^k (k ≥ 1 stride-2 layers, base
+side b in 2…7) is what the architecture can produce: 8 (b = 2), 16, 32, 64 (b = 4), 14, 28,
+56 (b = 7), among others.
+
+Axis letters in shape comments: B batch, Z latent, C channels, S image side.
+"""
+
+from __future__ import annotations
+
+from einops import rearrange
+from torch import Tensor, nn
+
+from ebmkit.errors import ConfigError
+
+__all__ = ["AutoencoderDiscriminator", "Discriminator", "Generator", "init_weights", "plan"]
+
+
+def plan(image_size: int, who: str = "gan") -> tuple[int, int]:
+    """``(base, k)`` with ``image_size == base · 2**k``: k stride-2 layers from a base side.
+
+    The side is halved while it stays even and the base stays ≥ 4, or — for small images —
+    while fewer than two layers are planned and the base stays ≥ 2 (8 → base 2, k = 2).
+    Raises a ConfigError naming sizes that work when k = 0 or the base exceeds 7.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
+        raise ConfigError(f"{who}: image_size must be a positive integer, got {image_size!r}")
+    base, k = image_size, 0
+    while base % 2 == 0 and (base // 2 >= 4 or (k < 2 and base // 2 >= 2)):
+        base, k = base // 2, k + 1
+    if k == 0 or base > 7:
+        raise ConfigError(
+            f"{who}: the DCGAN architecture cannot produce {image_size}×{image_size} images: "
+            f"it needs image_size = b·2^k with k ≥ 1 stride-2 layers and a base side b in "
+            f"2…7, e.g. 8, 16, 32, 64, 12, 14, 28, 56; got {image_size}")
+    return base, k
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN's initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def _widths(width: int, k: int) -> list[int]:
+    """Channels at each resolution from the smallest (base) to the largest: w·2^(k-1) … w."""
+    return [width * 2 ** (k - 1 - i) for i in range(k)]
+
+
+class Generator(nn.Module):
+    """G(z): ``[B, Z] -> [B, C, S, S]`` in [0, 1].
+
+    Args:
+        latent_dim: Z.
+        image_shape: ``(C, S, S)``.
+        width: Channels of the last hidden layer (doubling towards the base resolution).
+    """
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], width: int) -> None:
+        super().__init__()
+        c, s, _ = image_shape
+        base, k = plan(s)
+        ch = _widths(width, k)
+        layers: list[nn.Module] = [  # [B, Z, 1, 1] -> [B, ch0, b, b]
+            nn.ConvTranspose2d(latent_dim, ch[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
+        for i in range(k - 1):  # doubles the side each time
+            layers += [nn.ConvTranspose2d(ch[i], ch[i + 1], 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch[i + 1]), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(ch[-1], c, 4, 2, 1, bias=False), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+        self.latent_dim, self.image_shape = latent_dim, (c, s, s)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(rearrange(z, "b z -> b z 1 1"))  # [B, C, S, S]
+
+
+class _Encoder(nn.Sequential):
+    """Strided convolutions ``[B, C, S, S] -> [B, out, 1, 1]`` (the DCGAN discriminator body)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int, out: int) -> None:
+        c, s, _ = image_shape
+        base, k = plan(s)
+        ch = _widths(width, k)[::-1]  # w … w·2^(k-1)
+        layers: list[nn.Module] = [nn.Conv2d(c, ch[0], 4, 2, 1, bias=False),
+                                   nn.LeakyReLU(0.2, inplace=True)]
+        for i in range(k - 1):
+            layers += [nn.Conv2d(ch[i], ch[i + 1], 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch[i + 1]), nn.LeakyReLU(0.2, inplace=True)]
+        layers.append(nn.Conv2d(ch[-1], out, base, 1, 0, bias=False))  # [B, out, 1, 1]
+        super().__init__(*layers)
+
+
+class Discriminator(nn.Module):
+    """The DCGAN discriminator read as an energy: E(y) = −logit D(y), shape ``[B]``.
+
+    D(y) = σ(−E(y)) is the probability that y is data: low energy on data, high elsewhere.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int) -> None:
+        super().__init__()
+        self.net = _Encoder(image_shape, width, 1)
+        self.image_shape = tuple(image_shape)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return -self.net(images).flatten()  # [B, 1, 1, 1] -> [B]
+
+
+class AutoencoderDiscriminator(nn.Module):
+    """EBGAN's discriminator: an autoencoder whose reconstruction error is the energy.
+
+    E(y) = ‖y − Dec(Enc(y))‖², summed over pixels, shape ``[B]``; ``Enc(y)`` is a code of
+    ``code_dim`` numbers (the embedding the pulling-away term decorrelates).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int, code_dim: int) -> None:
+        super().__init__()
+        self.encoder = _Encoder(image_shape, width, code_dim)
+        self.decoder = Generator(code_dim, image_shape, width)
+        self.image_shape = tuple(image_shape)
+
+    def forward(self, images: Tensor, return_code: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        code = self.encoder(images).flatten(1)  # [B, code]
+        rec = self.decoder(code)  # [B, C, S, S]
+        energy = (images - rec).square().flatten(1).sum(1)  # [B]
+        return (energy, code) if return_code else energy
