@@ -8,6 +8,20 @@ import torch
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep what tests cache (e.g. the GAN scores' feature classifier) out of ~/.cache."""
+    import os
+
+    before = os.environ.get("EBMKIT_CACHE_DIR")
+    os.environ["EBMKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("ebmkit-cache"))
+    yield
+    if before is None:
+        os.environ.pop("EBMKIT_CACHE_DIR", None)
+    else:
+        os.environ["EBMKIT_CACHE_DIR"] = before
+
+
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Every device this machine has: CPU always, CUDA when present."""

@@ -57,7 +57,8 @@ def test_models_and_datasets_list_summaries(capsys):
         assert name in out
     assert "digits(split: str = 'train')" in out
     code, out, _ = run(capsys, "models", "--json")
-    assert json.loads(out)[0]["options"] == ["dim: int = 2", "scale: float = 1.0"]
+    listed = {m["name"]: m for m in json.loads(out)}
+    assert listed["hello"]["options"] == ["dim: int = 2", "scale: float = 1.0"]
 
 
 def test_plugin_subcommand(capsys):

@@ -11,6 +11,7 @@ import ebmkit as ek
 from ebmkit.errors import ConfigError
 
 E, L = ek.energies, ek.latent
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only contend
 
 
 def _lasso_problem(dtype=torch.float64, d=24, lam=0.5, n=16):

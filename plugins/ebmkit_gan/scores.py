@@ -245,6 +245,12 @@ class _Reference:
         self.floor = self.score(test.y)
 
     def score(self, images: Tensor) -> tuple[float, float]:
+        # KID draws random subsets: from a fixed seed, and never from the training run's RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return self._score(images)
+
+    def _score(self, images: Tensor) -> tuple[float, float]:
         images = images.detach().float().cpu().reshape(-1, *self.shape)
         subset = min(100, len(images))
         out = []
