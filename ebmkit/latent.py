@@ -153,6 +153,7 @@ class ISTA(Solver):
     """
 
     momentum = False
+    restart = False
 
     def __init__(self, dim: int | None = None, steps: int = 100, lipschitz: str | float = "auto",
                  safety: float = 1.5) -> None:
@@ -242,10 +243,25 @@ class ISTA(Solver):
                 v = prox(v - step * grad(v))
             return v
         # FISTA (Beck & Teboulle 2009): the gradient is taken at an extrapolated point.
-        u, t = v, 1.0
+        if not self.restart:
+            u, t = v, 1.0
+            for _ in range(self.steps):
+                v_next = prox(u - step * grad(u))
+                t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+                u = v_next + ((t - 1) / t_next) * (v_next - v)
+                v, t = v_next, t_next
+            return v
+        # With adaptive restart (O'Donoghue & Candès 2015): a sample whose momentum points
+        # uphill, ⟨u − v⁺, v⁺ − v⟩ > 0, restarts it (t = 1). Per sample and without a host
+        # sync; it turns FISTA's O(1/k²) into fast linear convergence on well-conditioned
+        # problems such as sparse coding with a fixed dictionary.
+        u = v
+        t = torch.ones((v.shape[0],) + (1,) * (v.dim() - 1), device=v.device, dtype=v.dtype)
         for _ in range(self.steps):
             v_next = prox(u - step * grad(u))
-            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+            uphill = ((u - v_next) * (v_next - v)).reshape(v.shape[0], -1).sum(1) > 0
+            t = torch.where(uphill.reshape(t.shape), torch.ones_like(t), t)
+            t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
             u = v_next + ((t - 1) / t_next) * (v_next - v)
             v, t = v_next, t_next
         return v
@@ -273,9 +289,23 @@ def _grad(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
 
 
 class FISTA(ISTA):
-    """ISTA with Nesterov momentum: O(1/k²) instead of O(1/k) (Beck & Teboulle, 2009)."""
+    """ISTA with Nesterov momentum: O(1/k²) instead of O(1/k) (Beck & Teboulle, 2009).
+
+    Args:
+        dim: Size of z (to start from zeros when no ``init``).
+        steps: Iterations.
+        lipschitz: ``"auto"``, ``"power"`` or a number.
+        safety: Multiplier on estimated (not exact) Lipschitz constants.
+        restart: Adaptive restart per sample (O'Donoghue & Candès, 2015): the momentum is
+            reset whenever it points uphill, which converges much faster in practice.
+    """
 
     momentum = True
+
+    def __init__(self, dim: int | None = None, steps: int = 100, lipschitz: str | float = "auto",
+                 safety: float = 1.5, restart: bool = True) -> None:
+        super().__init__(dim, steps, lipschitz, safety)
+        self.restart = bool(restart)
 
 
 class Exhaustive(Solver):

@@ -55,6 +55,14 @@ def test_fista_beats_ista_at_equal_steps_and_generic_path_agrees():
     assert generic.item() == pytest.approx(exact.item(), rel=1e-4)
 
 
+def test_adaptive_restart_speeds_fista_up():
+    dec, y, energy, _ = _lasso_problem()
+    best = energy(y, z=L.FISTA(dim=24, steps=2000)(energy, y)).mean()
+    gaps = {r: (energy(y, z=L.FISTA(dim=24, steps=40, restart=r)(energy, y)).mean() - best).item()
+            for r in (False, True)}
+    assert 0 <= gaps[True] < gaps[False]
+
+
 def test_fista_with_group_sparsity_zeroes_whole_groups():
     dec, y, _, _ = _lasso_problem()
     energy = E.Reconstruction(dec) + 2.0 * E.GroupL1(group_size=4)

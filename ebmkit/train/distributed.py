@@ -25,6 +25,7 @@ import atexit
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -155,7 +156,16 @@ def setup(device_type: str) -> Dist:
 
 
 def _teardown() -> None:
+    """Leave the process group together: a rank that tears gloo down while its peer is still
+    talking can abort the process ("terminate called without an active exception")."""
     global _OWNED
     if _OWNED and dist.is_initialized():
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=60))
+            else:
+                dist.barrier()
+        except Exception:  # a peer already gone: nothing left to wait for
+            pass
         dist.destroy_process_group()
     _OWNED = False
