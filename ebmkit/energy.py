@@ -286,6 +286,8 @@ class L1(_Penalty):
 
     def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         """argmin_u ½‖u − v‖² + step·|u|₁ = sign(v)·max(|v| − step, 0)."""
+        if isinstance(step, float) and step >= 0:
+            return nnf.softshrink(v, step)  # one fused kernel
         return v.sign() * (v.abs() - step).clamp_min(0)
 
 

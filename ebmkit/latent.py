@@ -221,32 +221,42 @@ class ISTA(Solver):
         with torch.no_grad():
             if quad is not None:  # exact gradients and Lipschitz constant, no autograd
                 gram, lin = (t.detach() for t in quad)
-                grad = lambda z: 2 * (z @ gram - lin)  # noqa: E731
                 lip = 2 * torch.linalg.eigvalsh(gram)[-1].clamp_min(1e-12)
             else:
                 smooth = lambda z: sum(w * t(**{**inputs, var: z}) for w, t in smooth_terms)  # noqa: E731
-                grad = lambda z: _grad(smooth, z)  # noqa: E731
                 lip = self._estimate(smooth, v)
             if isinstance(self.lipschitz, (int, float)) and not isinstance(self.lipschitz, bool):
                 lip = torch.as_tensor(float(self.lipschitz), device=v.device, dtype=v.dtype)
             step = 1.0 / lip
-            if step.dim() == 1:  # per-sample steps broadcast over z's features
-                step = step.reshape(-1, *([1] * (v.dim() - 1)))
-            prox_step = (lambda z: z) if prox is None else (  # noqa: E731
-                lambda z: prox[1].prox(z, prox[0] * step))
-            return self._iterate(v, grad, prox_step, step)
+            if quad is not None:
+                # u − η∇f(u) = u(I − 2ηG) + 2ηc: the whole gradient step is one addmm
+                eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
+                descend_matrix, descend_offset = eye - 2 * step * gram, 2 * step * lin
+                descend = lambda u: torch.addmm(descend_offset, u, descend_matrix)  # noqa: E731
+            else:
+                if step.dim() == 1:  # per-sample steps broadcast over z's features
+                    step = step.reshape(-1, *([1] * (v.dim() - 1)))
+                descend = lambda u: u - step * _grad(smooth, u)  # noqa: E731
+            if prox is None:
+                prox_step = lambda z: z  # noqa: E731
+            else:
+                weight, term = prox
+                # one scalar threshold (one sync, before the loop) lets L1 use a fused kernel
+                threshold = weight * (float(step) if step.dim() == 0 else step)
+                prox_step = lambda z: term.prox(z, threshold)  # noqa: E731
+            return self._iterate(v, descend, prox_step)
 
-    def _iterate(self, v: Tensor, grad: Callable[[Tensor], Tensor],
-                 prox: Callable[[Tensor], Tensor], step: Tensor) -> Tensor:
+    def _iterate(self, v: Tensor, descend: Callable[[Tensor], Tensor],
+                 prox: Callable[[Tensor], Tensor]) -> Tensor:
         if not self.momentum:
             for _ in range(self.steps):
-                v = prox(v - step * grad(v))
+                v = prox(descend(v))
             return v
         # FISTA (Beck & Teboulle 2009): the gradient is taken at an extrapolated point.
         if not self.restart:
             u, t = v, 1.0
             for _ in range(self.steps):
-                v_next = prox(u - step * grad(u))
+                v_next = prox(descend(u))
                 t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
                 u = v_next + ((t - 1) / t_next) * (v_next - v)
                 v, t = v_next, t_next
@@ -258,11 +268,12 @@ class ISTA(Solver):
         u = v
         t = torch.ones((v.shape[0],) + (1,) * (v.dim() - 1), device=v.device, dtype=v.dtype)
         for _ in range(self.steps):
-            v_next = prox(u - step * grad(u))
-            uphill = ((u - v_next) * (v_next - v)).reshape(v.shape[0], -1).sum(1) > 0
-            t = torch.where(uphill.reshape(t.shape), torch.ones_like(t), t)
+            v_next = prox(descend(u))
+            moved = v_next - v
+            uphill = torch.linalg.vecdot((u - v_next).flatten(1), moved.flatten(1)) > 0
+            t = torch.where(uphill.reshape(t.shape), 1.0, t)
             t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
-            u = v_next + ((t - 1) / t_next) * (v_next - v)
+            u = torch.addcmul(v_next, (t - 1) / t_next, moved)
             v, t = v_next, t_next
         return v
 
