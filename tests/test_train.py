@@ -459,3 +459,11 @@ def test_resume_with_another_model_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"config \{'dim': 8, 'hidden': 4\}.*'hidden': 5"):
         Trainer(MLPAutoencoder(hidden=5), epochs=2, device="cpu", checkpoint_dir=tmp_path,
                 resume=True, progress=False).fit(blob())
+
+
+def test_nan_data_is_refused_up_front() -> None:
+    y = torch.rand(40, 8)
+    y[7, 3] = float("nan")
+    data = ek.data.TensorData({"y": y}, name="bad", split="train")
+    with pytest.raises(ConfigError, match=r"'y' contains NaN or infinite values \(1 rows, first \[7\]\)"):
+        Trainer(MLPAutoencoder(), epochs=1, device="cpu", progress=False).fit(data)

@@ -156,7 +156,9 @@ class LoaderSource:
 def _check_finite(data: Any) -> None:
     """NaN or inf in the data is a clear error up front (one check per fit, not per step)."""
     for key, t in data.tensors.items():
-        if t.is_floating_point():
+        # one reduction: the sum is finite unless a value is NaN/inf (or the sum overflows,
+        # which the row check below then clears)
+        if t.is_floating_point() and not bool(torch.isfinite(t.sum(dtype=torch.float64))):
             bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
             if bool(bad.any()):
                 rows = bad.nonzero().flatten()[:5].tolist()
