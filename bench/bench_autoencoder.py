@@ -14,12 +14,11 @@ thread, and their final mean epoch losses must agree.
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 import torch.nn.functional as nnf
 
-from .harness import Result
+from .harness import Result, interleaved_epochs
 
 BATCH, LR, SEED = 64, 1e-3, 0
 
@@ -63,22 +62,11 @@ def run(smoke: bool) -> list[Result]:
 
     fns = {"trainer": trainer_epoch, "hand": hand_epoch}
     repeats = 1 if smoke else 41
-    times: dict[str, list[float]] = {"trainer": [], "hand": []}
-    losses: dict[str, float] = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for i in range(repeats + 2):  # two untimed warm-up rounds; order flips every round
-            for name in (("trainer", "hand") if i % 2 == 0 else ("hand", "trainer")):
-                model.load_state_dict(init)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                losses[name] = fns[name]()
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                if i >= 2:
-                    times[name].append(time.perf_counter() - start)
+        times, losses = interleaved_epochs(fns, lambda: model.load_state_dict(init), device,
+                                           repeats)
     finally:
         torch.set_num_threads(threads)
     t_trainer, t_hand = statistics.median(times["trainer"]), statistics.median(times["hand"])

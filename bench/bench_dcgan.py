@@ -14,13 +14,11 @@ applied to both networks.
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .harness import Result
+from .harness import Result, interleaved_epochs
 
 BATCH, LR, SEED = 64, 2e-4, 0
 
@@ -51,25 +49,6 @@ def _hand_epoch(model, y: torch.Tensor, g: nn.Module, d: nn.Module) -> float:
         opt_g.step()
         total += (err_real + err_fake).detach() * b
     return float(total) / len(y)
-
-
-def _interleaved(fns: dict[str, Callable[[], float]], reset: Callable[[], None],
-                 device: torch.device, repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    losses: dict[str, float] = {}
-    names = list(fns)
-    for i in range(repeats + 2):
-        for name in (names if i % 2 == 0 else names[::-1]):
-            reset()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            losses[name] = fns[name]()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                times[name].append(time.perf_counter() - start)
-    return times, losses
 
 
 def _pair(device: torch.device, repeats: int, compile: bool) -> Result:
@@ -103,8 +82,8 @@ def _pair(device: torch.device, repeats: int, compile: bool) -> Result:
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if device.type == "cpu" else threads)
     try:
-        times, losses = _interleaved({"ebmkit": trainer_epoch, "hand": hand_epoch}, reset,
-                                     device, repeats)
+        times, losses = interleaved_epochs({"ebmkit": trainer_epoch, "hand": hand_epoch},
+                                           reset, device, repeats)
     finally:
         torch.set_num_threads(threads)
     t_e, t_h = statistics.median(times["ebmkit"]), statistics.median(times["hand"])

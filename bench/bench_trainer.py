@@ -11,13 +11,11 @@ epoch losses must agree, so both did the same work.
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .harness import Result
+from .harness import Result, interleaved_epochs
 
 BATCH, LR, SEED = 64, 1e-3, 0
 
@@ -69,27 +67,6 @@ def _hand_loop(model: nn.Module, y: torch.Tensor) -> float:
     return float(total) / len(y)
 
 
-def _interleaved(trainer_epoch: Callable[[], float], hand_epoch: Callable[[], float],
-                 model: nn.Module, init: dict[str, torch.Tensor], device: torch.device,
-                 repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Alternate the two (order flipped every round) after two untimed warm-up rounds."""
-    times: dict[str, list[float]] = {"trainer": [], "hand": []}
-    losses: dict[str, float] = {}
-    fns = {"trainer": trainer_epoch, "hand": hand_epoch}
-    for i in range(repeats + 2):
-        for name in (("trainer", "hand") if i % 2 == 0 else ("hand", "trainer")):
-            model.load_state_dict(init)  # every run starts from the same weights
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            losses[name] = fns[name]()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                times[name].append(time.perf_counter() - start)
-    return times, losses
-
-
 def run(smoke: bool) -> list[Result]:
     import ebmkit as ek
 
@@ -116,7 +93,8 @@ def run(smoke: bool) -> list[Result]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        times, losses = _interleaved(trainer_epoch, hand_epoch, model, init, device, repeats)
+        times, losses = interleaved_epochs({"trainer": trainer_epoch, "hand": hand_epoch},
+                                           lambda: model.load_state_dict(init), device, repeats)
     finally:
         torch.set_num_threads(threads)
     t_trainer, t_hand = statistics.median(times["trainer"]), statistics.median(times["hand"])

@@ -81,6 +81,35 @@ def interleaved_times(fns: Sequence[Callable[[], object]], repeats: int) -> list
     return [statistics.median(t) for t in times]
 
 
+def interleaved_epochs(fns: dict[str, Callable[[], float]], reset: Callable[[], None],
+                       device: object, repeats: int, warmup: int = 2
+                       ) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Time training epochs side by side: ``(times per name, last value per name)``.
+
+    Every run starts with ``reset()`` (the same weights for both sides); the order flips every
+    round so neither side always runs first; ``warmup`` untimed rounds come first; CUDA is
+    synchronised around each timed run.
+    """
+    import torch
+
+    cuda = getattr(device, "type", str(device)) == "cuda"
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    values: dict[str, float] = {}
+    names = list(fns)
+    for i in range(repeats + warmup):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            reset()
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            values[name] = fns[name]()
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times, values
+
+
 def run_command(argv: Sequence[str], env: dict[str, str] | None = None) -> Callable[[], None]:
     """A callable that runs a command to completion (for start-up times)."""
     environ = {**os.environ, **(env or {})}

@@ -29,13 +29,7 @@ NAMES = ["autoencoder", "autoencoder.denoising", "autoencoder.sparse",
          "autoencoder.contractive", "autoencoder.variational"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny MLPs run faster on one thread than on two contending ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only contend
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ import ebmkit as ek
 from ebmkit.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only contend
 
 
 @pytest.fixture(scope="module")
