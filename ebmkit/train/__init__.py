@@ -1,7 +1,8 @@
 """Training: [`Trainer`][ebmkit.train.trainer.Trainer] and
 [`DivergenceError`][ebmkit.train.trainer.DivergenceError].
 
-- ``trainer``: the loop, devices, AMP, checkpoints and the divergence guard;
+- ``trainer``: the loop, devices, AMP and the divergence guard;
+- ``rundir``: the run directory's checkpoint (an atomic commit per epoch) and resume;
 - ``monitor``: per-epoch sums and the non-finite check, without per-step host syncs;
 - ``batching``: batches from ``TensorData`` (fast path), a ``Dataset`` or a ``DataLoader``;
 - ``distributed``: the process group under ``torchrun`` and gradient averaging;

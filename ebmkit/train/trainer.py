@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 import math
 import random
@@ -22,27 +21,17 @@ from .. import checkpoint as ckpt
 from ..errors import ConfigError, EbmkitError
 from ..model import EnergyModel
 from ..strategies import StepOutput
+from . import rundir
 from .batching import make_source
 from .distributed import Dist, setup
 from .monitor import EpochMonitor
 from .options import build_optimizer, number, positive_int, resolve_amp, resolve_device
-from .state import (
-    check_plain,
-    clone_tree,
-    flatten_metric,
-    gather_rng,
-    json_roundtrip,
-    local_rng,
-    restore_rng,
-    set_local_rng,
-    to_device,
-)
+from .state import clone_tree, flatten_metric, local_rng, set_local_rng
 
 __all__ = ["DivergenceError", "Trainer"]
 
 log = logging.getLogger("ebmkit.train")
 
-TRAINER_FORMAT = "ebmkit.trainer/1"
 RUN_FORMAT = "ebmkit.run/1"
 # Record keys of the trainer's own; a strategy log with one of these names gets a prefix.
 _RESERVED = frozenset({"epoch", "step", "loss", "lr", "time_s", "samples_per_s", "retries"})
@@ -291,7 +280,7 @@ class Trainer:
             if d is not None and self.dist.main and d.is_dir():
                 ckpt.recover(d)  # finish or discard a save that a crash interrupted
             if self.resume:
-                self._restore_checkpoint()
+                rundir.restore(self)
             else:
                 self._seed()
                 self._warn_if_overwriting()
@@ -306,7 +295,7 @@ class Trainer:
             if val_source is not None:
                 record.update({f"val_{k}": v for k, v in self._evaluate(val_source).items()})
             self.history.append(record)
-            self._save_checkpoint()
+            rundir.save(self)
             self._report(record)
         return [dict(r) for r in self.history]
 
@@ -567,98 +556,6 @@ class Trainer:
         fn = getattr(self.strategy, "load_state_dict", None)
         if callable(fn):
             fn(state)
-
-    def _trainer_state(self) -> dict[str, Any]:
-        state = {
-            "format": TRAINER_FORMAT,
-            "ebmkit_version": __import__("ebmkit").__version__,
-            "epoch": self.epoch,
-            "step": self.step,
-            "optimizer_name": self.optimizer_name,
-            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "strategy": self._strategy_state(),
-            "rng": gather_rng(self.device, self._gen, self.dist),
-            "history": self.history,
-            "lr": [float(g["lr"]) for g in self.optimizer.param_groups] if self.optimizer else [],
-            "world_size": self.dist.world,
-        }
-        check_plain(state["strategy"], "strategy.state_dict()")
-        return state
-
-    def _save_checkpoint(self) -> None:
-        d = self.checkpoint_dir
-        if d is None:
-            return
-        state = self._trainer_state()  # a collective: every rank takes part
-        if self.dist.main:
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError) as exc:
-                raise ConfigError(f"cannot create checkpoint_dir {str(d)!r}: {exc}") from exc
-            header = ckpt.model_header(self.model)
-            meta = {"ebmkit.epoch": str(self.epoch), "ebmkit.step": str(self.step)}
-            config = self.config()
-            lines = "".join(json.dumps(r) + "\n" for r in self.history)
-            # One commit: a crash leaves either the previous checkpoint or this one, whole.
-            # metrics.jsonl is rewritten from the history, so a crash never duplicates a line.
-            ckpt.commit(d, {
-                "model.safetensors": lambda p: ckpt.write_weights(self.model, p, meta),
-                "model.json": lambda p: p.write_text(ckpt.json_text(header), encoding="utf-8"),
-                "config.json": lambda p: p.write_text(ckpt.json_text(config), encoding="utf-8"),
-                "metrics.jsonl": lambda p: p.write_text(lines, encoding="utf-8"),
-                "trainer.pt": lambda p: torch.save(state, p),
-            })
-        self.dist.barrier(self.device)
-
-    def _restore_checkpoint(self) -> None:
-        d = self.checkpoint_dir
-        assert d is not None
-        self.dist.barrier(self.device)  # rank 0 has recovered the directory
-        path = d / "trainer.pt"
-        if not path.exists():
-            raise ckpt.CheckpointNotFoundError(
-                f"resume=True but {str(d)!r} holds no checkpoint (no trainer.pt); expected the "
-                f"checkpoint_dir of an earlier run, or train without resume first")
-        header = ckpt.read_model_header(d / "model.json")
-        mine = {"name": self.model.name, "config": json_roundtrip(self.model.config())}
-        if header["name"] != mine["name"] or json_roundtrip(header["config"]) != mine["config"]:
-            raise ckpt.CheckpointError(
-                f"the checkpoint in {d} is of model {header['name']!r} with config "
-                f"{header['config']}; this trainer's model is {mine['name']!r} with config "
-                f"{mine['config']}. Build the same model to resume")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ckpt.CheckpointError(f"{path} cannot be loaded with weights_only=True: "
-                                       f"{exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != TRAINER_FORMAT:
-            got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ckpt.CheckpointError(f"{path}: expected format {TRAINER_FORMAT!r}, got {got!r}")
-        meta = ckpt.load_weights(self.model, d / "model.safetensors")
-        if meta.get("ebmkit.step") != str(state["step"]):
-            raise ckpt.CheckpointError(
-                f"the checkpoint in {d} is inconsistent: model.safetensors is from step "
-                f"{meta.get('ebmkit.step')}, trainer.pt from step {state['step']}")
-        if (state["optimizer"] is None) != (self.optimizer is None):
-            raise ckpt.CheckpointError(f"{path}: the checkpoint's optimizer state does not fit "
-                                       f"this model's trainable parameters")
-        if self.optimizer is not None:
-            if state.get("optimizer_name") != self.optimizer_name:
-                raise ckpt.CheckpointError(
-                    f"{path} was written with optimizer {state.get('optimizer_name')!r}; this "
-                    f"trainer uses {self.optimizer_name!r}")
-            try:
-                self.optimizer.load_state_dict(state["optimizer"])
-            except (ValueError, KeyError, RuntimeError) as exc:
-                raise ckpt.CheckpointError(f"{path}: the optimizer state does not fit: {exc}"
-                                           ) from exc
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self._load_strategy_state(to_device(state["strategy"], self.device))
-        restore_rng(state["rng"], self.device, self._gen, self.dist)
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.history = [dict(r) for r in state["history"]]
 
 
 def _describe_data(data: Any) -> dict[str, Any]:

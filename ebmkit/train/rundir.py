@@ -1,0 +1,121 @@
+"""The run directory's checkpoint: what ``trainer.pt`` holds, one atomic commit per epoch,
+and the checks made when a run resumes.
+
+Functions of a [`Trainer`][ebmkit.train.trainer.Trainer]: a crash at any point of ``save`` leaves
+either the previous checkpoint or this one, whole (``ebmkit.checkpoint.commit``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .. import checkpoint as ckpt
+from ..errors import ConfigError
+from .state import check_plain, gather_rng, json_roundtrip, restore_rng, to_device
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["TRAINER_FORMAT", "restore", "save", "trainer_state"]
+
+TRAINER_FORMAT = "ebmkit.trainer/1"
+
+
+def trainer_state(trainer: Trainer) -> dict[str, Any]:
+    """What ``trainer.pt`` holds: plain tensors, numbers and strings only."""
+    state = {
+        "format": TRAINER_FORMAT,
+        "ebmkit_version": __import__("ebmkit").__version__,
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "optimizer_name": trainer.optimizer_name,
+        "optimizer": trainer.optimizer.state_dict() if trainer.optimizer is not None else None,
+        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
+        "strategy": trainer._strategy_state(),
+        "rng": gather_rng(trainer.device, trainer._gen, trainer.dist),
+        "history": trainer.history,
+        "lr": [float(g["lr"]) for g in trainer.optimizer.param_groups] if trainer.optimizer else [],
+        "world_size": trainer.dist.world,
+    }
+    check_plain(state["strategy"], "strategy.state_dict()")
+    return state
+
+def save(trainer: Trainer) -> None:
+    """Commit this epoch's checkpoint to the run directory (all ranks call it)."""
+    d = trainer.checkpoint_dir
+    if d is None:
+        return
+    state = trainer_state(trainer)  # a collective: every rank takes part
+    if trainer.dist.main:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConfigError(f"cannot create checkpoint_dir {str(d)!r}: {exc}") from exc
+        header = ckpt.model_header(trainer.model)
+        meta = {"ebmkit.epoch": str(trainer.epoch), "ebmkit.step": str(trainer.step)}
+        config = trainer.config()
+        lines = "".join(json.dumps(r) + "\n" for r in trainer.history)
+        # One commit: a crash leaves either the previous checkpoint or this one, whole.
+        # metrics.jsonl is rewritten from the history, so a crash never duplicates a line.
+        ckpt.commit(d, {
+            "model.safetensors": lambda p: ckpt.write_weights(trainer.model, p, meta),
+            "model.json": lambda p: p.write_text(ckpt.json_text(header), encoding="utf-8"),
+            "config.json": lambda p: p.write_text(ckpt.json_text(config), encoding="utf-8"),
+            "metrics.jsonl": lambda p: p.write_text(lines, encoding="utf-8"),
+            "trainer.pt": lambda p: torch.save(state, p),
+        })
+    trainer.dist.barrier(trainer.device)
+
+def restore(trainer: Trainer) -> None:
+    """Load the run directory's checkpoint into the trainer, checking it fits."""
+    d = trainer.checkpoint_dir
+    assert d is not None
+    trainer.dist.barrier(trainer.device)  # rank 0 has recovered the directory
+    path = d / "trainer.pt"
+    if not path.exists():
+        raise ckpt.CheckpointNotFoundError(
+            f"resume=True but {str(d)!r} holds no checkpoint (no trainer.pt); expected the "
+            f"checkpoint_dir of an earlier run, or train without resume first")
+    header = ckpt.read_model_header(d / "model.json")
+    mine = {"name": trainer.model.name, "config": json_roundtrip(trainer.model.config())}
+    if header["name"] != mine["name"] or json_roundtrip(header["config"]) != mine["config"]:
+        raise ckpt.CheckpointError(
+            f"the checkpoint in {d} is of model {header['name']!r} with config "
+            f"{header['config']}; this trainer's model is {mine['name']!r} with config "
+            f"{mine['config']}. Build the same model to resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ckpt.CheckpointError(f"{path} cannot be loaded with weights_only=True: "
+                                   f"{exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != TRAINER_FORMAT:
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ckpt.CheckpointError(f"{path}: expected format {TRAINER_FORMAT!r}, got {got!r}")
+    meta = ckpt.load_weights(trainer.model, d / "model.safetensors")
+    if meta.get("ebmkit.step") != str(state["step"]):
+        raise ckpt.CheckpointError(
+            f"the checkpoint in {d} is inconsistent: model.safetensors is from step "
+            f"{meta.get('ebmkit.step')}, trainer.pt from step {state['step']}")
+    if (state["optimizer"] is None) != (trainer.optimizer is None):
+        raise ckpt.CheckpointError(f"{path}: the checkpoint's optimizer state does not fit "
+                                   f"this model's trainable parameters")
+    if trainer.optimizer is not None:
+        if state.get("optimizer_name") != trainer.optimizer_name:
+            raise ckpt.CheckpointError(
+                f"{path} was written with optimizer {state.get('optimizer_name')!r}; this "
+                f"trainer uses {trainer.optimizer_name!r}")
+        try:
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ckpt.CheckpointError(f"{path}: the optimizer state does not fit: {exc}"
+                                       ) from exc
+    if trainer.scaler is not None and state.get("scaler"):
+        trainer.scaler.load_state_dict(state["scaler"])
+    trainer._load_strategy_state(to_device(state["strategy"], trainer.device))
+    restore_rng(state["rng"], trainer.device, trainer._gen, trainer.dist)
+    trainer.epoch, trainer.step = int(state["epoch"]), int(state["step"])
+    trainer.history = [dict(r) for r in state["history"]]
+
