@@ -467,3 +467,12 @@ def test_nan_data_is_refused_up_front() -> None:
     data = ek.data.TensorData({"y": y}, name="bad", split="train")
     with pytest.raises(ConfigError, match=r"'y' contains NaN or infinite values \(1 rows, first \[7\]\)"):
         Trainer(MLPAutoencoder(), epochs=1, device="cpu", progress=False).fit(data)
+
+
+def test_nan_written_into_data_after_a_fit_is_still_caught() -> None:
+    # the finite check is cached per tensor version: an in-place write must invalidate it
+    data = ek.data.TensorData({"y": torch.rand(40, 8)}, name="later", split="train")
+    Trainer(MLPAutoencoder(), epochs=1, device="cpu", progress=False).fit(data)
+    data.tensors["y"][11, 2] = float("inf")
+    with pytest.raises(ConfigError, match=r"contains NaN or infinite values \(1 rows, first \[11\]\)"):
+        Trainer(MLPAutoencoder(), epochs=1, device="cpu", progress=False).fit(data)

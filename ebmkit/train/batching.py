@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -153,18 +154,36 @@ class LoaderSource:
             yield to_batch(item, self.device)
 
 
+# Tensors already found finite, with their version counter then: refitting unchanged data
+# (a loop of short fits, a benchmark) skips the pass; any in-place write bumps the version.
+# Keyed by id (a tensor's == is elementwise), holding a weak reference to rule out reuse of
+# the id by a later tensor.
+_FINITE: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+
+
+def _known_finite(t: Tensor) -> bool:
+    ref, version = _FINITE.get(id(t), (None, -1))
+    return ref is not None and ref() is t and version == t._version
+
+
 def _check_finite(data: Any) -> None:
     """NaN or inf in the data is a clear error up front (one check per fit, not per step)."""
     for key, t in data.tensors.items():
+        if not t.is_floating_point() or _known_finite(t):
+            continue
         # one reduction: the sum is finite unless a value is NaN/inf (or the sum overflows,
         # which the row check below then clears)
-        if t.is_floating_point() and not bool(torch.isfinite(t.sum(dtype=torch.float64))):
+        if not bool(torch.isfinite(t.sum(dtype=torch.float64))):
             bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
             if bool(bad.any()):
                 rows = bad.nonzero().flatten()[:5].tolist()
                 raise ConfigError(f"data {getattr(data, 'name', '')!r}: {key!r} contains NaN or "
                                   f"infinite values ({int(bad.sum())} rows, first {rows}); "
                                   f"expected finite numbers")
+        if len(_FINITE) > 64:  # drop entries of tensors that are gone
+            for k in [k for k, (r, _) in _FINITE.items() if r() is None]:
+                del _FINITE[k]
+        _FINITE[id(t)] = (weakref.ref(t), t._version)
 
 
 def _is_tensor_data(data: Any) -> bool:

@@ -116,8 +116,7 @@ class EpochMonitor:
         out: dict[str, tuple[list[int], Tensor]] = {}
         for key, items in per_key.items():
             try:
-                vals = torch.stack([torch.as_tensor(v, device=self.device).reshape(())
-                                    for _, v in items]).to(self.dtype)
+                vals = self._stack_scalars([v for _, v in items])
             except (RuntimeError, TypeError, ValueError) as exc:
                 raise ConfigError(f"strategy {self.who} logged {key!r} as something other than "
                                   f"a scalar tensor: {exc}") from exc
@@ -131,6 +130,14 @@ class EpochMonitor:
             self.log_n[key] = self.log_n.get(key, 0) + count
             out[key] = (idx, vals)
         return out
+
+    def _stack_scalars(self, values: list[Any]) -> Tensor:
+        """``[n]`` in the sums' dtype from scalar tensors (or numbers) of one log key."""
+        if all(isinstance(v, Tensor) and v.dim() == 0 and v.device == self.device
+               for v in values):
+            return torch.stack(values).to(self.dtype)  # the usual case: one call
+        return torch.stack([torch.as_tensor(v, device=self.device).reshape(())
+                            for v in values]).to(self.dtype)
 
     def _first_bad(self, k: int, losses: Tensor | None,
                    per_key: Mapping[str, tuple[list[int], Tensor]]) -> int:

@@ -61,6 +61,8 @@ def clone_tree(obj: Any) -> Any:
         return [clone_tree(v) for v in obj]
     if isinstance(obj, tuple):
         return tuple(clone_tree(v) for v in obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj  # immutable
     return copy.deepcopy(obj)
 
 

@@ -69,8 +69,9 @@ class Trainer:
         batch_size: Samples per step and per process.
         device: ``"auto"`` (CUDA, else MPS, else CPU), or any torch device string.
         checkpoint_dir: Where to write a checkpoint after every epoch; None for none.
-        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, or a callable ``params -> Optimizer``
-            (which then sets its own lr and weight decay).
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` (PyTorch's fused implementation where
+            the device has one), or a callable ``params -> Optimizer`` (which then sets its
+            own lr and weight decay).
         weight_decay: Passed to the named optimizers.
         grad_clip: Clip the gradients' global 2-norm to this value (and log ``grad_norm``,
             the norm before clipping; not with fp16's grad scaler, whose skipped steps have
@@ -169,16 +170,26 @@ class Trainer:
             device = torch.device("cuda", self.dist.local_rank if self.dist.enabled
                                   else torch.cuda.current_device())
         self.device = device
-        if any(t.device != device for t in (*model.parameters(), *model.buffers())):
+        # The module trees are walked once here: the per-fit and per-epoch work below (train
+        # mode, snapshots) uses these lists.
+        trained = [model] + ([strategy] if isinstance(strategy, nn.Module) else [])
+        self._modules: list[nn.Module] = [m for root in trained for m in root.modules()]
+        self._state: list[Tensor] = [t for m in self._modules
+                                     for t in (*m._parameters.values(), *m._buffers.values())
+                                     if t is not None]
+        if any(t.device != device for t in self._state):
             model.to(device)  # skipped when already there: .to walks every module
-        if isinstance(strategy, nn.Module):
-            strategy.to(device)
+            if isinstance(strategy, nn.Module):
+                strategy.to(device)
+            self._state = [t for m in self._modules
+                           for t in (*m._parameters.values(), *m._buffers.values())
+                           if t is not None]
 
         # A strategy that is a module (e.g. with a learned sampler) trains alongside.
         seen: set[int] = set()
         self.params: list[nn.Parameter] = []
-        for module in [model] + ([strategy] if isinstance(strategy, nn.Module) else []):
-            for p in module.parameters():
+        for root in trained:
+            for p in root.parameters():
                 if p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
                     self.params.append(p)
@@ -289,7 +300,8 @@ class Trainer:
             self._started = True
         self._data_info = _describe_data(data)
 
-        self.model.train()
+        if not all(m.training for m in self._modules):
+            self.model.train()  # (module.train walks and sets every submodule)
         while self.epoch < self.epochs:
             record = self._epoch_with_guard(source)
             if val_source is not None:
@@ -319,11 +331,19 @@ class Trainer:
 
     # ---------------------------------------------------------------- divergence guard
     def _snapshot(self) -> dict[str, Any]:
-        """The state to return to when an epoch diverges (kept on the device)."""
+        """The state to return to when an epoch diverges (kept on the device).
+
+        Every parameter and buffer is copied (and restored in place); an optimizer that has
+        not stepped yet is recorded as fresh rather than packed.
+        """
+        opt = self.optimizer
+        with torch.no_grad():
+            tensors = [t.detach().clone() for t in self._state]
         return {
-            "model": clone_tree(self.model.state_dict()),
-            "optimizer": (clone_tree(self.optimizer.state_dict())
-                          if self.optimizer is not None else None),
+            "tensors": tensors,
+            "optimizer": (clone_tree(opt.state_dict()) if opt is not None and opt.state
+                          else None),
+            "lrs": [g["lr"] for g in opt.param_groups] if opt is not None else [],
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "strategy": clone_tree(self._strategy_state()),
             "rng": local_rng(self.device, self._gen),
@@ -331,12 +351,18 @@ class Trainer:
         }
 
     def _restore_snapshot(self, snap: Mapping[str, Any], lr_factor: float) -> None:
-        self.model.load_state_dict(snap["model"])
+        with torch.no_grad():
+            for t, saved in zip(self._state, snap["tensors"]):
+                t.copy_(saved)
         if self.optimizer is not None:
-            # load_state_dict may keep the given tensors: hand it a copy, keep the snapshot clean.
-            self.optimizer.load_state_dict(clone_tree(snap["optimizer"]))
-            for group in self.optimizer.param_groups:
-                group["lr"] = group["lr"] * lr_factor
+            if snap["optimizer"] is None:
+                self.optimizer.state.clear()  # it had not stepped yet
+            else:
+                # load_state_dict may keep the given tensors: hand it a copy, keep the
+                # snapshot clean.
+                self.optimizer.load_state_dict(clone_tree(snap["optimizer"]))
+            for group, lr in zip(self.optimizer.param_groups, snap["lrs"]):
+                group["lr"] = lr * lr_factor
         if self.scaler is not None:
             self.scaler.load_state_dict(snap["scaler"])
         self._load_strategy_state(clone_tree(snap["strategy"]))
