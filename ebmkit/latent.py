@@ -150,18 +150,24 @@ class ISTA(Solver):
         steps: Iterations.
         lipschitz: ``"auto"``, ``"power"`` or a number.
         safety: Multiplier on estimated (not exact) Lipschitz constants.
+        dtype: Iterate in this floating dtype and return the input's (e.g. ``torch.float32``
+            for float64 data: about twice as fast on a CPU, and the objective still reaches
+            ~1e-7 relative). Only on the exact quadratic path (a linear decoder with
+            squared error, plus ``L2``), where the iteration is matrix products.
     """
 
     momentum = False
     restart = False
 
     def __init__(self, dim: int | None = None, steps: int = 100, lipschitz: str | float = "auto",
-                 safety: float = 1.5) -> None:
+                 safety: float = 1.5, dtype: torch.dtype | None = None) -> None:
         super().__init__(dim)
         self.steps = _positive("steps", steps)
         if not (lipschitz in ("auto", "power") or isinstance(lipschitz, (int, float))):
             raise ConfigError(f"lipschitz: expected 'auto', 'power' or a number, got {lipschitz!r}")
-        self.lipschitz, self.safety = lipschitz, float(safety)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ConfigError(f"dtype: expected a floating torch.dtype or None, got {dtype!r}")
+        self.lipschitz, self.safety, self.dtype = lipschitz, float(safety), dtype
 
     # -- splitting the energy into smooth and proximal parts ------------------------------
     @staticmethod
@@ -218,10 +224,17 @@ class ISTA(Solver):
         smooth_terms, prox = self._split(energy, var)  # type: ignore[arg-type]
         v = self._init(var, inputs, init).detach()
         quad = self._quadratic(smooth_terms, var, inputs)
+        out_dtype, work = v.dtype, self.dtype or v.dtype
+        if work != out_dtype and quad is None:
+            raise ConfigError(f"{type(self).__name__}(dtype={work}) iterates in another dtype "
+                              f"only on the exact quadratic path (a linear decoder with "
+                              f"squared error); this energy needs autograd in {out_dtype}: "
+                              f"drop dtype=, or cast the energy and the data")
         with torch.no_grad():
             if quad is not None:  # exact gradients and Lipschitz constant, no autograd
                 gram, lin = (t.detach() for t in quad)
                 lip = 2 * torch.linalg.eigvalsh(gram)[-1].clamp_min(1e-12)
+                gram, lin, v = gram.to(work), lin.to(work), v.to(work)
             else:
                 smooth = lambda z: sum(w * t(**{**inputs, var: z}) for w, t in smooth_terms)  # noqa: E731
                 lip = self._estimate(smooth, v)
@@ -243,8 +256,8 @@ class ISTA(Solver):
                 weight, term = prox
                 # one scalar threshold (one sync, before the loop) lets L1 use a fused kernel
                 threshold = weight * (float(step) if step.dim() == 0 else step)
-                prox_step = lambda z: term.prox(z, threshold)  # noqa: E731
-            return self._iterate(v, descend, prox_step)
+                prox_step = lambda z: term.prox(z, threshold).to(work)  # noqa: E731
+            return self._iterate(v, descend, prox_step).to(out_dtype)
 
     def _iterate(self, v: Tensor, descend: Callable[[Tensor], Tensor],
                  prox: Callable[[Tensor], Tensor]) -> Tensor:
@@ -309,13 +322,15 @@ class FISTA(ISTA):
         safety: Multiplier on estimated (not exact) Lipschitz constants.
         restart: Adaptive restart per sample (O'Donoghue & Candès, 2015): the momentum is
             reset whenever it points uphill, which converges much faster in practice.
+        dtype: Iterate in this dtype (see [`ISTA`][ebmkit.latent.ISTA]).
     """
 
     momentum = True
 
     def __init__(self, dim: int | None = None, steps: int = 100, lipschitz: str | float = "auto",
-                 safety: float = 1.5, restart: bool = True) -> None:
-        super().__init__(dim, steps, lipschitz, safety)
+                 safety: float = 1.5, restart: bool = True, dtype: torch.dtype | None = None
+                 ) -> None:
+        super().__init__(dim, steps, lipschitz, safety, dtype)
         self.restart = bool(restart)
 
 

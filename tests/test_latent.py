@@ -43,6 +43,22 @@ def test_fista_reaches_the_lasso_objective_of_scikit_learn():
     assert (z == 0).any()  # the L1 prox gives exact zeros
 
 
+def test_fista_iterating_in_float32_reaches_the_float64_optimum(device):
+    dec, y, energy, _ = _lasso_problem(n=64)
+    dec, y = dec.to(device), y.to(device)
+    best = energy(y, z=L.FISTA(dim=24, steps=3000)(energy, y)).mean()
+    z32 = L.FISTA(dim=24, steps=300, dtype=torch.float32)(energy, y)
+    assert z32.dtype == torch.float64 and z32.device == y.device  # returned in the input's
+    gap = ((energy(y, z=z32).mean() - best) / best).item()
+    assert 0 <= gap < 1e-6, gap
+    # the autograd path runs in the energy's own dtype: a clear error, not a dtype clash
+    wrapped = E.Reconstruction(torch.nn.Sequential(dec)) + 0.5 * E.L1()
+    with pytest.raises(ConfigError, match="only on the exact quadratic path"):
+        L.FISTA(dim=24, dtype=torch.float32)(wrapped, y)
+    with pytest.raises(ConfigError, match="floating torch.dtype"):
+        L.FISTA(dtype=torch.int32)
+
+
 def test_fista_beats_ista_at_equal_steps_and_generic_path_agrees():
     dec, y, energy, _ = _lasso_problem()
     fast = energy(y, z=L.FISTA(dim=24, steps=50)(energy, y)).mean()
