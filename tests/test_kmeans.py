@@ -58,6 +58,38 @@ def test_same_lloyd_iterations_as_scikit_learn():
                                rtol=1e-4, atol=1e-3)
 
 
+def test_packed_cpu_argmin_is_exact_and_sums_stay_in_step():
+    """The CPU kernels: the packed amin gives the exact float32 minimum and an index that
+    attains it (ties included), and the incremental cluster sums equal fresh sums."""
+    from ebmkit_kmeans import lloyd
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(5000, 16, generator=g) * 3
+    w = torch.randn(37, 16, generator=g)
+    w[9] = w[5]  # an exact tie for every sample near them
+    search = lloyd.Assigner(y, 37, chunk=512)
+    assert search.packed
+    labels, dist = search(w)
+    c_sq, w_t = torch.einsum("kd,kd->k", w, w), w.t().contiguous()
+    b = torch.cat([torch.addmm(c_sq, part, w_t, alpha=-2)
+                   for part in y.split(512)])  # the same float32 numbers
+    low, _ = b.min(1)
+    assert torch.equal(dist, (low + search.y_sq).clamp(min=0))  # bit for bit
+    assert torch.equal(b.gather(1, labels[:, None]).squeeze(1), low)  # an argmin, always
+    assert (labels == 5).any() or (labels == 9).any()
+    ref_labels, ref_dist = lloyd.Assigner(y.double(), 37)(w.double())  # the generic kernel
+    assert (ref_labels != labels).float().mean() < 0.05  # differs only on the tie
+    sums = lloyd.ClusterSums(y, 37, chunk=700)
+    previous = None
+    for step in range(4):  # labels that move a little each step
+        new = labels.clone()
+        new[step * 100:(step + 1) * 100] = (labels[step * 100:(step + 1) * 100] + 1) % 37
+        got = sums.update(new, previous if step else None)
+        fresh = torch.zeros(37, 16, dtype=torch.float64).index_add_(0, new, y.double())
+        torch.testing.assert_close(got, fresh, rtol=1e-12, atol=1e-9)
+        previous = new
+
+
 def test_energy_view_exhaustive_inference_and_core_free_energy(digits):
     y = digits.y[:200]
     km = ek.get_model("kmeans", k=10, dim=64, random_state=0).fit(digits.y)

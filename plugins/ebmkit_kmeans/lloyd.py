@@ -6,6 +6,18 @@ preallocated ``[chunk, K]`` buffer as ‖w‖² − 2·y Wᵀ (one ``addmm``), r
 minimum over the prototypes straight into the output slices, and ‖y‖² is added to the
 K-fold smaller result. No host sync happens inside these loops.
 
+Two CPU-specific kernels (chosen by device, same results everywhere):
+
+- **Packed argmin.** ``torch.min(dim=1)`` with indices runs a scalar loop on the CPU, while
+  ``amin`` is vectorised. A float32 value widened to float64 has 29 zero low mantissa bits;
+  writing the column index there makes one ``amin`` over the widened buffer return both the
+  minimum (bit-exact once the index is masked off) and an index attaining it (among exactly
+  equal values either may be chosen: both are argmins). About 1.6× faster than ``min``.
+- **Incremental sums.** After the first iteration few labels change, so the per-cluster
+  sums (float64) are updated by the rows that moved instead of re-summed with
+  ``index_add_`` over all N rows, which costs a tensor call per row on the CPU. Sums are
+  re-done in full when many labels change.
+
 Axis letters in shape comments: N samples, D features, K prototypes, C chunk of samples.
 """
 
@@ -27,6 +39,85 @@ def chunk_rows(k: int, requested: int | None = None) -> int:
     return int(min(65_536, max(256, _BUFFER_ELEMENTS // max(k, 1))))
 
 
+#: Samples per chunk of the packed CPU argmin: its float64 buffer stays in the L2/L3 caches.
+_PACKED_CHUNK = 2048
+_LOW_BITS = 29  # zero low mantissa bits of a float32 widened to float64
+
+
+class Assigner:
+    """Nearest-prototype search over fixed samples, with buffers and chunk views made once.
+
+    Lloyd's algorithm searches the same ``y`` every iteration: the chunks, the ``[C, K]``
+    buffers and their views are built here once, so an iteration is a few tensor calls per
+    chunk and nothing else.
+
+    Args:
+        y: ``[N, D]`` samples.
+        k: Number of prototypes.
+        y_sq: ``‖y‖²`` per sample ``[N]`` (computed when None).
+        chunk: Samples per chunk (cache-sized by default).
+    """
+
+    def __init__(self, y: Tensor, k: int, y_sq: Tensor | None = None,
+                 chunk: int | None = None) -> None:
+        n, device = y.shape[0], y.device
+        self.y, self.k = y, k
+        self.y_sq = torch.einsum("nd,nd->n", y, y) if y_sq is None else y_sq
+        self.packed = y.dtype == torch.float32 and device.type == "cpu" and k < 1 << _LOW_BITS
+        c = (chunk or _PACKED_CHUNK) if self.packed else chunk_rows(k, chunk)
+        self.chunk = c
+        self.y_parts = y.split(c)
+        buf = torch.empty(min(c, n), k, dtype=y.dtype, device=device)  # [C, K]
+        self.buf_parts = [buf[: len(part)] for part in self.y_parts]
+        if self.packed:
+            wide = torch.empty(buf.shape, dtype=torch.float64, device=device)  # [C, K]
+            self.wide_parts = [wide[: len(part)] for part in self.y_parts]
+            self.bit_parts = [w.view(torch.int64) for w in self.wide_parts]
+            self.column = torch.arange(k, device=device)  # [K] int64
+            self.best = torch.empty(n, dtype=torch.float64, device=device)  # [N]
+            self.best_parts = self.best.split(c)
+
+    def __call__(self, centers: Tensor, labels: Tensor | None = None,
+                 min_dist: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(labels [N] int64, squared distance [N])`` to the nearest of ``centers [K, D]``.
+
+        Args:
+            labels, min_dist: Optional output buffers, reused across iterations.
+        """
+        y = self.y
+        n = y.shape[0]
+        if labels is None:
+            labels = torch.empty(n, dtype=torch.long, device=y.device)
+        if min_dist is None:
+            min_dist = torch.empty(n, dtype=y.dtype, device=y.device)
+        c_sq = torch.einsum("kd,kd->k", centers, centers)  # [K]
+        w_t = centers.t().contiguous()  # [D, K]
+        if self.packed:
+            # ‖w‖² − 2yᵀw per chunk, then one vectorised amin of the values widened to
+            # float64 with the column index in their 29 zero low mantissa bits (CPU: min
+            # with indices is a scalar loop there).
+            column = self.column
+            for y_part, b, wide, bits, best in zip(self.y_parts, self.buf_parts,
+                                                  self.wide_parts, self.bit_parts,
+                                                  self.best_parts):
+                torch.addmm(c_sq, y_part, w_t, beta=1, alpha=-2, out=b)
+                wide.copy_(b)  # exact
+                bits.bitwise_or_(column)
+                torch.amin(wide, 1, out=best)
+            best_bits = self.best.view(torch.int64)
+            torch.bitwise_and(best_bits, (1 << _LOW_BITS) - 1, out=labels)
+            best_bits.bitwise_and_(-(1 << _LOW_BITS))  # the values, bit-exact again
+            min_dist.copy_(self.best)
+        else:
+            for y_part, b, d_part, l_part in zip(self.y_parts, self.buf_parts,
+                                                 min_dist.split(self.chunk),
+                                                 labels.split(self.chunk)):
+                torch.addmm(c_sq, y_part, w_t, beta=1, alpha=-2, out=b)  # ‖w‖² − 2yᵀw
+                torch.min(b, 1, out=(d_part, l_part))
+        min_dist.add_(self.y_sq).clamp_(min=0)  # + ‖y‖²: rounding can dip just below zero
+        return labels, min_dist
+
+
 @torch.no_grad()
 def assign(y: Tensor, centers: Tensor, y_sq: Tensor | None = None, chunk: int | None = None,
            labels: Tensor | None = None, min_dist: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -37,26 +128,9 @@ def assign(y: Tensor, centers: Tensor, y_sq: Tensor | None = None, chunk: int | 
         centers: ``[K, D]`` prototypes.
         y_sq: ``‖y‖²`` per sample ``[N]`` (computed when None; pass it when iterating).
         chunk: Samples per chunk (cache-sized by default).
-        labels, min_dist: Optional output buffers, reused across iterations.
+        labels, min_dist: Optional output buffers.
     """
-    n, k = y.shape[0], centers.shape[0]
-    c = chunk_rows(k, chunk)
-    if y_sq is None:
-        y_sq = torch.einsum("nd,nd->n", y, y)
-    if labels is None:
-        labels = torch.empty(n, dtype=torch.long, device=y.device)
-    if min_dist is None:
-        min_dist = torch.empty(n, dtype=y.dtype, device=y.device)
-    c_sq = torch.einsum("kd,kd->k", centers, centers)  # [K]
-    w_t = centers.t().contiguous()  # [D, K]
-    buf = torch.empty(min(c, n), k, dtype=y.dtype, device=y.device)  # [C, K]
-    for start in range(0, n, c):
-        stop = min(start + c, n)
-        b = buf[: stop - start]
-        torch.addmm(c_sq, y[start:stop], w_t, beta=1, alpha=-2, out=b)  # ‖w‖² − 2yᵀw
-        torch.min(b, 1, out=(min_dist[start:stop], labels[start:stop]))
-    min_dist.add_(y_sq).clamp_(min=0)  # + ‖y‖²: rounding can dip just below zero
-    return labels, min_dist
+    return Assigner(y, centers.shape[0], y_sq, chunk)(centers, labels, min_dist)
 
 
 @torch.no_grad()
@@ -74,18 +148,59 @@ def distances(y: Tensor, centers: Tensor, chunk: int | None = None) -> Tensor:
     return out
 
 
+class ClusterSums:
+    """Per-cluster sums of the samples ``[K, D]`` (float64), kept in step with the labels.
+
+    ``update(labels, previous)`` re-sums in full the first time (and on any device but the
+    CPU, where ``index_add_`` is one kernel), and otherwise adds the rows whose label changed
+    to their new cluster and subtracts them from their old one — unless more than a third of
+    them changed, when a full pass is cheaper. The float64 accumulator keeps the incremental
+    sums within rounding of a fresh float32 sum over many iterations.
+    """
+
+    def __init__(self, y: Tensor, k: int, chunk: int = 4096) -> None:
+        self.y, self.k, self.chunk = y, k, chunk
+        self.sums = torch.zeros(k, y.shape[1], dtype=torch.float64, device=y.device)
+        self.incremental = y.device.type == "cpu"
+        self.ready = False
+
+    def update(self, labels: Tensor, previous: Tensor | None) -> Tensor:
+        """The sums for ``labels``, given the ``previous`` labels they were last updated for."""
+        y, sums = self.y, self.sums
+        if self.ready and self.incremental and previous is not None:
+            moved = (labels != previous).nonzero().squeeze(1)  # free on the CPU
+            if 3 * moved.numel() <= labels.numel():
+                for part in moved.split(self.chunk):  # bounded temporaries
+                    rows = y.index_select(0, part).double()  # [C, D]
+                    sums.index_add_(0, labels.index_select(0, part), rows)
+                    sums.index_add_(0, previous.index_select(0, part), rows, alpha=-1)
+                return sums
+        sums.zero_()
+        for start in range(0, y.shape[0], self.chunk):  # float64 one chunk at a time
+            stop = start + self.chunk
+            sums.index_add_(0, labels[start:stop], y[start:stop].double())
+        self.ready = True
+        return sums
+
+
 @torch.no_grad()
-def update_centers(y: Tensor, labels: Tensor, centers: Tensor, min_dist: Tensor) -> Tensor:
+def update_centers(y: Tensor, labels: Tensor, centers: Tensor, min_dist: Tensor,
+                   sums: Tensor | None = None) -> Tensor:
     """The closed-form M-step: each prototype becomes the mean of its samples.
 
     An empty cluster is re-seeded, as scikit-learn does, at one of the samples farthest
     from their prototypes (the i-th empty cluster takes the i-th farthest sample); all of
     it without a host sync.
+
+    Args:
+        sums: The per-cluster sums of ``y`` for ``labels`` ``[K, D]`` when already known
+            (``ClusterSums``); summed here otherwise.
     """
     k = centers.shape[0]
-    sums = torch.zeros_like(centers).index_add_(0, labels, y)  # [K, D]
-    counts = torch.bincount(labels, minlength=k).to(y.dtype)  # [K]
-    new = sums / counts.clamp(min=1).unsqueeze(1)
+    if sums is None:
+        sums = torch.zeros_like(centers).index_add_(0, labels, y)  # [K, D]
+    counts = torch.bincount(labels, minlength=k).to(sums.dtype)  # [K]
+    new = (sums / counts.clamp(min=1).unsqueeze(1)).to(y.dtype)
     empty = counts == 0  # [K]
     far = torch.topk(min_dist, min(k, min_dist.shape[0])).indices  # [K] farthest samples
     rank = (torch.cumsum(empty.long(), 0) - 1).clamp(min=0, max=far.shape[0] - 1)
@@ -138,15 +253,17 @@ def lloyd(y: Tensor, centers: Tensor, max_iter: int, tol: float, chunk: int | No
     the labels and inertia returned are those of the final prototypes.
     """
     n = y.shape[0]
-    y_sq = torch.einsum("nd,nd->n", y, y)
+    search = Assigner(y, centers.shape[0], chunk=chunk)
     labels = torch.empty(n, dtype=torch.long, device=y.device)
     previous = torch.full((n,), -1, dtype=torch.long, device=y.device)
     min_dist = torch.empty(n, dtype=y.dtype, device=y.device)
     centers = centers.clone()
+    sums = ClusterSums(y, centers.shape[0])
     it = 0
     while it < max_iter:
-        assign(y, centers, y_sq, chunk, labels, min_dist)
-        new = update_centers(y, labels, centers, min_dist)
+        search(centers, labels, min_dist)
+        new = update_centers(y, labels, centers, min_dist,
+                             sums.update(labels, previous if it else None))
         it += 1
         if it % check_every == 0 or it == max_iter:
             shift = (new - centers).square().sum()
@@ -157,6 +274,6 @@ def lloyd(y: Tensor, centers: Tensor, max_iter: int, tol: float, chunk: int | No
         else:
             centers = new
         labels, previous = previous, labels
-    assign(y, centers, y_sq, chunk, labels, min_dist)
-    inertia = float(min_dist.double().sum())
+    search(centers, labels, min_dist)
+    inertia = float(min_dist.sum(dtype=torch.float64))
     return centers, labels, inertia, it
