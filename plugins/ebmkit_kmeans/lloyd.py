@@ -189,8 +189,8 @@ def update_centers(y: Tensor, labels: Tensor, centers: Tensor, min_dist: Tensor,
     """The closed-form M-step: each prototype becomes the mean of its samples.
 
     An empty cluster is re-seeded, as scikit-learn does, at one of the samples farthest
-    from their prototypes (the i-th empty cluster takes the i-th farthest sample); all of
-    it without a host sync.
+    from their prototypes (the i-th empty cluster takes the i-th farthest sample); without
+    a host sync on accelerators.
 
     Args:
         sums: The per-cluster sums of ``y`` for ``labels`` ``[K, D]`` when already known
@@ -202,6 +202,8 @@ def update_centers(y: Tensor, labels: Tensor, centers: Tensor, min_dist: Tensor,
     counts = torch.bincount(labels, minlength=k).to(sums.dtype)  # [K]
     new = (sums / counts.clamp(min=1).unsqueeze(1)).to(y.dtype)
     empty = counts == 0  # [K]
+    if y.device.type == "cpu" and not bool(empty.any()):
+        return new  # the usual case; the check is free on the CPU (no device to wait for)
     far = torch.topk(min_dist, min(k, min_dist.shape[0])).indices  # [K] farthest samples
     rank = (torch.cumsum(empty.long(), 0) - 1).clamp(min=0, max=far.shape[0] - 1)
     return torch.where(empty.unsqueeze(1), y[far[rank]], new)
