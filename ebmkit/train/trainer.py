@@ -188,9 +188,9 @@ class Trainer:
         # A strategy that is a module (e.g. with a learned sampler) trains alongside.
         seen: set[int] = set()
         self.params: list[nn.Parameter] = []
-        for root in trained:
-            for p in root.parameters():
-                if p.requires_grad and id(p) not in seen:
+        for m in self._modules:  # module.parameters() order, without another walk
+            for p in m._parameters.values():
+                if p is not None and p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
                     self.params.append(p)
         self.optimizer_name, self.optimizer = build_optimizer(optimizer, self.params, self.lr,
@@ -318,13 +318,16 @@ class Trainer:
                           f"(pass resume=True to continue it instead)", stacklevel=3)
 
     def _report(self, record: Mapping[str, Any]) -> None:
+        show = self._show_progress()
+        if not (show or log.isEnabledFor(logging.INFO)):
+            return
         parts = [f"epoch {record['epoch']}/{self.epochs}", f"loss {record['loss']:.4g}"]
         parts += [f"{k} {v:.4g}" for k, v in record.items()
                   if k.startswith("val_") and isinstance(v, float)]
         parts.append(f"{record['time_s']:.2f} s")
         line = ", ".join(parts)
         log.info(line)
-        if self._show_progress():
+        if show:
             from tqdm.auto import tqdm
 
             tqdm.write(line, file=sys.stderr)
