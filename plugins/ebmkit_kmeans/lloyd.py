@@ -160,7 +160,8 @@ class ClusterSums:
 
     def __init__(self, y: Tensor, k: int, chunk: int = 4096) -> None:
         self.y, self.k, self.chunk = y, k, chunk
-        self.sums = torch.zeros(k, y.shape[1], dtype=torch.float64, device=y.device)
+        wide = torch.float32 if y.device.type == "mps" else torch.float64  # MPS: no float64
+        self.sums = torch.zeros(k, y.shape[1], dtype=wide, device=y.device)
         self.incremental = y.device.type == "cpu"
         self.ready = False
 
@@ -171,14 +172,14 @@ class ClusterSums:
             moved = (labels != previous).nonzero().squeeze(1)  # free on the CPU
             if 3 * moved.numel() <= labels.numel():
                 for part in moved.split(self.chunk):  # bounded temporaries
-                    rows = y.index_select(0, part).double()  # [C, D]
+                    rows = y.index_select(0, part).to(sums.dtype)  # [C, D]
                     sums.index_add_(0, labels.index_select(0, part), rows)
                     sums.index_add_(0, previous.index_select(0, part), rows, alpha=-1)
                 return sums
         sums.zero_()
         for start in range(0, y.shape[0], self.chunk):  # float64 one chunk at a time
             stop = start + self.chunk
-            sums.index_add_(0, labels[start:stop], y[start:stop].double())
+            sums.index_add_(0, labels[start:stop], y[start:stop].to(sums.dtype))
         self.ready = True
         return sums
 
