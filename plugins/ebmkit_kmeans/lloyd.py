@@ -158,7 +158,7 @@ class ClusterSums:
     sums within rounding of a fresh float32 sum over many iterations.
     """
 
-    def __init__(self, y: Tensor, k: int, chunk: int = 4096) -> None:
+    def __init__(self, y: Tensor, k: int, chunk: int = 2048) -> None:
         self.y, self.k, self.chunk = y, k, chunk
         wide = torch.float32 if y.device.type == "mps" else torch.float64  # MPS: no float64
         self.sums = torch.zeros(k, y.shape[1], dtype=wide, device=y.device)
