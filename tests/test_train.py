@@ -476,3 +476,25 @@ def test_nan_written_into_data_after_a_fit_is_still_caught() -> None:
     data.tensors["y"][11, 2] = float("inf")
     with pytest.raises(ConfigError, match=r"contains NaN or infinite values \(1 rows, first \[11\]\)"):
         Trainer(MLPAutoencoder(), epochs=1, device="cpu", progress=False).fit(data)
+
+
+def test_named_optimizers_are_fused_and_resume_keeps_this_devices_choice(tmp_path, monkeypatch):
+    from ebmkit.train import options
+
+    first = Trainer(MLPAutoencoder(), epochs=1, device="cpu", checkpoint_dir=tmp_path,
+                    progress=False)
+    first.fit(blob())
+    assert first.optimizer.param_groups[0]["fused"] is True  # PyTorch has a CPU kernel
+
+    class NoFusedKernel(torch.optim.Adam):  # a device without one, as MPS may be
+        def __init__(self, params, **kwargs):
+            if kwargs.get("fused"):
+                raise RuntimeError("no fused kernel for this device")
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setitem(options.OPTIMIZERS, "adam", NoFusedKernel)
+    resumed = Trainer(MLPAutoencoder(), epochs=2, device="cpu", checkpoint_dir=tmp_path,
+                      resume=True, progress=False)
+    history = resumed.fit(blob())
+    assert not resumed.optimizer.param_groups[0]["fused"]  # not the checkpoint's True
+    assert len(history) == 2 and math.isfinite(history[-1]["loss"])

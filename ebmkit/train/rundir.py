@@ -107,8 +107,14 @@ def restore(trainer: Trainer) -> None:
             raise ckpt.CheckpointError(
                 f"{path} was written with optimizer {state.get('optimizer_name')!r}; this "
                 f"trainer uses {trainer.optimizer_name!r}")
+        # The implementation (fused, foreach) is this trainer's choice for this device, not
+        # the checkpoint's: a run written on CUDA may resume where no fused kernel exists.
+        impl = [{k: g[k] for k in ("fused", "foreach") if k in g}
+                for g in trainer.optimizer.param_groups]
         try:
             trainer.optimizer.load_state_dict(state["optimizer"])
+            for group, keep in zip(trainer.optimizer.param_groups, impl):
+                group.update(keep)
         except (ValueError, KeyError, RuntimeError) as exc:
             raise ckpt.CheckpointError(f"{path}: the optimizer state does not fit: {exc}"
                                        ) from exc
