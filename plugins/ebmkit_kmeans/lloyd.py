@@ -1,12 +1,14 @@
 """The K-means kernels: fused, chunked exhaustive inference, k-means++ and Lloyd iterations.
 
-Pure functions on tensors, device-agnostic, float32 throughout (or the data's dtype). No
+Functions (and two small stateful helpers) on tensors, device-agnostic, float32 throughout
+(or the data's dtype). No
 function here keeps an N×K matrix: distances are computed chunk by chunk into one
 preallocated ``[chunk, K]`` buffer as ‖w‖² − 2·y Wᵀ (one ``addmm``), reduced to the
 minimum over the prototypes straight into the output slices, and ‖y‖² is added to the
 K-fold smaller result. No host sync happens inside these loops.
 
-Two CPU-specific kernels (chosen by device, same results everywhere):
+Two CPU-specific kernels, chosen by device (the same minima and sums everywhere; among
+exactly tied distances the index picked may differ):
 
 - **Packed argmin.** ``torch.min(dim=1)`` with indices runs a scalar loop on the CPU, while
   ``amin`` is vectorised. A float32 value widened to float64 has 29 zero low mantissa bits;
