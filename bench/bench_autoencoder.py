@@ -20,26 +20,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as nnf
 
-from .harness import Result, trainer_vs_hand
+from .harness import Result, hand_adam_epoch, trainer_vs_hand
 
 BATCH, LR, SEED = 64, 1e-3, 0
-
-
-def _hand_loop(encoder: torch.nn.Module, decoder: torch.nn.Module, params: list,
-               y: torch.Tensor, fused: bool | None = None) -> float:
-    opt = torch.optim.Adam(params, lr=LR, fused=fused)
-    gen = torch.Generator().manual_seed(SEED)
-    perm = torch.randperm(len(y), generator=gen).to(y.device)
-    total = torch.zeros((), device=y.device)
-    for start in range(0, len(y), BATCH):
-        batch = y.index_select(0, perm[start : start + BATCH])
-        logits = decoder(encoder(batch))
-        loss = nnf.binary_cross_entropy_with_logits(logits, batch, reduction="none").sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.detach() * len(batch)
-    return float(total) / len(y)
 
 
 def run(smoke: bool) -> list[Result]:
@@ -60,7 +43,12 @@ def run(smoke: bool) -> list[Result]:
         return trainer.fit(data)[-1]["loss"]
 
     def hand_epoch(fused: bool | None) -> float:
-        return _hand_loop(model.encoder, model.decoder, params, y, fused)
+        def bce(batch: torch.Tensor) -> torch.Tensor:  # the loss written out by hand
+            logits = model.decoder(model.encoder(batch))
+            return nnf.binary_cross_entropy_with_logits(logits, batch,
+                                                        reduction="none").sum(1).mean()
+
+        return hand_adam_epoch(params, y, bce, fused, LR, BATCH, SEED)
 
     steps = -(-len(y) // BATCH)
     return trainer_vs_hand(

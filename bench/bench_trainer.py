@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .harness import Result, trainer_vs_hand
+from .harness import Result, hand_adam_epoch, trainer_vs_hand
 
 BATCH, LR, SEED = 64, 1e-3, 0
 
@@ -54,21 +54,6 @@ class _MeanEnergy:
         return StepOutput(model.energy(batch["y"]).mean())
 
 
-def _hand_loop(model: nn.Module, y: torch.Tensor, fused: bool | None = None) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=LR, fused=fused)
-    gen = torch.Generator().manual_seed(SEED)
-    perm = torch.randperm(len(y), generator=gen).to(y.device)
-    total = torch.zeros((), device=y.device)
-    for start in range(0, len(y), BATCH):
-        batch = y.index_select(0, perm[start : start + BATCH])
-        loss = model.energy(batch).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.detach() * len(batch)
-    return float(total) / len(y)
-
-
 def run(smoke: bool) -> list[Result]:
     import ebmkit as ek
 
@@ -87,7 +72,8 @@ def run(smoke: bool) -> list[Result]:
         return trainer.fit(data)[-1]["loss"]
 
     def hand_epoch(fused: bool | None) -> float:
-        return _hand_loop(model, y, fused)
+        return hand_adam_epoch(model.parameters(), y, lambda b: model.energy(b).mean(), fused,
+                               LR, BATCH, SEED)
 
     steps = -(-len(y) // BATCH)
     return trainer_vs_hand(

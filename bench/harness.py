@@ -110,6 +110,30 @@ def interleaved_epochs(fns: dict[str, Callable[[], float]], reset: Callable[[], 
     return times, values
 
 
+def hand_adam_epoch(params: Sequence[object], y: object, loss_of: Callable[[object], object],
+                    fused: bool | None, lr: float, batch_size: int, seed: int) -> float:
+    """One epoch of the plain PyTorch loop the epoch benches compare against.
+
+    Adam over ``params`` (``fused`` as given to ``torch.optim.Adam``), the rows of ``y`` in
+    the order of a ``torch.randperm`` from a generator seeded with ``seed`` (as the Trainer
+    draws it), ``loss_of(batch)`` a scalar; returns the sample-weighted mean loss.
+    """
+    import torch
+
+    opt = torch.optim.Adam(params, lr=lr, fused=fused)
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(y), generator=gen).to(y.device)
+    total = torch.zeros((), device=y.device)
+    for start in range(0, len(y), batch_size):
+        batch = y.index_select(0, perm[start : start + batch_size])
+        loss = loss_of(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * len(batch)
+    return float(total) / len(y)
+
+
 def trainer_vs_hand(label: str, trainer: Callable[[], float],
                     hand: Callable[[bool | None], float], reset: Callable[[], None],
                     device: object, repeats: int, tolerance: float, what: str,

@@ -174,16 +174,11 @@ class Trainer:
         # mode, snapshots) uses these lists.
         trained = [model] + ([strategy] if isinstance(strategy, nn.Module) else [])
         self._modules: list[nn.Module] = [m for root in trained for m in root.modules()]
-        self._state: list[Tensor] = [t for m in self._modules
-                                     for t in (*m._parameters.values(), *m._buffers.values())
-                                     if t is not None]
+        self._state: list[Tensor] = self._tensors()
         if any(t.device != device for t in self._state):
-            model.to(device)  # skipped when already there: .to walks every module
-            if isinstance(strategy, nn.Module):
-                strategy.to(device)
-            self._state = [t for m in self._modules
-                           for t in (*m._parameters.values(), *m._buffers.values())
-                           if t is not None]
+            for root in trained:
+                root.to(device)  # skipped when already there: .to walks every module
+            self._state = self._tensors()  # .to may replace buffers
 
         # A strategy that is a module (e.g. with a learned sampler) trains alongside.
         seen: set[int] = set()
@@ -207,6 +202,11 @@ class Trainer:
         self._data_info: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------------- set-up
+    def _tensors(self) -> list[Tensor]:
+        """Every parameter and buffer of the trained modules, in module order."""
+        return [t for m in self._modules for t in (*m._parameters.values(), *m._buffers.values())
+                if t is not None]
+
     def _seed(self) -> None:
         if self.seed is None:
             self._gen.seed()
@@ -340,10 +340,8 @@ class Trainer:
         not stepped yet is recorded as fresh rather than packed.
         """
         opt = self.optimizer
-        with torch.no_grad():
-            tensors = [t.detach().clone() for t in self._state]
         return {
-            "tensors": tensors,
+            "tensors": [t.detach().clone() for t in self._state],
             "optimizer": (clone_tree(opt.state_dict()) if opt is not None and opt.state
                           else None),
             "lrs": [g["lr"] for g in opt.param_groups] if opt is not None else [],

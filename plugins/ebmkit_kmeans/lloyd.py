@@ -188,7 +188,7 @@ class ClusterSums:
 
 @torch.no_grad()
 def update_centers(y: Tensor, labels: Tensor, centers: Tensor, min_dist: Tensor,
-                   sums: Tensor | None = None) -> Tensor:
+                   sums: Tensor) -> Tensor:
     """The closed-form M-step: each prototype becomes the mean of its samples.
 
     An empty cluster is re-seeded, as scikit-learn does, at one of the samples farthest
@@ -196,12 +196,9 @@ def update_centers(y: Tensor, labels: Tensor, centers: Tensor, min_dist: Tensor,
     a host sync on accelerators.
 
     Args:
-        sums: The per-cluster sums of ``y`` for ``labels`` ``[K, D]`` when already known
-            (``ClusterSums``); summed here otherwise.
+        sums: The per-cluster sums of ``y`` for ``labels``, ``[K, D]`` (``ClusterSums``).
     """
     k = centers.shape[0]
-    if sums is None:
-        sums = torch.zeros_like(centers).index_add_(0, labels, y)  # [K, D]
     counts = torch.bincount(labels, minlength=k).to(sums.dtype)  # [K]
     new = (sums / counts.clamp(min=1).unsqueeze(1)).to(y.dtype)
     empty = counts == 0  # [K]
