@@ -8,8 +8,9 @@ F(x, y) = E(x, y, ž). ``forward`` is the free energy, so a model can be called 
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,28 @@ class EnergyModel(nn.Module):
     """
 
     name: str = ""
+    #: The family's ``@dataclass`` config. When set, and the instance keeps it as ``self.cfg``,
+    #: ``from_options`` and ``config()`` need no code in the family.
+    config_class: ClassVar[type | None] = None
+    cfg: Any
+
+    @classmethod
+    def from_options(cls, **options: Any) -> EnergyModel:
+        """Build from keyword options (the fields of ``config_class``): what a registered
+        factory calls, e.g. ``ek.plugins.lazy("my_pkg.models:MyModel.from_options",
+        signature="my_pkg.models:MyConfig")``.
+
+        Raises:
+            ConfigError: the class has no ``config_class``, or an option is not one of its fields.
+        """
+        if cls.config_class is None:
+            raise ConfigError(f"{cls.__name__} has no config_class; set it or override from_options")
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ConfigError(f"{cls.name or cls.__name__}: unknown option(s) {', '.join(unknown)}; "
+                              f"expected some of {', '.join(sorted(fields))}")
+        return cls(cls.config_class(**options))
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """E(x, y, z): one energy per sample, shape ``[B]``; low means compatible."""
@@ -66,7 +89,12 @@ class EnergyModel(nn.Module):
         return {"free_energy": FreeEnergyMean()}
 
     def config(self) -> dict[str, Any]:
-        """JSON-able options such that ``ek.get_model(self.name, **config)`` rebuilds the model."""
+        """JSON-able options such that ``ek.get_model(self.name, **config)`` rebuilds the model.
+
+        The default returns ``dataclasses.asdict(self.cfg)`` when ``config_class`` is set.
+        """
+        if self.config_class is not None and dataclasses.is_dataclass(getattr(self, "cfg", None)):
+            return dataclasses.asdict(self.cfg)
         raise NotImplementedError(f"{type(self).__name__} must implement config()")
 
     def save(self, path_prefix: str | os.PathLike[str]) -> None:

@@ -41,10 +41,11 @@ import pluggy
 
 from . import hookspecs
 from .errors import ConfigError, PluginError, PluginWarning
-from .registry import KINDS, Entry, Registry
+from .registry import KINDS, Entry, LazyFactory, Registry, lazy
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "LazyFactory",
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "build",
@@ -53,6 +54,7 @@ __all__ = [
     "get_model",
     "get_plugins",
     "host",
+    "lazy",
     "list_datasets",
     "list_entries",
     "list_models",
@@ -72,6 +74,10 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("ebmkit_kmeans", "ebmkit_kmeans"),
     ("ebmkit_sparse", "ebmkit_sparse"),
     ("ebmkit_gan", "ebmkit_gan"),
+    ("ebmkit_masked", "ebmkit_masked"),
+    ("ebmkit_attention", "ebmkit_attention"),
+    ("ebmkit_ssl", "ebmkit_ssl"),
+    ("ebmkit_worldmodels", "ebmkit_worldmodels"),
 )
 
 

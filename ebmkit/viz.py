@@ -21,11 +21,12 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["density_grid", "image_grid", "plot_density", "plot_history", "plot_images",
+__all__ = ["density_grid", "pyplot", "image_grid", "plot_density", "plot_history", "plot_images",
            "save_figure"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or a ConfigError naming the ``plot`` extra."""
     try:
         import matplotlib
     except ImportError:
@@ -166,3 +167,6 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
         axes[0, 1].legend()
         axes[0, 1].set_title("energies")
     return save_figure(fig, path)
+
+
+_pyplot = pyplot  # the old private name, kept for callers not yet moved

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import at_least, number
 from ..errors import ConfigError
 
 __all__ = ["OPTIMIZERS", "build_optimizer", "number", "positive_int", "resolve_amp",
@@ -24,24 +25,8 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 
 def positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` if it is an int ``>= minimum`` (bools refused), else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def number(name: str, value: Any, *, low: float, high: float = math.inf,
-           low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float if it is a finite number in the given range, else a ConfigError."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high)
-    if not ok:
-        lo = f"> {low:g}" if low_open else f">= {low:g}"
-        hi = "" if high == math.inf else (f" and < {high:g}" if high_open else f" and <= {high:g}")
-        raise ConfigError(f"{name} must be a number {lo}{hi}, got {value!r}")
-    return float(value)
+    """Alias of [`ebmkit.config.at_least`][ebmkit.config.at_least], kept for old callers."""
+    return at_least(name, value, minimum)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -1,0 +1,1 @@
+"""Built-in plugin ``ebmkit_attention`` (being written: registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin ``ebmkit_masked`` (being written: registers nothing yet)."""

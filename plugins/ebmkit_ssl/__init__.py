@@ -1,0 +1,1 @@
+"""Built-in plugin ``ebmkit_ssl`` (being written: registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin ``ebmkit_worldmodels`` (being written: registers nothing yet)."""
