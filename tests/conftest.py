@@ -52,12 +52,15 @@ def one_thread():
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.slow`` tests (a family's full recipe) run only with EBMKIT_SLOW_TESTS=1,
-    so the README's command stays fast; `.ci/run` runs them after it."""
+    so the README's command stays fast; `.ci/run` runs them after it. ``@pytest.mark.byhand``
+    tests (quality runs longer than CI's budget) run only with EBMKIT_SLOW_TESTS=all."""
     import os
 
-    if os.environ.get("EBMKIT_SLOW_TESTS"):
-        return
-    skip = pytest.mark.skip(reason="a quality run of a full recipe: set EBMKIT_SLOW_TESTS=1")
+    level = os.environ.get("EBMKIT_SLOW_TESTS", "")
+    skip_slow = pytest.mark.skip(reason="a quality run of a full recipe: set EBMKIT_SLOW_TESTS=1")
+    skip_byhand = pytest.mark.skip(reason="longer than CI's budget: set EBMKIT_SLOW_TESTS=all")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "byhand" in item.keywords and level != "all":
+            item.add_marker(skip_byhand)
+        elif "slow" in item.keywords and not level:
+            item.add_marker(skip_slow)
