@@ -46,7 +46,11 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
     """Train one model on its demo recipe; return its report section."""
     from .runs import evaluate_run, train_run
 
-    recipe = entry.demo
+    # The recipe is the full one `ebmkit train` uses; its optional "tour" entry shortens it
+    # for the demo (e.g. fewer epochs), merging options rather than replacing them.
+    tour = entry.demo.get("tour", {})
+    recipe = {**entry.demo, **tour,
+              "options": {**entry.demo.get("options", {}), **tour.get("options", {})}}
     start = time.perf_counter()
     run, history = train_run(entry.name, recipe["data"], options=recipe.get("options"),
                              epochs=int(recipe.get("epochs", 5)), out=out / entry.name,

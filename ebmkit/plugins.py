@@ -142,7 +142,8 @@ class _Register:
                                   tuple(aliases), None if demo is None else dict(demo)))
 
 
-_DEMO_KEYS = {"data", "epochs", "options", "batch_size", "lr"}
+_DEMO_KEYS = {"data", "epochs", "options", "batch_size", "lr", "tour"}
+_TOUR_KEYS = _DEMO_KEYS - {"data", "tour"}
 
 
 def _check_demo(plugin: str, name: str, demo: Any) -> None:
@@ -150,6 +151,11 @@ def _check_demo(plugin: str, name: str, demo: Any) -> None:
         raise PluginError(
             f"plugin {plugin!r} registered {name!r} with demo={demo!r}; expected a dict with "
             f"'data' (a dataset name) and optionally {', '.join(sorted(_DEMO_KEYS - {'data'}))}")
+    tour = demo.get("tour", {})
+    if not isinstance(tour, Mapping) or set(tour) - _TOUR_KEYS:
+        raise PluginError(
+            f"plugin {plugin!r} registered {name!r} with demo['tour']={tour!r}; expected a dict "
+            f"overriding some of {', '.join(sorted(_TOUR_KEYS))} for `ebmkit demo`'s short run")
 
 
 def _env_list(var: str) -> set[str] | None:
