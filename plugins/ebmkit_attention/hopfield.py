@@ -1,0 +1,382 @@
+"""``hopfield``: the modern continuous Hopfield network (Ramsauer et al. 2020), as an energy.
+
+Stored patterns X (``[N, D]``, rows x_i) and an inverse temperature β define, for a state
+(query) y,
+
+    E(y) = −β⁻¹ log Σ_i exp(β x_iᵀ y) + ½ yᵀy + β⁻¹ log N + ½ max_i ‖x_i‖²,
+
+and the concave-convex procedure (CCCP) on it gives the update
+
+    y ← Xᵀ softmax(β X y),
+
+which is one step of softmax attention with the query y and the stored patterns as both keys
+and values. Ramsauer et al. (2020, Theorem 1) show that this update never raises E: the
+log-sum-exp part is convex in y, so its linearisation at y is a lower bound, and the update
+is the exact minimiser of ½‖y‖² minus that bound. The energy comes for free during retrieval:
+the logits β X y that the update needs are also what the log-sum-exp needs.
+
+With ``normalize=True`` the patterns are centred by their mean μ and L2-normalised (the keys
+x̂_i = (x_i − μ)/‖x_i − μ‖), queries likewise, and the state evolves among the normalised
+vectors; the attention weights p = softmax(β X̂ ξ) then mix the *raw* patterns, so the output
+is Xᵀp in the inputs' units (the keys are normalised, the values are not). Without it, raw
+pixel dot products favour patterns of large norm (bright digits), whatever the query.
+
+Axis letters in shape comments: B queries, N stored patterns, D features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import ebmkit as ek
+from ebmkit.errors import ConfigError
+
+__all__ = ["FIXED_POINTS", "ModernHopfield", "ModernHopfieldConfig", "Retrieval", "Store",
+           "fixed_point_kind"]
+
+#: The kinds of fixed point (Ramsauer et al. 2020, section 2): the softmax of the last update
+#: puts its weight on one pattern, on a subset (a metastable state), or on nearly all of them.
+FIXED_POINTS = ("single", "metastable", "global")
+
+
+@dataclass
+class ModernHopfieldConfig:
+    """The modern Hopfield network's options.
+
+    ``beta`` is the inverse temperature β: large β makes the softmax pick one pattern (single
+    fixed points; with ``normalize=True`` on digits, β ≥ 64 does), small β averages many
+    (metastable and global fixed points). ``patterns`` > 0 learns that many patterns by
+    gradient descent on the energy of the data instead of storing the data.
+    """
+
+    dim: int = 64
+    beta: float = 1.0
+    normalize: bool = False
+    steps: int = 1  # update steps of retrieve() when none are given
+    tol: float | None = None  # stop retrieve() once no query's energy falls by more than tol·(|E|+1)
+    patterns: int = 0  # 0: the memory is what store() (or training) put there; K > 0: K learned
+    hidden: float = 0.5  # fraction of pixels the retrieval metrics hide
+    seed: int = 0  # the metrics' masks
+
+
+@dataclass
+class Retrieval:
+    """What ``retrieve(..., trace=True)`` returns.
+
+    Attributes:
+        y: The output ``[B, D]`` in the inputs' units and dtype.
+        energies: The energy of the state before each update and after the last,
+            ``[steps + 1, B]``; it never rises (up to rounding).
+        weights: The softmax of the last update ``[B, N]``: the attention over the patterns.
+        entropy: Its entropy in nats ``[B]``; exp(entropy) is the effective number of
+            patterns averaged.
+        kinds: One of ``FIXED_POINTS`` per query (see ``fixed_point_kind``).
+        steps: Updates applied (fewer than asked when ``tol`` stopped them).
+        states: The state after each update ``[steps + 1, B, D]`` (normalised space when the
+            model normalises), only when asked for with ``states=True``.
+    """
+
+    y: Tensor
+    energies: Tensor
+    weights: Tensor
+    entropy: Tensor
+    kinds: list[str]
+    steps: int
+    states: Tensor | None = field(default=None, repr=False)
+
+
+def fixed_point_kind(entropy: Tensor, n: int) -> list[str]:
+    """Name the fixed point from the entropy H of the softmax over ``n`` patterns.
+
+    exp(H) is the effective number of patterns averaged: below 1.5 it is a single pattern,
+    above n/2 (and more than 1.5) a global average, in between a metastable state averaging
+    a subset. These thresholds are ours: Ramsauer et al. describe the three regimes, not
+    cut-offs.
+    """
+    k = entropy.exp().tolist()
+    return ["single" if v < 1.5 else ("global" if v > n / 2 else "metastable") for v in k]
+
+
+class ModernHopfield(ek.EnergyModel):
+    """The modern continuous Hopfield network: an associative memory whose one update is
+    softmax attention.
+
+    ``store(X)`` replaces the memory with the rows of X; ``retrieve(y, steps)`` runs the
+    update y ← Xᵀ softmax(β X y), which never raises ``energy(y)``. Outputs keep the queries'
+    dtype (float64 in, float64 out).
+
+    Example:
+        >>> import torch, ebmkit as ek
+        >>> X = torch.eye(4, dtype=torch.float64)
+        >>> net = ek.get_model("hopfield", dim=4, beta=8.0).store(X)
+        >>> net.retrieve(torch.tensor([[0.9, 0.2, 0.0, 0.0]], dtype=torch.float64)).argmax(1)
+        tensor([0])
+    """
+
+    name = "hopfield"
+    config_class = ModernHopfieldConfig
+
+    def __init__(self, cfg: ModernHopfieldConfig) -> None:
+        super().__init__()
+        who = "hopfield"
+        ek.config.at_least("dim", cfg.dim, 1, who=who)
+        ek.config.number("beta", cfg.beta, low=0.0, low_open=True, who=who)
+        ek.config.at_least("steps", cfg.steps, 1, who=who)
+        ek.config.at_least("patterns", cfg.patterns, 0, who=who)
+        ek.config.number("hidden", cfg.hidden, low=0.0, high=1.0, low_open=True, high_open=True,
+                         who=who)
+        if cfg.tol is not None:
+            ek.config.number("tol", cfg.tol, low=0.0, who=who)
+        if not isinstance(cfg.normalize, bool):
+            raise ConfigError(f"hopfield: normalize must be True or False, got {cfg.normalize!r}")
+        self.cfg = cfg
+        if cfg.patterns > 0:  # learned patterns, trained by gradient on the energy of the data
+            g = torch.Generator().manual_seed(cfg.seed)
+            self.memory = nn.Parameter(0.1 * torch.randn(cfg.patterns, cfg.dim, generator=g))
+        else:
+            self.register_buffer("memory", torch.zeros(0, cfg.dim))  # X [N, D]
+
+    # ------------------------------------------------------------------ the memory
+    @property
+    def size(self) -> int:
+        """N, the number of patterns in the memory."""
+        return int(self.memory.shape[0])
+
+    def _check_patterns(self, X: Any, who: str) -> Tensor:
+        if not isinstance(X, Tensor):
+            try:
+                X = torch.as_tensor(X)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"hopfield.{who}: expected patterns as a tensor [N, "
+                                  f"{self.cfg.dim}], got {type(X).__name__}") from exc
+        if X.dim() != 2 or X.shape[1] != self.cfg.dim or X.shape[0] == 0:
+            raise ConfigError(f"hopfield.{who}: expected patterns of shape [N, {self.cfg.dim}] "
+                              f"with N ≥ 1, got {list(X.shape)}")
+        if not X.is_floating_point():
+            X = X.to(torch.get_default_dtype())
+        if not bool(torch.isfinite(X).all()):
+            raise ConfigError(f"hopfield.{who}: the patterns contain NaN or infinite values; "
+                              f"expected finite numbers")
+        return X
+
+    @torch.no_grad()
+    def store(self, X: Any) -> ModernHopfield:
+        """Replace the memory with the rows of ``X`` ``[N, D]`` (kept in X's dtype). Returns self.
+
+        Raises:
+            ConfigError: X is not ``[N, dim]`` with N ≥ 1, or holds NaN/inf; or the model
+                learns its patterns (``patterns > 0``).
+        """
+        if isinstance(self.memory, nn.Parameter):
+            raise ConfigError(f"hopfield.store: this model learns its {self.cfg.patterns} "
+                              f"patterns (patterns={self.cfg.patterns}); build it with "
+                              f"patterns=0 to store data")
+        X = self._check_patterns(X, "store")
+        self.memory = X.detach().clone().to(self.memory.device)
+        return self
+
+    @torch.no_grad()
+    def append(self, X: Any, distinct: bool = False) -> ModernHopfield:
+        """Add the rows of ``X`` to the memory; with ``distinct``, only rows not already in it."""
+        X = self._check_patterns(X, "append").to(self.memory.device, self.memory.dtype)
+        if distinct and self.size:
+            same = torch.cdist(X, self.memory).amin(dim=1) == 0  # [B]: already stored
+            X = X[~same]
+        self.memory = torch.cat([self.memory, X])
+        return self
+
+    def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        # A stored memory has the size of the data it holds: take the saved one's shape.
+        saved = state.get(prefix + "memory")
+        if saved is not None and not isinstance(self.memory, nn.Parameter):
+            self.memory = torch.empty_like(saved, device=self.memory.device)
+        super()._load_from_state_dict(state, prefix, *args)
+
+    def keys(self, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor | None]:
+        """The patterns as the update sees them ``[N, D]``, and the stored mean μ ``[D]`` (None
+        without ``normalize``)."""
+        if self.size == 0:
+            raise ConfigError("hopfield: the memory is empty; call store(X) with patterns "
+                              "[N, D] first (or train the model on data)")
+        X = self.memory if dtype is None else self.memory.to(dtype)
+        if not self.cfg.normalize:
+            return X, None
+        mu = X.mean(dim=0)  # [D]
+        return _unit(X - mu), mu
+
+    # ------------------------------------------------------------------ queries
+    def _check_query(self, y: Any, who: str, finite: bool = True) -> Tensor:
+        if not isinstance(y, Tensor):
+            raise ConfigError(f"hopfield.{who}: expected queries as a tensor [B, {self.cfg.dim}], "
+                              f"got {type(y).__name__}")
+        if y.dim() != 2 or y.shape[1] != self.cfg.dim:
+            raise ConfigError(f"hopfield.{who}: expected queries of shape [B, {self.cfg.dim}] "
+                              f"(the width of the stored patterns), got {list(y.shape)}")
+        ek.model.check_input(y, f"hopfield.{who}: y", device=self.memory.device, finite=finite)
+        return y
+
+    def _state(self, y: Tensor, mu: Tensor | None) -> Tensor:
+        """The query as a state of the update: itself, or centred and L2-normalised."""
+        return y if mu is None else _unit(y - mu)
+
+    def _energy_from_logits(self, logits: Tensor, xi: Tensor, X: Tensor) -> Tensor:
+        """E from the logits β X ξ ``[B, N]`` (shared with the update) and the state ξ ``[B, D]``."""
+        beta, n = self.cfg.beta, X.shape[0]
+        const = math.log(n) / beta + 0.5 * X.square().sum(dim=1).max()
+        return -torch.logsumexp(logits, dim=1) / beta + 0.5 * xi.square().sum(dim=1) + const
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(y) = −β⁻¹ log Σ_i exp(β x_iᵀy) + ½yᵀy + β⁻¹ log N + ½ max_i ‖x_i‖², ``[B]``.
+
+        With ``normalize=True``, x_i and y are the centred, L2-normalised pattern and query.
+        Differentiable in y and, for learned patterns, in the patterns.
+        """
+        y = self._check_query(y, "energy")
+        X, mu = self.keys(y.dtype)
+        xi = self._state(y, mu)
+        return self._energy_from_logits(self.cfg.beta * xi @ X.t(), xi, X)
+
+    def retrieve(self, y: Tensor, steps: int | None = None, *, tol: float | None = None,
+                 trace: bool = False, states: bool = False) -> Tensor | Retrieval:
+        """Run the update y ← Xᵀ softmax(β X y) ``steps`` times (one step is attention).
+
+        Args:
+            y: Queries ``[B, D]``.
+            steps: Updates; the config's ``steps`` when None.
+            tol: Stop early once no query's energy fell by more than ``tol·(|E| + 1)`` in the
+                last update (one host sync per step); the config's ``tol`` when None.
+            trace: Return a [`Retrieval`][ebmkit_attention.hopfield.Retrieval] with the energy
+                after every step, the last attention weights and the kind of fixed point.
+            states: With ``trace``, also keep every intermediate state.
+
+        Returns:
+            The retrieved patterns ``[B, D]`` in y's dtype, or a ``Retrieval``.
+        """
+        y = self._check_query(y, "retrieve")
+        steps = self.cfg.steps if steps is None else ek.config.at_least("steps", steps, 1,
+                                                                         who="hopfield.retrieve")
+        tol = self.cfg.tol if tol is None else tol
+        X, mu = self.keys(y.dtype)
+        V = X if mu is None else self.memory.to(y.dtype)  # values: the raw patterns
+        beta = self.cfg.beta
+        xi = self._state(y, mu)  # [B, D]
+        energies, kept = [], [xi]
+        done = 0
+        p = None
+        stopped = False
+        want_energy = trace or tol is not None
+        for _ in range(steps):
+            logits = beta * xi @ X.t()  # [B, N]
+            if want_energy:
+                energies.append(self._energy_from_logits(logits, xi, X))
+                if tol is not None and len(energies) > 1:
+                    fall = energies[-2] - energies[-1]
+                    if not bool((fall > tol * (energies[-1].abs() + 1)).any()):
+                        stopped = True
+                        break
+            p = torch.softmax(logits, dim=1)  # [B, N]
+            xi = p @ X  # [B, D]: the CCCP update
+            done += 1
+            if states:
+                kept.append(xi)
+        out = xi if mu is None else p @ V
+        if not trace:
+            return out
+        if not stopped:
+            energies.append(self._energy_from_logits(beta * xi @ X.t(), xi, X))
+        entropy = -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(dim=1)
+        return Retrieval(out, torch.stack(energies), p, entropy, fixed_point_kind(entropy, len(X)),
+                         done, torch.stack(kept) if states else None)
+
+    # ------------------------------------------------------------------ completion (NaN = hidden)
+    def mask(self, y: Tensor, hidden: float | None = None,
+             generator: torch.Generator | None = None) -> Tensor:
+        """y with ``hidden`` (default: the config's) of each row's entries set to NaN ``[B, D]``:
+        the same number per row, at random places."""
+        hidden = self.cfg.hidden if hidden is None else hidden
+        k = round(hidden * y.shape[1])
+        order = torch.rand(y.shape, generator=generator, device=getattr(generator, "device", None)
+                           ).to(y.device).argsort(dim=1)
+        x = y.clone()
+        x.scatter_(1, order[:, :k], float("nan"))
+        return x
+
+    def fill(self, x: Tensor) -> Tensor:
+        """x with its NaN entries set to the stored mean: the query of a partial pattern (after
+        centring, a hidden entry is 0 and carries no evidence)."""
+        mean = self.memory.to(x.dtype).mean(dim=0)  # [D]
+        return torch.where(torch.isnan(x), mean, x)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, steps: int | None = None) -> Tensor:
+        """Complete partial patterns: x ``[B, D]`` with NaN where unknown; returns the
+        retrieved patterns ``[B, D]`` (every entry comes from the memory)."""
+        self._check_query(x, "predict", finite=False)
+        if bool(torch.isinf(x).any()):
+            raise ConfigError("hopfield.predict: x contains infinite values; expected numbers, "
+                              "with NaN where an entry is unknown")
+        return self.retrieve(self.fill(x), steps)
+
+    def nearest(self, y: Tensor) -> Tensor:
+        """Index of the nearest stored pattern ``[B]`` (in the normalised space when the model
+        normalises): what the retrieval metrics compare."""
+        X, mu = self.keys(y.dtype)
+        return torch.cdist(self._state(y, mu), X).argmin(dim=1)
+
+    # ------------------------------------------------------------------ training
+    def default_strategy(self) -> Any:
+        if self.cfg.patterns > 0:
+            return ek.strategies.Architectural()
+        return Store()
+
+    def metrics(self) -> dict[str, Any]:
+        from .metrics import HiddenError, RetrievalAccuracy
+
+        out = super().metrics()
+        out["retrieval_accuracy"] = RetrievalAccuracy()
+        out["hidden_mse"] = HiddenError()
+        return out
+
+
+def _unit(v: Tensor) -> Tensor:
+    """Rows scaled to unit L2 norm (a zero row stays zero)."""
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).eps)
+
+
+class Store(ek.strategies.Strategy):
+    """Training by storing: the memory is the data (an Architectural strategy: capacity is
+    what is stored, nothing is learned by gradient).
+
+    The first batch of a fit replaces the memory (``store``), later batches are appended,
+    skipping rows already stored, so one epoch stores the training split and further epochs
+    change nothing. Logs ``e_pos``, the batch's mean energy after storing (each stored
+    pattern sits near a minimum). Costs one host sync per batch (the count of new rows).
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def __call__(self, model: ModernHopfield, batch: dict[str, Tensor]) -> ek.StepOutput:
+        y = batch["y"].detach()
+        if not self.started:
+            model.store(y)
+            self.started = True
+        else:
+            model.append(y, distinct=True)
+        with torch.no_grad():
+            e = model.energy(y.to(model.memory.dtype)).mean()
+        return ek.StepOutput(e, {"e_pos": e, "stored": torch.tensor(float(model.size))})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"started": self.started}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.started = bool(state.get("started", False))
+
+    def __repr__(self) -> str:
+        return "Store()"
