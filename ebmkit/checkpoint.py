@@ -332,11 +332,13 @@ def _deduplicated(
 
 
 def write_weights(model: torch.nn.Module, path: str | os.PathLike[str],
-                  metadata: Mapping[str, str] | None = None) -> None:
-    """Write ``model.state_dict()`` to ``path`` in safetensors format (not atomic by itself)."""
+                  metadata: Mapping[str, str] | None = None, *,
+                  state: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Write ``model.state_dict()`` (or ``state``, e.g. an FSDP model's gathered full state
+    dict) to ``path`` in safetensors format (not atomic by itself)."""
     import safetensors.torch
 
-    stored, aliases = _deduplicated(model.state_dict())
+    stored, aliases = _deduplicated(dict(model.state_dict() if state is None else state))
     meta = {"format": "pt", "ebmkit.format": MODEL_FORMAT, _ALIASES_KEY: json.dumps(aliases)}
     meta.update(metadata or {})
     # Looked up at call time so tests can make the writer fail.

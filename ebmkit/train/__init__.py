@@ -1,7 +1,9 @@
 """Training: [`Trainer`][ebmkit.train.trainer.Trainer] and
-[`DivergenceError`][ebmkit.train.trainer.DivergenceError].
+[`DivergenceError`][ebmkit.train.guard.DivergenceError].
 
-- ``trainer``: the loop, devices, AMP and the divergence guard;
+- ``trainer``: the loop, devices and AMP;
+- ``guard``: the divergence guard (snapshot, retry with a lower lr, restore before raising);
+- ``parallel``: DDP, FSDP2 or the explicit all-reduce under ``torchrun``;
 - ``rundir``: the run directory's checkpoint (an atomic commit per epoch) and resume;
 - ``monitor``: per-epoch sums and the non-finite check, without per-step host syncs;
 - ``batching``: batches from ``TensorData`` (fast path), a ``Dataset`` or a ``DataLoader``;

@@ -1,22 +1,19 @@
-"""Multi-process data parallelism for the trainer: process group, gradient averaging, helpers.
+"""Multi-process data parallelism for the trainer: process group, collectives, helpers.
 
 A run is distributed when ``torchrun`` (or anything that sets the same variables) launches
 it with ``WORLD_SIZE > 1``, or when the caller has already initialised
 ``torch.distributed``. Every rank runs the same trainer; each takes its shard of the
-epoch's shared permutation, gradients are averaged after ``backward``, and rank 0 writes
-the files.
+epoch's shared permutation and rank 0 writes the files.
 
-Why gradients are all-reduced by hand rather than with ``DistributedDataParallel``:
-strategies call model methods (``energy``, ``free_energy``, ``infer``), latent solvers
-and samplers run their own inner ``autograd.grad`` loops, score matching differentiates
-through a gradient, and a strategy may touch only part of the model. DDP's reducer hooks
-every parameter's gradient accumulator and assumes one forward and one backward per
-step with a predictable set of used parameters; these strategies break that assumption
-(or force ``find_unused_parameters`` graph scans every step). One coalesced
-``all_reduce`` of the finished gradients works for any strategy, keeps every rank's
-parameters bitwise identical, and costs one collective per step; what it gives up is
-DDP's overlap of communication with the backward pass, which matters little at the model
-sizes ebmkit targets.
+How gradients meet is [`ebmkit.train.parallel`][ebmkit.train.parallel]'s choice: PyTorch's
+``DistributedDataParallel`` for strategies that declare ``ddp = True`` (communication
+overlapped with ``backward``), FSDP2 on request, and otherwise the explicit path here:
+[`Dist.average_gradients`][ebmkit.train.distributed.Dist.average_gradients], one
+coalesced all-reduce of the finished gradients, exact for any strategy (a strategy that
+steps its own optimizers, or updates parameters in place).
+
+[`all_gather_cat`][ebmkit.train.distributed.all_gather_cat] is for families: keys for a
+MoCo-style queue gathered from every rank, so every rank enqueues the same ones.
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-__all__ = ["Dist", "setup"]
+__all__ = ["Dist", "all_gather_cat", "current", "setup"]
 
 
 @dataclass(frozen=True)
@@ -83,30 +80,90 @@ class Dist:
         dist.all_gather(out, t.contiguous())
         return out
 
+    def broadcast_coalesced_(self, tensors: Sequence[Tensor]) -> None:
+        """Rank 0's values into ``tensors`` on every rank, one collective per (dtype, device)."""
+        if not self.enabled or not tensors:
+            return
+        groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+        for t in tensors:
+            if t.numel():
+                groups.setdefault((t.dtype, t.device), []).append(t)
+        for ts in groups.values():
+            flat = torch.cat([t.detach().reshape(-1) for t in ts])
+            dist.broadcast(flat, src=0)
+            offset = 0
+            with torch.no_grad():
+                for t in ts:
+                    n = t.numel()
+                    t.copy_(flat[offset : offset + n].view_as(t))
+                    offset += n
+
+    def shared_seed(self, device: torch.device) -> int:
+        """A fresh random seed, rank 0's on every rank (for ``seed=None`` runs, whose data
+        shards must still be disjoint)."""
+        s = int.from_bytes(os.urandom(7), "little")
+        if not self.enabled:
+            return s
+        comm = device if device.type == "cuda" else torch.device("cpu")
+        t = torch.tensor([s if self.main else 0], dtype=torch.int64, device=comm)
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
     def average_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Replace every gradient by its mean over the ranks, one collective per dtype.
 
-        A parameter without a gradient on this rank counts as a zero gradient, so every
-        rank reduces the same tensors (one rank may use a parameter another skipped).
+        What one process would compute on the union of the ranks' batches: a parameter
+        that some rank used gets the mean (a rank that did not use it counts zero); a
+        parameter that no rank used keeps ``grad = None``, so weight decay and momentum
+        leave it alone, as they would on one process. Which parameters were used anywhere
+        travels in the same collective; it is read back (one host sync) only on a rank
+        that has a parameter without a gradient.
         """
         if not self.enabled or not params:
             return
-        groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            elif p.grad.is_sparse:
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.nn.Parameter]] = {}
+        for p in params:  # by the parameters' dtype: the same layout on every rank
+            if p.grad is not None and p.grad.is_sparse:
                 raise ConfigError("distributed training does not support sparse gradients")
-            groups.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
-        for grads in groups.values():
-            flat = torch.cat([g.reshape(-1) for g in grads])
+            groups.setdefault((p.dtype, p.device), []).append(p)
+        for (dtype, device), ps in groups.items():
+            missing = [p.grad is None for p in ps]
+            grads = [torch.zeros_like(p) if m else p.grad for p, m in zip(ps, missing)]
+            used = torch.tensor([0.0 if m else 1.0 for m in missing], dtype=dtype, device=device)
+            flat = torch.cat([g.reshape(-1) for g in grads] + [used])
             dist.all_reduce(flat)  # SUM then divide: gloo has no AVG
-            flat.div_(self.world)
+            n_grads = flat.numel() - len(ps)
+            flat[:n_grads].div_(self.world)
+            anywhere = flat[n_grads:].tolist() if any(missing) else None
             offset = 0
-            for g in grads:
+            for i, (p, g) in enumerate(zip(ps, grads)):
                 n = g.numel()
-                g.copy_(flat[offset : offset + n].view_as(g))
+                if missing[i]:
+                    if anywhere is not None and anywhere[i] > 0:
+                        p.grad = flat[offset : offset + n].view_as(p).clone()
+                else:
+                    g.copy_(flat[offset : offset + n].view_as(g))
                 offset += n
+
+
+def current() -> Dist:
+    """This process's place in the run (``Dist()`` when no process group is initialised)."""
+    if dist.is_available() and dist.is_initialized():
+        return Dist(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", dist.get_rank()))
+    return Dist()
+
+
+def all_gather_cat(t: Tensor) -> Tensor:
+    """Every rank's ``t`` concatenated along dim 0, in rank order; ``t`` itself when alone.
+
+    For state every rank must agree on, e.g. keys enqueued in a MoCo queue. The result is
+    detached (no gradient flows back to other ranks). Every rank must call it with the same
+    shape and dtype.
+    """
+    here = current()
+    if not here.enabled:
+        return t
+    return torch.cat(here.all_gather(t.detach()), dim=0)
 
 
 _OWNED = False  # whether ebmkit created the process group (and so destroys it at exit)

@@ -14,6 +14,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..errors import ConfigError
+from . import parallel
 from .state import check_plain, gather_rng, json_roundtrip, restore_rng, to_device
 
 if TYPE_CHECKING:
@@ -24,23 +25,44 @@ __all__ = ["TRAINER_FORMAT", "restore", "save", "trainer_state"]
 TRAINER_FORMAT = "ebmkit.trainer/1"
 
 
+def _gather_strategy(trainer: Trainer, mine: dict[str, Any]) -> list[Any] | None:
+    """Every rank's strategy state, in rank order, on rank 0 (a collective); None elsewhere
+    and on one process."""
+    if not trainer.dist.enabled:
+        return None
+    import torch.distributed as dist
+
+    local = to_device(mine, torch.device("cpu"))
+    out: list[Any] | None = [None] * trainer.dist.world if trainer.dist.main else None
+    dist.gather_object(local, out, dst=0)
+    return out
+
+
 def trainer_state(trainer: Trainer) -> dict[str, Any]:
-    """What ``trainer.pt`` holds: plain tensors, numbers and strings only."""
+    """What ``trainer.pt`` holds: plain tensors, numbers and strings only.
+
+    ``strategy`` is rank 0's strategy state; in a distributed run ``strategy_ranks`` holds
+    every rank's (persistent chains, queues: each rank resumes with its own)."""
+    mine = trainer._strategy_state()
     state = {
         "format": TRAINER_FORMAT,
         "ebmkit_version": __import__("ebmkit").__version__,
         "epoch": trainer.epoch,
         "step": trainer.step,
         "optimizer_name": trainer.optimizer_name,
-        "optimizer": trainer.optimizer.state_dict() if trainer.optimizer is not None else None,
+        # FSDP's optimizer state is sharded (DTensors): not saved, and resume refuses fsdp.
+        "optimizer": (trainer.optimizer.state_dict()
+                      if trainer.optimizer is not None and trainer.mode != "fsdp" else None),
         "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
-        "strategy": trainer._strategy_state(),
+        "strategy": mine,
+        "strategy_ranks": _gather_strategy(trainer, mine),
         "rng": gather_rng(trainer.device, trainer._gen, trainer.dist),
         "history": trainer.history,
         "lr": [float(g["lr"]) for g in trainer.optimizer.param_groups] if trainer.optimizer else [],
         "world_size": trainer.dist.world,
     }
     check_plain(state["strategy"], "strategy.state_dict()")
+    check_plain(state["strategy_ranks"], "strategy.state_dict() of every rank")
     return state
 
 def save(trainer: Trainer) -> None:
@@ -49,6 +71,7 @@ def save(trainer: Trainer) -> None:
     if d is None:
         return
     state = trainer_state(trainer)  # a collective: every rank takes part
+    weights = parallel.full_state_dict(trainer.model, trainer.mode)  # a collective under FSDP
     if trainer.dist.main:
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -61,7 +84,8 @@ def save(trainer: Trainer) -> None:
         # One commit: a crash leaves either the previous checkpoint or this one, whole.
         # metrics.jsonl is rewritten from the history, so a crash never duplicates a line.
         ckpt.commit(d, {
-            "model.safetensors": lambda p: ckpt.write_weights(trainer.model, p, meta),
+            "model.safetensors": lambda p: ckpt.write_weights(trainer.model, p, meta,
+                                                              state=weights),
             "model.json": lambda p: p.write_text(ckpt.json_text(header), encoding="utf-8"),
             "config.json": lambda p: p.write_text(ckpt.json_text(config), encoding="utf-8"),
             "metrics.jsonl": lambda p: p.write_text(lines, encoding="utf-8"),
@@ -120,8 +144,22 @@ def restore(trainer: Trainer) -> None:
                                        ) from exc
     if trainer.scaler is not None and state.get("scaler"):
         trainer.scaler.load_state_dict(state["scaler"])
-    trainer._load_strategy_state(to_device(state["strategy"], trainer.device))
+    trainer._load_strategy_state(to_device(_my_strategy_state(trainer, state), trainer.device))
     restore_rng(state["rng"], trainer.device, trainer._gen, trainer.dist)
     trainer.epoch, trainer.step = int(state["epoch"]), int(state["step"])
     trainer.history = [dict(r) for r in state["history"]]
 
+
+def _my_strategy_state(trainer: Trainer, state: dict[str, Any]) -> Any:
+    """This rank's saved strategy state: its own when the world size is unchanged."""
+    ranks = state.get("strategy_ranks")
+    if ranks and len(ranks) == trainer.dist.world:
+        return ranks[trainer.dist.rank]
+    if ranks and trainer.dist.rank != 0:
+        import warnings
+
+        warnings.warn(f"the checkpoint was written by {len(ranks)} processes, this run has "
+                      f"{trainer.dist.world}: rank {trainer.dist.rank} resumes with the "
+                      f"strategy state of rank {trainer.dist.rank % len(ranks)}", stacklevel=3)
+        return ranks[trainer.dist.rank % len(ranks)]
+    return state["strategy"]

@@ -18,15 +18,16 @@ import torch
 from torch import Tensor, nn
 
 from .. import checkpoint as ckpt
-from ..errors import ConfigError, EbmkitError
+from ..errors import ConfigError
 from ..model import EnergyModel
 from ..strategies import StepOutput
-from . import rundir
+from . import guard, parallel, rundir
 from .batching import make_source
 from .distributed import Dist, setup
+from .guard import DivergenceError
 from .monitor import EpochMonitor
 from .options import build_optimizer, number, positive_int, resolve_amp, resolve_device
-from .state import clone_tree, flatten_metric, local_rng, set_local_rng
+from .state import flatten_metric
 
 __all__ = ["DivergenceError", "Trainer"]
 
@@ -35,22 +36,6 @@ log = logging.getLogger("ebmkit.train")
 RUN_FORMAT = "ebmkit.run/1"
 # Record keys of the trainer's own; a strategy log with one of these names gets a prefix.
 _RESERVED = frozenset({"epoch", "step", "loss", "lr", "time_s", "samples_per_s", "retries"})
-
-
-class DivergenceError(EbmkitError, RuntimeError):
-    """Training produced a non-finite loss (or logged energy) and lowering the lr did not help.
-
-    Attributes:
-        epoch: The epoch (1-based) that diverged.
-        step: The global step (1-based) of the first non-finite value in the last attempt.
-        steps: That first bad step in every attempt, in order.
-        lr: The learning rate of the last attempt.
-    """
-
-    def __init__(self, message: str, *, epoch: int, step: int, steps: list[int],
-                 lr: float) -> None:
-        super().__init__(message)
-        self.epoch, self.step, self.steps, self.lr = epoch, step, steps, lr
 
 
 class Trainer:
@@ -76,8 +61,15 @@ class Trainer:
         grad_clip: Clip the gradients' global 2-norm to this value (and log ``grad_norm``,
             the norm before clipping; not with fp16's grad scaler, whose skipped steps have
             an infinite norm).
-        seed: Seeds torch, numpy and ``random`` at the start of ``fit`` (not when resuming)
-            and the generator that shuffles the data; None leaves the global RNGs alone.
+        seed: At the start of ``fit`` (not when resuming): seeds torch (CPU and every
+            accelerator), numpy and ``random`` with ``seed + rank``, and the generator that
+            shuffles the data with ``seed``. It does **not** cover what happened before:
+            the model's initial weights come from the RNG state when it was built, so seed
+            before building it (``torch.manual_seed(s)``; the CLI's ``--seed`` does) for a
+            run that repeats bit for bit. Nor does it make non-deterministic kernels
+            deterministic (``torch.use_deterministic_algorithms``). None leaves the global
+            RNGs alone and draws the data order from fresh entropy (rank 0's, shared, so
+            distributed shards stay disjoint).
         amp: Mixed precision: ``True`` (bf16 where CUDA supports it, else fp16 with a grad
             scaler; no effect off CUDA), ``"bf16"``, ``"fp16"`` or ``False``.
         progress: Show a tqdm bar; None shows one only when stderr is a terminal.
@@ -86,6 +78,10 @@ class Trainer:
         max_retries: Divergence guard: retries of an epoch whose loss became non-finite.
         lr_backoff: Factor applied to the learning rate on each retry.
         check_every: Steps between reads of the running sums (one host sync each).
+        distributed: Under ``torchrun``: ``"auto"`` (DDP when the strategy declares
+            ``ddp = True``, else the explicit all-reduce), ``"ddp"``, ``"fsdp"`` (FSDP2
+            sharding, for models larger than one device) or ``"explicit"``; see
+            [`ebmkit.train.parallel`][ebmkit.train.parallel]. Ignored on one process.
 
     Raises:
         ConfigError: an option out of range, an unknown optimizer, a ``checkpoint_dir`` that
@@ -97,9 +93,13 @@ class Trainer:
         >>> history[-1]["loss"]                                              # doctest: +SKIP
 
     Distributed: launched by ``torchrun`` (``WORLD_SIZE > 1``), every process runs the
-    same script; each trains on its shard of every epoch's shared permutation with
-    ``batch_size`` samples per step, gradients are averaged across processes, means and
-    metrics are global, and only rank 0 writes ``checkpoint_dir``.
+    same script; each trains on its disjoint shard of every epoch's shared permutation with
+    ``batch_size`` samples per step, gradients are averaged across processes (by DDP,
+    FSDP2 or the explicit all-reduce), buffers are broadcast from rank 0, the strategy's
+    state is per rank and saved per rank, means and metrics are global, and only rank 0
+    writes ``checkpoint_dir``. The model may be given wrapped in
+    ``DistributedDataParallel`` (unwrapped: the trainer wraps the step itself) or
+    ``torch.compile`` (the strategy calls the compiled module).
     """
 
     def __init__(
@@ -122,7 +122,9 @@ class Trainer:
         max_retries: int = 3,
         lr_backoff: float = 0.5,
         check_every: int = 50,
+        distributed: str = "auto",
     ) -> None:
+        model, call_model = parallel.unwrap(model)
         if not isinstance(model, EnergyModel):
             raise ConfigError(f"Trainer needs an ek.EnergyModel, got {type(model).__name__}")
         self.lr = number("lr", lr, low=0.0, low_open=True)
@@ -163,6 +165,7 @@ class Trainer:
             raise ConfigError(f"strategy must be callable as strategy(model, batch) -> "
                               f"StepOutput, got {type(strategy).__name__}")
         self.model, self.strategy = model, strategy
+        self._call_model = call_model  # what the strategy is given (compiled, or the model)
 
         device = resolve_device(device)
         self.dist: Dist = setup(device.type)
@@ -179,6 +182,20 @@ class Trainer:
             for root in trained:
                 root.to(device)  # skipped when already there: .to walks every module
             self._state = self._tensors()  # .to may replace buffers
+
+        self.mode = parallel.resolve_mode(distributed, strategy, self.dist)
+        if self.mode == "fsdp":
+            if self.resume:
+                raise ConfigError("resume=True is not supported with distributed='fsdp' yet: "
+                                  "the optimizer state is sharded; resume with 'ddp' or "
+                                  "'explicit', or start over")
+            self.dist.broadcast_(model.state_dict().values())  # rank 0's weights, then shards
+            parallel.shard(model)  # before the optimizer: parameters become DTensors
+            self._modules = [m for root in trained for m in root.modules()]
+            self._state = self._tensors()
+        self._buffers = [b for m in self._modules for b in m._buffers.values() if b is not None]
+        self._ddp = (parallel.wrap_ddp(model, strategy, call_model, device)
+                     if self.mode == "ddp" else None)
 
         # A strategy that is a module (e.g. with a learned sampler) trains alongside.
         seen: set[int] = set()
@@ -208,8 +225,8 @@ class Trainer:
                 if t is not None]
 
     def _seed(self) -> None:
-        if self.seed is None:
-            self._gen.seed()
+        if self.seed is None:  # fresh entropy, but one data order for every rank
+            self._gen.manual_seed(self.dist.shared_seed(self.device))
             return
         s = self.seed + self.dist.rank  # distinct noise per rank; the data order is shared
         random.seed(s)
@@ -245,7 +262,7 @@ class Trainer:
                 "weight_decay": self.weight_decay, "grad_clip": self.grad_clip,
                 "seed": self.seed, "amp": amp, "max_retries": self.max_retries,
                 "lr_backoff": self.lr_backoff, "check_every": self.check_every,
-                "world_size": self.dist.world,
+                "world_size": self.dist.world, "distributed": self.mode,
                 "checkpoint_dir": None if self.checkpoint_dir is None else str(self.checkpoint_dir),
             },
         }
@@ -295,7 +312,7 @@ class Trainer:
             else:
                 self._seed()
                 self._warn_if_overwriting()
-            if self.dist.enabled:  # the same starting weights everywhere, as DDP does
+            if self.dist.enabled and self.mode != "fsdp":  # the same weights everywhere
                 self.dist.broadcast_(self.model.state_dict().values())
             self._started = True
         self._data_info = _describe_data(data)
@@ -333,43 +350,6 @@ class Trainer:
             tqdm.write(line, file=sys.stderr)
 
     # ---------------------------------------------------------------- divergence guard
-    def _snapshot(self) -> dict[str, Any]:
-        """The state to return to when an epoch diverges (kept on the device).
-
-        Every parameter and buffer is copied (and restored in place); an optimizer that has
-        not stepped yet is recorded as fresh rather than packed.
-        """
-        opt = self.optimizer
-        return {
-            "tensors": [t.detach().clone() for t in self._state],
-            "optimizer": (clone_tree(opt.state_dict()) if opt is not None and opt.state
-                          else None),
-            "lrs": [g["lr"] for g in opt.param_groups] if opt is not None else [],
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "strategy": clone_tree(self._strategy_state()),
-            "rng": local_rng(self.device, self._gen),
-            "step": self.step,
-        }
-
-    def _restore_snapshot(self, snap: Mapping[str, Any], lr_factor: float) -> None:
-        with torch.no_grad():
-            for t, saved in zip(self._state, snap["tensors"]):
-                t.copy_(saved)
-        if self.optimizer is not None:
-            if snap["optimizer"] is None:
-                self.optimizer.state.clear()  # it had not stepped yet
-            else:
-                # load_state_dict may keep the given tensors: hand it a copy, keep the
-                # snapshot clean.
-                self.optimizer.load_state_dict(clone_tree(snap["optimizer"]))
-            for group, lr in zip(self.optimizer.param_groups, snap["lrs"]):
-                group["lr"] = lr * lr_factor
-        if self.scaler is not None:
-            self.scaler.load_state_dict(snap["scaler"])
-        self._load_strategy_state(clone_tree(snap["strategy"]))
-        set_local_rng(snap["rng"], self.device, self._gen)
-        self.step = snap["step"]
-
     def _current_lr(self) -> float:
         if self.optimizer is None:
             return self.lr
@@ -379,7 +359,7 @@ class Trainer:
         # Snapshot at the start of the epoch; a diverged attempt replays the whole epoch
         # (same permutation, same RNG) with a lower lr, which keeps retries deterministic
         # for any data source, including a DataLoader that cannot be rewound.
-        snap = self._snapshot()
+        snap = guard.snapshot(self)  # None when no retry is allowed
         bad_steps: list[int] = []
         while True:
             t0 = time.perf_counter()
@@ -390,18 +370,10 @@ class Trainer:
             bad_steps.append(monitor.bad_step)
             epoch = self.epoch + 1
             if len(bad_steps) > self.max_retries:
-                lr = self._current_lr()
-                where = ", ".join(str(s) for s in bad_steps)
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the loss or a logged energy became "
-                    f"non-finite first at step {monitor.bad_step} (global step, 1-based; first "
-                    f"bad step of each attempt: {where}). The epoch was restarted from its "
-                    f"initial state {self.max_retries} time(s) with the learning rate multiplied "
-                    f"by {self.lr_backoff:g} each time (last lr {lr:g}). Lower lr, set "
-                    f"grad_clip, or check the energy for overflow.",
-                    epoch=epoch, step=monitor.bad_step, steps=bad_steps, lr=lr)
+                raise guard.fail(self, snap, bad_steps)  # the last good weights are back
             old = self._current_lr()
-            self._restore_snapshot(snap, self.lr_backoff ** len(bad_steps))
+            assert snap is not None
+            guard.restore(self, snap, self.lr_backoff ** len(bad_steps))
             log.warning("epoch %d diverged at step %d (non-finite loss or energy); restored the "
                         "start of the epoch, lr %.3g -> %.3g, retry %d/%d", epoch,
                         monitor.bad_step, old, self._current_lr(), len(bad_steps),
@@ -443,9 +415,13 @@ class Trainer:
     def _run_epoch(self, source: Any) -> EpochMonitor:
         # The hot loop: locals only, no host sync; the monitor reads values back every
         # `check_every` steps.
-        model, strategy, opt, scaler = self.model, self.strategy, self.optimizer, self.scaler
+        model, strategy, opt, scaler = self._call_model, self.strategy, self.optimizer, self.scaler
         params, clip, dtype = self.params, self.grad_clip, self.amp_dtype
-        average = self.dist.average_gradients if self.dist.enabled else None
+        explicit = self.mode == "explicit"
+        average = self.dist.average_gradients if explicit else None
+        # DDP broadcasts buffers itself; the explicit path does it here, before every step.
+        sync_buffers = (self.dist.broadcast_coalesced_ if explicit and self._buffers else None)
+        buffers, ddp = self._buffers, self._ddp
         check_every, device_type = self.check_every, self.device.type
         monitor = EpochMonitor(self.device, self.dist, self.step, self._strategy_name())
         losses, sizes, logs_list = monitor.losses, monitor.sizes, monitor.logs
@@ -458,11 +434,11 @@ class Trainer:
         batches = source.epoch(self.epoch)
         try:
             for batch in batches:
-                if dtype is None:
-                    out = strategy(model, batch)
-                else:
-                    with torch.autocast(device_type, dtype=dtype):
-                        out = strategy(model, batch)
+                if sync_buffers is not None:
+                    sync_buffers(buffers)
+                with (contextlib.nullcontext() if dtype is None
+                      else torch.autocast(device_type, dtype=dtype)):
+                    out = strategy(model, batch) if ddp is None else ddp(batch)[1]
                 loss = out.loss if isinstance(out, StepOutput) else None
                 if (not isinstance(loss, Tensor) or loss.dim() != 0
                         or (opt is not None and not loss.requires_grad)
@@ -510,6 +486,8 @@ class Trainer:
             # non-finite update in the last step would otherwise surface only in the next
             # epoch, whose snapshot would already hold it.
             monitor.check(self.step, extra=self._nonfinite_params())
+            if self.dist.enabled and self.mode != "fsdp":  # every rank ends with rank 0's buffers
+                self.dist.broadcast_coalesced_(buffers)
             return monitor
         finally:
             with contextlib.suppress(Exception):
@@ -519,11 +497,7 @@ class Trainer:
 
     def _nonfinite_params(self) -> Tensor | None:
         """A scalar that is finite exactly when every trainable parameter is (no host sync)."""
-        if not self.params:
-            return None
-        # NaN and infinity survive the sums; only absurdly large finite weights (sums past
-        # 3e38) could overflow, and those have diverged in all but name.
-        return torch.stack([p.detach().sum().float() for p in self.params]).sum()
+        return guard.nonfinite_params([parallel.local(p) for p in self.params])
 
     # ---------------------------------------------------------------------- evaluate
     def _eval_source(self, data: Any) -> Any:
