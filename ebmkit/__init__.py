@@ -10,9 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import services as _services
 from .hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
+
+# The services the maths layer asks for by name, provided from above (docs/architecture.md).
+_services.provide("save_model", "ebmkit.checkpoint:save_model")
+_services.provide("default_metric", "ebmkit.metrics:FreeEnergyMean")
+_services.provide("find_entry", "ebmkit.plugins:get_entry")
 
 # public name -> (module, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -23,6 +29,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "get_plugins": ("ebmkit.plugins", "get_plugins"),
     "PluginInfo": ("ebmkit.plugins", "PluginInfo"),
     "EnergyModel": ("ebmkit.model", "EnergyModel"),
+    "model": ("ebmkit.model", None),
     "load": ("ebmkit.checkpoint", "load"),
     "FreeEnergy": ("ebmkit.free_energy", "FreeEnergy"),
     "predict": ("ebmkit.free_energy", "predict"),
@@ -46,7 +53,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from . import config, data, errors, latent, losses, metrics, negatives, plugins, samplers, strategies, viz
+    from . import config, data, errors, latent, losses, metrics, model, negatives, plugins, samplers, strategies, viz
     from . import energy as energies
     from .checkpoint import load
     from .free_energy import FreeEnergy, predict

@@ -292,7 +292,7 @@ def test_bad_input_is_explained():
         model(torch.tensor([[-1.0] * 32 + [2.0] * 32]))
     with pytest.raises(ConfigError, match="floating-point"):
         model(torch.zeros(2, 64, dtype=torch.long))
-    with pytest.raises(ConfigError, match="code must be a positive int, got 0"):
+    with pytest.raises(ConfigError, match="code must be an integer >= 1, got 0"):
         ek.get_model("autoencoder", code=0)
     with pytest.raises(ConfigError, match="unknown corruption 'blur'; expected one of "
                                           "'gaussian', 'masking', 'salt-and-pepper'"):

@@ -137,7 +137,8 @@ def test_docs_python_blocks_run(page: str, tmp_path: Path, monkeypatch: pytest.M
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PluginWarning)  # the broken fixture plugin
             for line, source in blocks:
-                code = compile(source, f"docs/{page} (block at line {line})", "exec")
+                code = compile(source, f"docs/{page} (block at line {line})", "exec",
+                               dont_inherit=True)  # not this file's __future__ imports
                 exec(code, namespace)  # noqa: S102 - running the docs is the point
     finally:
         ebmkit.plugins.reset()

@@ -174,7 +174,7 @@ def test_bad_input_is_explained():
         ek.get_model("kmeans", k=2, dim=3, init=torch.zeros(3, 3))
     with pytest.raises(ConfigError, match="beta must be"):
         ek.get_model("kmeans", beta=-1.0)
-    with pytest.raises(ConfigError, match="k must be a positive int"):
+    with pytest.raises(ConfigError, match="k must be an integer >= 1"):
         ek.get_model("kmeans", k=0)
 
 

@@ -116,7 +116,7 @@ def test_save_load_and_devices(tmp_path, device):
 
 
 def test_bad_input_is_explained():
-    with pytest.raises(ConfigError, match=r"lam \(λ, the sparsity weight\) must be >= 0, got -0.1"):
+    with pytest.raises(ConfigError, match=r"lam \(λ, the sparsity weight\) must be a number >= 0, got -0.1"):
         ek.get_model("sparse.coding", lam=-0.1)
     with pytest.raises(ConfigError, match="lam"):
         ek.get_model("sparse.lista", lam=-1.0)

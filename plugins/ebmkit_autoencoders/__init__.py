@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import ebmkit as ek
-from ebmkit.registry import lazy
 
 _PKG = "ebmkit_autoencoders"
 
@@ -19,26 +18,26 @@ _PKG = "ebmkit_autoencoders"
 @ek.hookimpl
 def register_models(register: Any) -> None:
     fast = {"data": "digits", "epochs": 8, "batch_size": 64, "lr": 5e-3}  # seconds each
-    register("autoencoder", lazy(f"{_PKG}.models:Autoencoder.from_options",
-                                 signature=f"{_PKG}.models:AutoencoderConfig"),
+    register("autoencoder", ek.plugins.lazy(f"{_PKG}.models:Autoencoder.from_options",
+                                            signature=f"{_PKG}.models:AutoencoderConfig"),
              summary="An autoencoder: E(y) = C(y, Dec(Enc(y))), MLP or conv, optionally tied",
              demo=fast)
     register("autoencoder.denoising",
-             lazy(f"{_PKG}.models:DenoisingAutoencoder.from_options",
-                  signature=f"{_PKG}.models:DenoisingConfig"),
+             ek.plugins.lazy(f"{_PKG}.models:DenoisingAutoencoder.from_options",
+                             signature=f"{_PKG}.models:DenoisingConfig"),
              summary="A denoising autoencoder: maps corrupted inputs ỹ ~ p(ỹ|y) back to y",
              demo=fast)
-    register("autoencoder.sparse", lazy(f"{_PKG}.models:SparseAutoencoder.from_options",
-                                        signature=f"{_PKG}.models:SparseConfig"),
+    register("autoencoder.sparse", ek.plugins.lazy(f"{_PKG}.models:SparseAutoencoder.from_options",
+                                                   signature=f"{_PKG}.models:SparseConfig"),
              summary="A sparse autoencoder: L1 or KL-to-target-rate penalty on the code",
              demo=fast)
     register("autoencoder.contractive",
-             lazy(f"{_PKG}.models:ContractiveAutoencoder.from_options",
-                  signature=f"{_PKG}.models:ContractiveConfig"),
+             ek.plugins.lazy(f"{_PKG}.models:ContractiveAutoencoder.from_options",
+                             signature=f"{_PKG}.models:ContractiveConfig"),
              summary="A contractive autoencoder: penalty on the encoder Jacobian ‖∂h/∂y‖²_F",
              demo=fast)
     register("autoencoder.variational",
-             lazy(f"{_PKG}.variational:VariationalAutoencoder.from_options",
-                  signature=f"{_PKG}.variational:VariationalConfig"),
+             ek.plugins.lazy(f"{_PKG}.variational:VariationalAutoencoder.from_options",
+                             signature=f"{_PKG}.variational:VariationalConfig"),
              summary="A variational autoencoder: F(y) = −ELBO, sampling, IWAE log-likelihood",
              demo={**fast, "epochs": 10})

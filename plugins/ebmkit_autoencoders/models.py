@@ -14,7 +14,7 @@ Axis letters in shape comments: B batch, D features, K code size.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 import ebmkit as ek
+from ebmkit.config import at_least, one_of
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 from ebmkit.strategies import StepOutput, Strategy
@@ -68,22 +69,14 @@ class AutoencoderConfig(NetConfig):
     cost: str = "auto"  # "bce", "mse" or "auto" (bce when [low, high] ⊆ [0, 1])
 
 
-def _positive_int(name: str, value: Any, who: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        want = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ConfigError(f"{who}: {name} must be {want}, got {value!r}")
-    return value
-
-
 def check_net_config(cfg: NetConfig, who: str) -> None:
     """Validate the shared options; raise ConfigError saying what was expected."""
-    _positive_int("dim", cfg.dim, who)
-    _positive_int("code", cfg.code, who)
-    _positive_int("hidden", cfg.hidden, who)
-    _positive_int("depth", cfg.depth, who, minimum=0)
-    _positive_int("channels", cfg.channels, who)
-    if cfg.arch not in ("mlp", "conv"):
-        raise ConfigError(f"{who}: arch must be 'mlp' or 'conv', got {cfg.arch!r}")
+    at_least("dim", cfg.dim, who=who)
+    at_least("code", cfg.code, who=who)
+    at_least("hidden", cfg.hidden, who=who)
+    at_least("depth", cfg.depth, 0, who=who)
+    at_least("channels", cfg.channels, who=who)
+    one_of("arch", cfg.arch, ("mlp", "conv"), who=who)
     activation(cfg.activation, f"{who}: activation")
     if not cfg.high > cfg.low:
         raise ConfigError(f"{who}: expected high > low, got low={cfg.low}, high={cfg.high}")
@@ -136,14 +129,6 @@ class FamilyBase(ek.EnergyModel):
     cfg: NetConfig
     config_class: type[NetConfig] = NetConfig
     bce: bool = True  # whether y must lie in [0, 1]
-
-    @classmethod
-    def from_options(cls, **options: Any) -> FamilyBase:
-        """Build from keyword options (the fields of the config dataclass)."""
-        return cls(cls.config_class(**options))
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
 
     # -- inputs --------------------------------------------------------------------------
     def flat(self, y: Tensor, what: str = "y") -> Tensor:
@@ -450,7 +435,7 @@ class ContractiveAutoencoder(Autoencoder):
                               f"{cfg.jacobian!r}")
         if not cfg.weight >= 0:
             raise ConfigError(f"{who}: weight must be >= 0, got {cfg.weight!r}")
-        _positive_int("projections", cfg.projections, who)
+        at_least("projections", cfg.projections, who=who)
         closed_ok = cfg.arch == "mlp" and cfg.depth == 0 and cfg.code_activation == "sigmoid"
         if cfg.jacobian == "closed" and not closed_ok:
             raise ConfigError(f"{who}: jacobian='closed' is for one sigmoid layer (arch='mlp', "

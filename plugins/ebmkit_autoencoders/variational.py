@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
+from ebmkit.config import at_least
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -76,10 +77,8 @@ class VariationalAutoencoder(FamilyBase):
         self.bce = self.likelihood == "bernoulli"
         if not cfg.beta >= 0:
             raise ConfigError(f"{who}: beta must be >= 0, got {cfg.beta!r}")
-        for key in ("samples", "iw_samples"):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{who}: {key} must be a positive int, got {value!r}")
+        at_least("samples", cfg.samples, who=who)
+        at_least("iw_samples", cfg.iw_samples, who=who)
         if cfg.std is not None and not cfg.std > 0:
             raise ConfigError(f"{who}: std must be > 0 or None (learned), got {cfg.std!r}")
         self.cfg = cfg

@@ -17,31 +17,31 @@ from __future__ import annotations
 from typing import Any
 
 import ebmkit as ek
-from ebmkit.registry import lazy
 
 
 @ek.hookimpl
 def register_models(register: Any) -> None:
-    register("gan.dcgan", lazy("ebmkit_gan.models:DCGAN.from_options",
-                               signature="ebmkit_gan.models:DCGANConfig"),
+    register("gan.dcgan", ek.plugins.lazy("ebmkit_gan.models:DCGAN.from_options",
+                                          signature="ebmkit_gan.models:DCGANConfig"),
              summary="DCGAN: the discriminator as an energy, the generator as contrastive sampler",
              demo={"data": "digits", "epochs": 40, "batch_size": 64})
-    register("gan.ebgan", lazy("ebmkit_gan.models:EBGAN.from_options",
-                               signature="ebmkit_gan.models:EBGANConfig"),
+    register("gan.ebgan", ek.plugins.lazy("ebmkit_gan.models:EBGAN.from_options",
+                                          signature="ebmkit_gan.models:EBGANConfig"),
              summary="EBGAN: an autoencoder energy with a margin, and the pulling-away term",
              demo={"data": "digits", "epochs": 40, "batch_size": 64})
 
 
 @ek.hookimpl
 def register_strategies(register: Any) -> None:
-    register("gan.adversarial", lazy("ebmkit_gan.strategy:Adversarial"),
+    register("gan.adversarial", ek.plugins.lazy("ebmkit_gan.strategy:Adversarial"),
              summary="Alternating D/G updates with two optimizers and a D:G ratio")
 
 
 @ek.hookimpl
 def register_losses(register: Any) -> None:
-    register("gan.minimax", lazy("ebmkit_gan.losses:gan_minimax"),
+    register("gan.minimax", ek.plugins.lazy("ebmkit_gan.losses:gan_minimax"),
              summary="−V(D, G) = softplus(E₊) + softplus(−E₋), D = σ(−E)")
-    register("gan.hinge", lazy("ebmkit_gan.losses:gan_hinge"), summary="[m + E₊]₊ + [m − E₋]₊")
-    register("gan.margin", lazy("ebmkit_gan.losses:gan_margin"),
+    register("gan.hinge", ek.plugins.lazy("ebmkit_gan.losses:gan_hinge"),
+             summary="[m + E₊]₊ + [m − E₋]₊")
+    register("gan.margin", ek.plugins.lazy("ebmkit_gan.losses:gan_margin"),
              summary="EBGAN: E₊ + [m − E₋]₊")

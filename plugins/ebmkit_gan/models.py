@@ -14,7 +14,7 @@ Axis letters in shape comments: B batch, Z latent, C channels, S image side, D =
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 import ebmkit as ek
+from ebmkit.config import at_least
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -65,12 +66,6 @@ class EBGANConfig(DCGANConfig):
     pt_weight: float = 0.1
 
 
-def _int_option(who: str, name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{who}: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 class _GAN(ek.EnergyModel):
     """What both GAN families share: shapes, sampling, the strategy and the metrics."""
 
@@ -97,21 +92,13 @@ class _GAN(ek.EnergyModel):
         else:
             h = 8 if cfg.image_size is None else cfg.image_size
             c = 1 if cfg.channels is None else cfg.channels
-        _int_option(who, "channels", c)
+        at_least("channels", c, who=who)
         plan(h, who)  # a size the architecture cannot produce fails here, with the sizes it can
         cfg.image_shape, cfg.image_size, cfg.channels = [c, h, h], h, c
         for name in ("latent_dim", "g_width", "d_width", "d_steps", "g_steps", "eval_samples"):
-            _int_option(who, name, getattr(cfg, name))
+            at_least(name, getattr(cfg, name), who=who)
         self.image_shape: tuple[int, int, int] = (c, h, h)
         self.flat_dim = c * h * h
-
-    @classmethod
-    def from_options(cls, **options: Any) -> _GAN:
-        """Build from keyword options (the fields of the config dataclass)."""
-        return cls(cls.config_class(**options))
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
 
     def _check_players(self) -> None:
         """A generator whose images the discriminator cannot read fails at construction."""
@@ -305,7 +292,7 @@ class EBGAN(_GAN):
         super().__init__()
         self.cfg = cfg = cfg or EBGANConfig()
         self._resolve(cfg)
-        _int_option(self.name, "code_dim", cfg.code_dim)
+        at_least("code_dim", cfg.code_dim, who=self.name)
         if not (isinstance(cfg.pt_weight, (int, float)) and cfg.pt_weight >= 0):
             raise ConfigError(f"gan.ebgan: pt_weight must be >= 0, got {cfg.pt_weight!r}")
         self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from ebmkit import viz
+import ebmkit as ek
 from ebmkit.errors import ConfigError
 
 __all__ = ["plot_interpolations", "plot_samples", "plot_training"]
@@ -19,8 +19,8 @@ __all__ = ["plot_interpolations", "plot_samples", "plot_training"]
 def plot_samples(model: Any, path: str | os.PathLike[str], n: int = 64, seed: int = 0) -> Path:
     """A grid of ``n`` samples G(z) (what ``ebmkit sample`` writes for a GAN run)."""
     gen = torch.Generator(device=model.device).manual_seed(seed)
-    return viz.plot_images(model.sample(n, generator=gen), path, image_shape=model.image_shape,
-                           title=f"{n} samples of {model.name}")
+    return ek.viz.plot_images(model.sample(n, generator=gen), path, image_shape=model.image_shape,
+                              title=f"{n} samples of {model.name}")
 
 
 def plot_interpolations(model: Any, path: str | os.PathLike[str], rows: int = 8,
@@ -29,8 +29,8 @@ def plot_interpolations(model: Any, path: str | os.PathLike[str], rows: int = 8,
     gen = torch.Generator(device=model.device).manual_seed(seed)
     z0, z1 = model.latent(rows, generator=gen), model.latent(rows, generator=gen)
     images = rearrange(model.interpolate(z0, z1, steps), "b t d -> (b t) d")
-    return viz.plot_images(images, path, image_shape=model.image_shape, nrow=steps,
-                           title=f"{model.name}: latent interpolations")
+    return ek.viz.plot_images(images, path, image_shape=model.image_shape, nrow=steps,
+                              title=f"{model.name}: latent interpolations")
 
 
 def plot_training(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -38,7 +38,7 @@ def plot_training(history: Sequence[dict[str, Any]], path: str | os.PathLike[str
     if not history or not all("loss_d" in r and "loss_g" in r for r in history):
         raise ConfigError("plot_training: expected the history of an Adversarial run (records "
                           "with loss_d and loss_g)")
-    plt = viz._pyplot()
+    plt = ek.viz.pyplot()
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
     panels = [("losses", [("loss_d", "discriminator"), ("loss_g", "generator")]),
               ("energies", [("e_pos", "E on data"), ("e_neg", "E on samples G(z)")])]
@@ -53,4 +53,4 @@ def plot_training(history: Sequence[dict[str, Any]], path: str | os.PathLike[str
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.legend()
-    return viz.save_figure(fig, path)
+    return ek.viz.save_figure(fig, path)

@@ -23,13 +23,13 @@ trainer does applies unchanged:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ebmkit.config import at_least, number
 from ebmkit.errors import ConfigError
 from ebmkit.strategies import StepOutput, Strategy
 
@@ -38,18 +38,12 @@ from .losses import get_gan_loss, pulling_away
 __all__ = ["Adversarial"]
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"Adversarial: {name} must be an integer >= 1, got {value!r}")
-    return value
+def _count(name: str, value: Any) -> int:
+    return at_least(name, value, who="Adversarial")
 
 
 def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"Adversarial: {name} must be a number {'>=' if allow_zero else '>'} 0, "
-                          f"got {value!r}")
-    return float(value)
+    return number(name, value, low=0.0, low_open=not allow_zero, who="Adversarial")
 
 
 def _average_gradients(params: list[nn.Parameter]) -> None:
@@ -105,7 +99,7 @@ class Adversarial(Strategy):
                  pt_weight: float = 0.0, grad_clip: float | None = None,
                  lr_backoff: float = 0.5) -> None:
         self.loss = get_gan_loss(loss)
-        self.d_steps, self.g_steps = _positive_int("d_steps", d_steps), _positive_int("g_steps", g_steps)
+        self.d_steps, self.g_steps = _count("d_steps", d_steps), _count("g_steps", g_steps)
         self.lr_d, self.lr_g = _positive("lr_d", lr_d), _positive("lr_g", lr_g)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ConfigError(f"Adversarial: betas must be two numbers in [0, 1), got {betas!r}")
@@ -203,8 +197,8 @@ class Adversarial(Strategy):
             for p in d_params:
                 p.requires_grad_(True)
         grads = [p.grad for p in self.g_params if p.grad is not None]
-        grad_g = (torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-                  if grads else loss_g.new_zeros(()))
+        norms = [torch.linalg.vector_norm(g) for g in grads]  # one per parameter: logged only
+        grad_g = torch.linalg.vector_norm(torch.stack(norms)) if norms else loss_g.new_zeros(())
         with torch.no_grad():
             spread = fake.detach().flatten(1).std(0).mean() / real.flatten(1).std(0).mean().clamp_min(1e-8)
         logs = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),

@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import ebmkit as ek
-from ebmkit.registry import lazy
 
 
 @ek.hookimpl
 def register_models(register: Any) -> None:
-    register("kmeans", lazy("ebmkit_kmeans.models:KMeans.from_options",
-                            signature="ebmkit_kmeans.models:KMeansConfig"),
+    register("kmeans", ek.plugins.lazy("ebmkit_kmeans.models:KMeans.from_options",
+                                       signature="ebmkit_kmeans.models:KMeansConfig"),
              summary="K-means: one-hot latent over K prototypes, exhaustive inference, Lloyd "
                      "or gradient training, scikit-learn's interface",
              demo={"data": "digits", "epochs": 3, "batch_size": 256, "options": {"k": 10}})

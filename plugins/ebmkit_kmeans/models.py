@@ -16,7 +16,7 @@ Axis letters in shape comments: N/B samples, D features, K prototypes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 import ebmkit as ek
+from ebmkit.config import at_least, number, one_of
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -68,6 +69,8 @@ class KMeans(ek.EnergyModel):
     """
 
     name = "kmeans"
+    config_class = KMeansConfig
+    cfg: KMeansConfig
 
     def __init__(self, cfg: KMeansConfig) -> None:
         super().__init__()
@@ -95,13 +98,8 @@ class KMeans(ek.EnergyModel):
         self.n_iter_: int = 0
 
     # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_options(cls, **options: Any) -> KMeans:
-        """Build from keyword options (the fields of ``KMeansConfig``)."""
-        return cls(KMeansConfig(**options))
-
     def config(self) -> dict[str, Any]:
-        out = asdict(self.cfg)
+        out = super().config()
         if not isinstance(self.cfg.init, str):
             out["init"] = torch.as_tensor(self.cfg.init, dtype=torch.float32).tolist()
         return out
@@ -283,20 +281,16 @@ def _sync_fitted(module: KMeans, incompatible: Any) -> None:
 
 def _check_config(cfg: KMeansConfig) -> None:
     for key in ("k", "dim", "max_iter", "n_init"):
-        value = getattr(cfg, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"kmeans: {key} must be a positive int, got {value!r}")
+        at_least(key, getattr(cfg, key), who="kmeans")
     if isinstance(cfg.init, str) and cfg.init not in INITS:
         raise ConfigError(f"kmeans: init must be 'k-means++', 'random' or initial centroids "
                           f"[k, dim], got {cfg.init!r}")
-    if not isinstance(cfg.tol, (int, float)) or cfg.tol < 0:
-        raise ConfigError(f"kmeans: tol must be >= 0, got {cfg.tol!r}")
+    number("tol", cfg.tol, low=0.0, who="kmeans")
     if cfg.beta is not None and (not isinstance(cfg.beta, (int, float)) or not cfg.beta > 0):
         raise ConfigError(f"kmeans: beta must be a positive number or None, got {cfg.beta!r}")
-    if cfg.training not in ("lloyd", "gradient"):
-        raise ConfigError(f"kmeans: training must be 'lloyd' or 'gradient', got {cfg.training!r}")
-    if cfg.chunk_size is not None and (not isinstance(cfg.chunk_size, int) or cfg.chunk_size <= 0):
-        raise ConfigError(f"kmeans: chunk_size must be a positive int or None, got {cfg.chunk_size!r}")
+    one_of("training", cfg.training, ("lloyd", "gradient"), who="kmeans")
+    if cfg.chunk_size is not None:
+        at_least("chunk_size", cfg.chunk_size, who="kmeans")
 
 
 # ---------------------------------------------------------------------------------- training

@@ -10,17 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import ebmkit as ek
-from ebmkit.registry import lazy
 
 
 @ek.hookimpl
 def register_models(register: Any) -> None:
-    register("neural.mlp", lazy("ebmkit_neural.models:MLPEnergy.from_options",
-                                signature="ebmkit_neural.models:MLPConfig"),
+    register("neural.mlp", ek.plugins.lazy("ebmkit_neural.models:MLPEnergy.from_options",
+                                           signature="ebmkit_neural.models:MLPConfig"),
              summary="An MLP energy for vectors, trained by persistent CD with Langevin",
              demo={"data": "rings", "epochs": 15, "batch_size": 256, "lr": 3e-3,
                    "options": {"hidden": 64, "langevin_steps": 20, "step_size": 0.01}})
-    register("neural.conv", lazy("ebmkit_neural.models:ConvEnergy.from_options",
-                                 signature="ebmkit_neural.models:ConvConfig"),
+    register("neural.conv", ek.plugins.lazy("ebmkit_neural.models:ConvEnergy.from_options",
+                                            signature="ebmkit_neural.models:ConvConfig"),
              summary="A convolutional energy for images, trained by persistent CD with Langevin",
              demo={"data": "digits", "epochs": 8, "options": {"channels": 16}})

@@ -10,7 +10,7 @@ Axis letters in shape comments: B batch, D features, C channels, H height, W wid
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -70,9 +70,7 @@ class _NeuralEnergy(ek.EnergyModel):
             raise ek.errors.ConfigError(f"{self.name}: expected high > low, got low={cfg.low}, "
                                         f"high={cfg.high}")
         for key in ("langevin_steps", "buffer_size"):
-            if int(getattr(cfg, key)) <= 0:
-                raise ek.errors.ConfigError(f"{self.name}: {key} must be positive, got "
-                                            f"{getattr(cfg, key)}")
+            ek.config.at_least(key, getattr(cfg, key), who=self.name)
 
     def langevin(self, steps: int | None = None) -> Any:
         cfg = self.cfg
@@ -111,18 +109,10 @@ class _NeuralEnergy(ek.EnergyModel):
         finally:
             self.train(was_training)
 
-    @classmethod
-    def from_options(cls, **options: Any) -> _NeuralEnergy:
-        """Build from keyword options (the fields of the config dataclass)."""
-        return cls(cls.config_class(**options))
-
     def score(self, y: Tensor) -> Tensor:
         """Anomaly score: the energy (high = unlike the training data)."""
         with torch.no_grad():
             return self.free_energy(y)
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
 
 
 class MLPEnergy(_NeuralEnergy):
@@ -135,9 +125,8 @@ class MLPEnergy(_NeuralEnergy):
         super().__init__()
         self.cfg = cfg
         self._check_sampler_config()
-        if cfg.dim <= 0 or cfg.hidden <= 0 or cfg.depth < 1:
-            raise ek.errors.ConfigError(f"neural.mlp: dim, hidden and depth must be positive, "
-                                        f"got dim={cfg.dim}, hidden={cfg.hidden}, depth={cfg.depth}")
+        for key in ("dim", "hidden", "depth"):
+            ek.config.at_least(key, getattr(cfg, key), who=self.name)
         layers: list[nn.Module] = []
         width = cfg.dim
         for _ in range(cfg.depth):

@@ -14,24 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 import ebmkit as ek
-from ebmkit.registry import lazy
 
 
 @ek.hookimpl
 def register_models(register: Any) -> None:
-    register("sparse.coding", lazy("ebmkit_sparse.coding:SparseCoding.from_options",
-                                   signature="ebmkit_sparse.coding:SparseCodingConfig"),
+    register("sparse.coding", ek.plugins.lazy("ebmkit_sparse.coding:SparseCoding.from_options",
+                                              signature="ebmkit_sparse.coding:SparseCodingConfig"),
              summary="Sparse coding: ½‖y − Wz‖² + λ|z|₁, FISTA inference, dictionary learning",
              demo={"data": "digits", "epochs": 3, "lr": 1e-2, "options": {"steps": 50}})
-    register("sparse.group", lazy("ebmkit_sparse.coding:GroupSparseCoding.from_options",
-                                  signature="ebmkit_sparse.coding:GroupSparseCodingConfig"),
+    register("sparse.group",
+             ek.plugins.lazy("ebmkit_sparse.coding:GroupSparseCoding.from_options",
+                             signature="ebmkit_sparse.coding:GroupSparseCodingConfig"),
              summary="Group sparse coding: ½‖y − Wz‖² + λΣ_g‖z_g‖₂, invariant pooled features",
              demo={"data": "digits", "epochs": 3, "lr": 1e-2, "options": {"steps": 50}})
-    register("sparse.lista", lazy("ebmkit_sparse.lista:LISTA.from_options",
-                                  signature="ebmkit_sparse.lista:LISTAConfig"),
+    register("sparse.lista", ek.plugins.lazy("ebmkit_sparse.lista:LISTA.from_options",
+                                             signature="ebmkit_sparse.lista:LISTAConfig"),
              summary="LISTA: a learned, unrolled ISTA encoder predicting optimal sparse codes",
              demo={"data": "digits", "epochs": 3, "lr": 1e-3, "options": {"fista_steps": 100}})
-    register("sparse.drsae", lazy("ebmkit_sparse.lista:DrSAE.from_options",
-                                  signature="ebmkit_sparse.lista:DrSAEConfig"),
+    register("sparse.drsae", ek.plugins.lazy("ebmkit_sparse.lista:DrSAE.from_options",
+                                             signature="ebmkit_sparse.lista:DrSAEConfig"),
              summary="DrSAE: recurrent ReLU sparse autoencoder with a classifier on its codes",
              demo={"data": "digits", "epochs": 10, "lr": 3e-3, "batch_size": 64})

@@ -12,7 +12,7 @@ Axis letters in shape comments: B samples, D features, M atoms, G groups, S grou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 import ebmkit as ek
+from ebmkit.config import at_least, number, one_of
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -68,11 +69,8 @@ class GroupSparseCodingConfig(SparseCodingConfig):
 def check_common(name: str, cfg: Any, ints: tuple[str, ...] = ("dim", "atoms", "steps")) -> None:
     """Positive sizes and λ ≥ 0, with errors that name the option."""
     for key in ints:
-        value = getattr(cfg, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{name}: {key} must be a positive int, got {value!r}")
-    if not isinstance(cfg.lam, (int, float)) or not cfg.lam >= 0:
-        raise ConfigError(f"{name}: lam (λ, the sparsity weight) must be >= 0, got {cfg.lam!r}")
+        at_least(key, getattr(cfg, key), who=name)
+    number("lam (λ, the sparsity weight)", cfg.lam, low=0.0, who=name)
 
 
 class SparseCoding(ek.EnergyModel):
@@ -85,8 +83,7 @@ class SparseCoding(ek.EnergyModel):
         super().__init__()
         self.cfg = cfg
         check_common(self.name, cfg)
-        if cfg.solver not in ("fista", "ista"):
-            raise ConfigError(f"{self.name}: solver must be 'fista' or 'ista', got {cfg.solver!r}")
+        one_of("solver", cfg.solver, ("fista", "ista"), who=self.name)
         gen = torch.Generator().manual_seed(cfg.seed)
         self.decoder = unit_norm_decoder(cfg.dim, cfg.atoms, gen)
         self.penalty = self._penalty()
@@ -101,14 +98,6 @@ class SparseCoding(ek.EnergyModel):
         fista = self.cfg.solver == "fista" if momentum is None else momentum
         cls = ek.latent.FISTA if fista else ek.latent.ISTA
         return cls(dim=self.cfg.atoms, steps=steps)
-
-    @classmethod
-    def from_options(cls, **options: Any) -> SparseCoding:
-        """Build from keyword options (the fields of the config dataclass)."""
-        return cls(cls.config_class(**options))
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
 
     @property
     def dictionary(self) -> Tensor:

@@ -15,7 +15,7 @@ Axis letters in shape comments: B samples, D features, M code units, T layers, C
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from einops import repeat
 from torch import Tensor, nn
 
 import ebmkit as ek
+from ebmkit.config import at_least, number, one_of
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -85,14 +86,15 @@ class LISTA(ek.EnergyModel):
     """The sparse-coding energy with a LISTA encoder as its (amortised) inference."""
 
     name = "sparse.lista"
+    config_class = LISTAConfig
+    cfg: LISTAConfig
 
     def __init__(self, cfg: LISTAConfig) -> None:
         super().__init__()
         self.cfg = cfg
         check_common(self.name, cfg, ("dim", "atoms", "fista_steps"))
         check_common(self.name, cfg, ("layers",))
-        if cfg.target not in ("codes", "energy"):
-            raise ConfigError(f"sparse.lista: target must be 'codes' or 'energy', got {cfg.target!r}")
+        one_of("target", cfg.target, ("codes", "energy"), who=self.name)
         gen = torch.Generator().manual_seed(cfg.seed)
         self.decoder = unit_norm_decoder(cfg.dim, cfg.atoms, gen)
         self.decoder.parametrizations.weight.original.requires_grad_(
@@ -101,14 +103,6 @@ class LISTA(ek.EnergyModel):
         self.encoder = LISTAEncoder(cfg.dim, cfg.atoms, cfg.layers, cfg.tied)
         self.encoder.init_from_dictionary(self.decoder.weight.detach(), cfg.lam)
         self.teacher = ek.latent.FISTA(dim=cfg.atoms, steps=cfg.fista_steps)
-
-    @classmethod
-    def from_options(cls, **options: Any) -> LISTA:
-        """Build from keyword options (the fields of ``LISTAConfig``)."""
-        return cls(LISTAConfig(**options))
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
 
     def set_dictionary(self, w: Tensor) -> None:
         """Use the atoms ``w`` ``[D, M]`` (e.g. from a trained ``sparse.coding``) and restart
@@ -144,12 +138,10 @@ class LISTA(ek.EnergyModel):
     def with_targets(self, data: Any) -> Any:
         """``data`` (a ``TensorData``) with the teacher's optimal codes added as ``"z_star"``,
         computed once, so that training regresses them without re-running FISTA."""
-        from ebmkit.data.base import TensorData
-
         tensors = {"y": data.y, "z_star": self.optimal_codes(data.y.to(self.device)).cpu()}
         if getattr(data, "labels", None) is not None:
             tensors["label"] = data.labels
-        return TensorData(tensors, name=getattr(data, "name", "data"),
+        return ek.data.TensorData(tensors, name=getattr(data, "name", "data"),
                           split=getattr(data, "split", "train"),
                           image_shape=getattr(data, "image_shape", None))
 
@@ -212,15 +204,16 @@ class DrSAE(ek.EnergyModel):
     """
 
     name = "sparse.drsae"
+    config_class = DrSAEConfig
+    cfg: DrSAEConfig
 
     def __init__(self, cfg: DrSAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
         check_common(self.name, cfg, ("dim", "atoms", "layers"))
-        if not isinstance(cfg.num_classes, int) or cfg.num_classes < 2:
-            raise ConfigError(f"sparse.drsae: num_classes must be an int >= 2, got {cfg.num_classes!r}")
-        if not cfg.classification >= 0:
-            raise ConfigError(f"sparse.drsae: classification weight must be >= 0, got {cfg.classification!r}")
+        at_least("num_classes", cfg.num_classes, 2, who=self.name)
+        number("classification (the weight of the cross-entropy)", cfg.classification, low=0.0,
+               who=self.name)
         gen = torch.Generator().manual_seed(cfg.seed)
         self.decoder = unit_norm_decoder(cfg.dim, cfg.atoms, gen)
         w = self.decoder.weight.detach()
@@ -232,14 +225,6 @@ class DrSAE(ek.EnergyModel):
             self.encoder.bias.fill_(-cfg.lam / lip)
         self.term = 0.5 * ek.energies.Reconstruction(self.decoder) + cfg.lam * ek.energies.L1()
         self.classifier = nn.Linear(cfg.atoms, cfg.num_classes)
-
-    @classmethod
-    def from_options(cls, **options: Any) -> DrSAE:
-        """Build from keyword options (the fields of ``DrSAEConfig``)."""
-        return cls(DrSAEConfig(**options))
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
 
     def _check_y(self, y: Tensor) -> Tensor:
         return check_input(y, "y", shape=(None, self.cfg.dim), device=self.device, finite=False)
