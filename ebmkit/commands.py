@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, EbmkitError
 from .hookspecs import Register
 
 Run = Callable[[argparse.Namespace], "int | None"]
@@ -77,14 +77,19 @@ def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
             if args.json:
                 print(json.dumps([{"name": e.name, "summary": e.summary, "plugin": e.plugin,
                                    "aliases": list(e.aliases),
-                                   "options": [str(o) for o in e.options()]}
+                                   "options": [str(o) for o in e.options()],
+                                   **({"recipe": _recipe(e)} if kind == "models" else {})}
                                   for e in entries], indent=2))
                 return 0
             print_table([(e.name, e.plugin, e.summary) for e in entries],
                         (kind[:-1].upper(), "PLUGIN", "SUMMARY"))
             if args.verbose:
+                from .runs import recipe_text
+
                 for e in entries:
                     print(f"\n{e.name}({', '.join(map(str, e.options()))})")
+                    if kind == "models":
+                        print(f"  {recipe_text(e)}")
             return 0
 
         return run
@@ -93,18 +98,45 @@ def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
 
 
 # -- train / eval / sample ------------------------------------------------------------------
+def _recipe(entry: object) -> dict[str, object]:
+    from .runs import recipe
+
+    return recipe(entry)
+
+
 def _train(parser: argparse.ArgumentParser) -> Run:
-    parser.add_argument("model", metavar="MODEL", help="a registered model name (ebmkit models)")
-    parser.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
-    parser.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    parser.epilog = ("Give MODEL before --help to see its recipe, e.g. `ebmkit train kmeans "
+                     "--help`; `ebmkit models -v` lists every model's.")
+
+    def model_name(text: str) -> str:
+        # argparse reads MODEL before a later --help: show MODEL's recipe in the help's epilog
+        from .plugins import get_entry
+        from .runs import recipe_text
+
+        try:
+            entry = get_entry("models", text)
+        except EbmkitError:
+            return text  # run() reports the unknown name, with suggestions
+        parser.epilog = (f"{entry.name}: {recipe_text(entry)}. The flags you give override "
+                         f"it one by one; a different --data drops it.")
+        return text
+
+    parser.add_argument("model", metavar="MODEL", type=model_name,
+                        help="a registered model name (ebmkit models)")
+    parser.add_argument("--data", help="a registered dataset (default: the model's recipe's, "
+                        "else digits)")
+    parser.add_argument("--epochs", type=_positive_int,
+                        help="epochs (default: the model's recipe for DATA, else 10)")
     parser.add_argument("--device", default="auto",
                         help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
                         help="a model option, repeatable: --set k=10 --set init=random")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/MODEL)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--batch-size", type=_positive_int, default=128, help="default: 128")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    parser.add_argument("--batch-size", type=_positive_int,
+                        help="default: the model's recipe for DATA, else 128")
+    parser.add_argument("--lr", type=float,
+                        help="learning rate (default: the model's recipe for DATA, else 1e-3)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
     def run(args: argparse.Namespace) -> int:
@@ -112,8 +144,10 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         from .plugins import get_entry
 
         options = parse_set(args.options)
-        get_entry("models", args.model).check_options(options)
-        get_entry("datasets", args.data)
+        entry = get_entry("models", args.model)
+        entry.check_options(options)
+        if args.data is not None:
+            get_entry("datasets", args.data)
         check_device(args.device)
         out = args.out or Path("runs") / args.model
         if out.exists() and not out.is_dir():
@@ -121,8 +155,11 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         if args.resume and not (out / "trainer.pt").is_file():
             raise ConfigError(f"--resume: no checkpoint {out / 'trainer.pt'} to resume from; "
                               f"train without --resume first")
-        from .runs import train_run
+        from .runs import recipe, recipe_text, train_run
 
+        if recipe(entry, args.data):
+            print(f"{entry.name}: {recipe_text(entry)} (the flags you give override it)",
+                  file=sys.stderr)
         out, history = train_run(args.model, args.data, options=options, epochs=args.epochs,
                                  out=out, device=args.device, resume=args.resume,
                                  batch_size=args.batch_size, lr=args.lr,

@@ -15,7 +15,11 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["data_defaults", "evaluate_run", "plot_run", "sample_run", "train_run"]
+__all__ = ["data_defaults", "evaluate_run", "plot_run", "recipe", "recipe_text", "sample_run",
+           "train_run"]
+
+#: What a run uses when neither the user nor the family's recipe says.
+FALLBACK = {"data": "digits", "epochs": 10, "batch_size": 128, "lr": 1e-3}
 
 
 def data_defaults(options: list[str], data: Any, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,6 +45,38 @@ def data_defaults(options: list[str], data: Any, given: Mapping[str, Any]) -> di
     return out
 
 
+def recipe(entry: Any, data: str | None = None) -> dict[str, Any]:
+    """The family's registered recipe for ``data`` (its ``demo=`` without the ``"tour"``
+    override, which only ``ebmkit demo`` uses), or ``{}`` when it has none for that data set.
+
+    Args:
+        entry: A model's registry entry (``ek.plugins.get_entry("models", name)``).
+        data: The data set the run will use; ``None`` means the recipe's own.
+    """
+    demo = getattr(entry, "demo", None)
+    if not demo:
+        return {}
+    if data is not None:
+        from .plugins import get_entry
+
+        if get_entry("datasets", data).name != get_entry("datasets", demo["data"]).name:
+            return {}  # tuned for another data set: its epochs and options would mislead
+    return {k: v for k, v in demo.items() if k != "tour"}
+
+
+def recipe_text(entry: Any) -> str:
+    """One line for ``ebmkit models -v`` and ``ebmkit train MODEL --help``."""
+    r = recipe(entry)
+    if not r:
+        return (f"no recipe: epochs {FALLBACK['epochs']}, batch size {FALLBACK['batch_size']}, "
+                f"lr {FALLBACK['lr']:g}")
+    parts = [f"--data {r['data']}"]
+    parts += [f"--{k.replace('_', '-')} {r[k]:g}" if isinstance(r[k], float) else
+              f"--{k.replace('_', '-')} {r[k]}" for k in ("epochs", "batch_size", "lr") if k in r]
+    parts += [f"--set {k}={v}" for k, v in r.get("options", {}).items()]
+    return "recipe: " + " ".join(parts)
+
+
 def _test_split(name: str) -> Any:
     from .plugins import get_dataset, get_entry
 
@@ -49,11 +85,18 @@ def _test_split(name: str) -> Any:
     return get_dataset(name, split="test")
 
 
-def train_run(model: str, data: str = "digits", *, options: Mapping[str, Any] | None = None,
-              epochs: int = 10, out: str | os.PathLike[str] | None = None, device: str = "auto",
-              resume: bool = False, batch_size: int = 128, lr: float = 1e-3,
-              plots: bool = True, progress: bool | None = None) -> tuple[Path, list[dict[str, Any]]]:
+def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any] | None = None,
+              epochs: int | None = None, out: str | os.PathLike[str] | None = None,
+              device: str = "auto", resume: bool = False, batch_size: int | None = None,
+              lr: float | None = None, plots: bool = True,
+              progress: bool | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Train a registered model on a registered dataset and write a run directory.
+
+    What is not given comes from the family's recipe for that data set (see
+    [`recipe`][ebmkit.runs.recipe]), field by field: ``data``, ``epochs``, ``batch_size``,
+    ``lr``, and each model option not in ``options``. Without a recipe: ``digits``, 10
+    epochs, batch size 128, lr 1e-3. On ``resume`` the saved model's config replaces the
+    recipe's options.
 
     Returns:
         ``(run directory, history)``.
@@ -64,6 +107,14 @@ def train_run(model: str, data: str = "digits", *, options: Mapping[str, Any] | 
     options = dict(options or {})
     entry = get_entry("models", model)
     entry.check_options(options)
+    plan = recipe(entry, data)
+    data = data or plan.get("data", FALLBACK["data"])
+    epochs = int(plan.get("epochs", FALLBACK["epochs"])) if epochs is None else epochs
+    batch_size = (int(plan.get("batch_size", FALLBACK["batch_size"])) if batch_size is None
+                  else batch_size)
+    lr = float(plan.get("lr", FALLBACK["lr"])) if lr is None else lr
+    if not resume:
+        options = {**plan.get("options", {}), **options}
     out = Path(out) if out is not None else Path("runs") / model
     if resume:
         saved = out / "model.json"
@@ -79,12 +130,32 @@ def train_run(model: str, data: str = "digits", *, options: Mapping[str, Any] | 
     val = _test_split(data)
     config = {**data_defaults([o.name for o in entry.options()], train_data, options), **options}
     net = get_model(entry.name, **config)
+    check_data = getattr(net, "check_data", None)
+    if callable(check_data):  # e.g. a MoCo queue must not outgrow the data set
+        check_data(train_data)
     trainer = Trainer(net, epochs=epochs, device=device, checkpoint_dir=out, resume=resume,
                       batch_size=batch_size, lr=lr, progress=progress)
     history = trainer.fit(train_data, val=val)
+    extra = _downstream(net, train_data, val)
+    if extra and history:
+        from .checkpoint import atomic_write_json
+
+        history[-1].update({f"val_{k}": v for k, v in extra.items()})
+        atomic_write_json(out / "downstream.json", {"data": data, "metrics": extra})
     if plots:
         plot_run(net, val if val is not None else train_data, out, history=history)
     return out, history
+
+
+def _downstream(model: Any, train: Any, test: Any) -> dict[str, float]:
+    """A family's evaluation of its representation on a labelled task (e.g. the SSL family's
+    k-NN and linear probe): ``model.downstream(train, test)`` when the model has one and
+    both splits have labels, else ``{}``."""
+    fn = getattr(model, "downstream", None)
+    if not callable(fn) or test is None or getattr(train, "labels", None) is None or getattr(
+            test, "labels", None) is None:
+        return {}
+    return dict(fn(train, test))
 
 
 def _load(run: Path) -> tuple[Any, dict[str, Any]]:
@@ -112,6 +183,8 @@ def evaluate_run(run: str | os.PathLike[str], data: str | None = None) -> dict[s
     if test is None:
         test = get_dataset(name)
     report = Trainer(model, device="cpu", progress=False, strategy=_NoStrategy()).evaluate(test)
+    if test is not None and getattr(test, "split", None) != "train":
+        report.update(_downstream(model, get_dataset(name), test))
     atomic_write_json(run / "eval.json", {"data": name, "metrics": report})
     return report
 
@@ -190,5 +263,8 @@ def plot_run(model: Any, data: Any, out: str | os.PathLike[str],
             pairs = torch.stack([y[:32].cpu(), rec.detach().cpu().reshape(32, -1)], 1).reshape(64, -1)
             written.append(viz.plot_images(pairs, out / "reconstructions.png",
                                            image_shape=image_shape, title="data | reconstruction"))
+    family_plots = getattr(model, "plots", None)
+    if callable(family_plots):  # a family's own pictures, e.g. the SSL family's embedding.png
+        written += family_plots(data, out)
     model.train()
     return written
