@@ -1,0 +1,229 @@
+r"""What every joint-embedding method shares: views, encoder, projection, energy, training step.
+
+A joint-embedding architecture scores a pair of views $(x, y)$ of one input by the distance
+between their embeddings,
+
+$$ E(x, y) = \tfrac12 \lVert \hat g(y) - \hat g(x) \rVert^2 = 1 - \cos(g(y), g(x)), \qquad
+   \hat g = g / \lVert g \rVert, $$
+
+where $g = \text{head} \circ \text{encoder}$. Each method is one way to keep this energy from
+being flat (the same low value for every pair): contrastive methods push it up on pairs of
+different inputs, regularised ones limit the volume of low energy. A method subclasses
+[`JointEmbedding`][ebmkit_ssl.base.JointEmbedding] and implements ``step(y) -> (loss, logs)``.
+
+Axis legend for comments: ``b`` batch, ``d`` embedding size, ``k`` negatives / prototypes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+import ebmkit as ek
+
+from .augment import Affine, Compose, Erase, Noise, Shift, Transform
+from .nets import ConvEncoder, MLPEncoder, head
+
+__all__ = ["JointEmbedding", "SSLConfig", "SelfSupervised"]
+
+
+@dataclass
+class SSLConfig:
+    """Options every joint-embedding method has.
+
+    Attributes:
+        dim: Input size (features per sample); read off the data by ``ebmkit train``.
+        image_shape: ``[C, H, W]`` for images (a conv encoder and image augmentations), or
+            None for vectors (an MLP encoder, noise and erasing only).
+        channels: The conv encoder's two widths.
+        hidden: Width of the encoder's hidden fully connected layer (0: none).
+        rep_dim: Size of the representation ``encode(y)``.
+        proj_dim: Size of the embedding ``embed(y)`` the energy compares.
+        proj_hidden: Hidden width of the projection head (with ``proj_layers >= 2``).
+        proj_layers: Linear layers in the projection head.
+        shift: Largest random translation in pixels.
+        degrees: Largest random rotation.
+        scale: Largest relative zoom.
+        erase: Probability of random erasing.
+        erase_size: Largest erased side, as a fraction of the image's.
+        noise: Std of the additive Gaussian noise.
+        seed: Seeds the augmentations' generator.
+    """
+
+    dim: int = 64
+    image_shape: list[int] | None = None
+    channels: list[int] = field(default_factory=lambda: [32, 64])
+    hidden: int = 128
+    rep_dim: int = 32
+    proj_dim: int = 32
+    proj_hidden: int = 128
+    proj_layers: int = 1
+    shift: int = 1
+    degrees: float = 10.0
+    scale: float = 0.1
+    erase: float = 0.5
+    erase_size: float = 0.4
+    noise: float = 0.05
+    seed: int = 0
+
+
+class JointEmbedding(ek.EnergyModel):
+    """Base class of the ``ssl.*`` models.
+
+    Public surface: ``encode(y)`` (the representation, before the head, for downstream
+    tasks), ``embed(y)`` (the head's output, what the energy compares), ``augment(y)`` (one
+    random view per sample), ``energy(y, x=x)`` ``[B]`` between two views, ``metrics()``
+    (the collapse meter), ``downstream(train, test)`` (k-NN and linear probe).
+    """
+
+    config_class: ClassVar[type | None] = SSLConfig
+    #: True for the methods that need other samples in the batch (negatives, statistics).
+    needs_batch: ClassVar[bool] = True
+
+    def __init__(self, cfg: SSLConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        who = self.name
+        at_least, number = ek.config.at_least, ek.config.number
+        at_least("dim", cfg.dim, who=who)
+        for key in ("rep_dim", "proj_dim", "proj_hidden"):
+            at_least(key, getattr(cfg, key), who=who)
+        at_least("proj_layers", cfg.proj_layers, 0, who=who)
+        at_least("hidden", cfg.hidden, 0, who=who)
+        if cfg.proj_layers == 0 and cfg.proj_dim != cfg.rep_dim:
+            raise ek.errors.ConfigError(f"{who}: proj_layers=0 (no projection head) needs "
+                                        f"proj_dim == rep_dim, got {cfg.proj_dim} and "
+                                        f"{cfg.rep_dim}")
+        number("degrees", cfg.degrees, low=0.0, high=180.0, who=who)
+        if cfg.image_shape is not None:
+            shape = [int(s) for s in cfg.image_shape]
+            if len(shape) != 3 or math.prod(shape) != cfg.dim:
+                raise ek.errors.ConfigError(
+                    f"{who}: image_shape must be [C, H, W] with C·H·W = dim = {cfg.dim}, got "
+                    f"{cfg.image_shape}")
+            if len(cfg.channels) != 2:
+                raise ek.errors.ConfigError(f"{who}: channels must be two widths, got "
+                                            f"{cfg.channels}")
+            self.view_shape = tuple(shape)
+            self.encoder: nn.Module = ConvEncoder(shape, cfg.channels, cfg.rep_dim, cfg.hidden)
+            self.transform: Transform = Compose([
+                Shift(cfg.shift), Affine(cfg.degrees, cfg.scale),
+                Erase(cfg.erase, cfg.erase_size), Noise(cfg.noise)])
+        else:
+            self.view_shape = (1, 1, cfg.dim)
+            self.encoder = MLPEncoder(cfg.dim, cfg.hidden or 256, cfg.rep_dim)
+            self.transform = Compose([Erase(cfg.erase, cfg.erase_size), Noise(cfg.noise)])
+        self.projector = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    # ------------------------------------------------------------------ views
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The augmentations' generator on ``device``, seeded from ``cfg.seed`` (and the
+        process rank when distributed, so ranks draw different views)."""
+        g = self._generators.get(device)
+        if g is None:
+            rank = 0
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                rank = torch.distributed.get_rank()
+            g = torch.Generator(device=device).manual_seed(self.cfg.seed + 7919 * rank)
+            self._generators[device] = g
+        return g
+
+    def augment(self, y: Tensor, transform: Transform | None = None) -> Tensor:
+        """One random view per sample: ``y`` ``[B, dim]`` → ``[B, dim]`` (no gradient)."""
+        self.check(y)
+        b = y.shape[0]
+        with torch.no_grad():
+            images = y.reshape(b, *self.view_shape)
+            out = (transform or self.transform)(images, self.generator(y.device))
+        return out.reshape(b, -1)
+
+    def check(self, y: Tensor, what: str = "y") -> Tensor:
+        """Refuse anything but a float batch ``[B, dim]`` (cheap: no device sync)."""
+        return ek.model.check_input(y, what, shape=(None, self.cfg.dim), finite=False)
+
+    # ------------------------------------------------------------------ networks
+    def encode(self, y: Tensor) -> Tensor:
+        """The representation ``[B, rep_dim]`` (before the projection head)."""
+        self.check(y)
+        return self.encoder(y)
+
+    def embed(self, y: Tensor) -> Tensor:
+        """The embedding ``[B, proj_dim]`` the energy compares."""
+        return self.projector(self.encode(y))
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        r"""$E(x, y) = 1 - \cos(g(y), g(x))$ ``[B]`` between two views; with ``x=None``, ``x``
+        is a fresh random view of ``y`` (so the value is stochastic)."""
+        if x is None:
+            x = self.augment(y)
+        self.check(x, "x")
+        if x.shape[0] != y.shape[0]:
+            raise ek.errors.ConfigError(f"{self.name}: y and x must be views of the same "
+                                        f"samples, got batches of {y.shape[0]} and {x.shape[0]}")
+        return 1.0 - nnf.cosine_similarity(self.embed(y), self.embed(x), dim=1)
+
+    # ------------------------------------------------------------------ training
+    def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """One training step's loss and logs (detached scalars) on a batch ``y``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step(y)")
+
+    def check_batch(self, y: Tensor) -> None:
+        self.check(y)
+        if self.needs_batch and y.shape[0] < 2:
+            raise ek.errors.ConfigError(
+                f"{self.name}: a batch of {y.shape[0]} sample has no other samples to contrast "
+                f"with or to take statistics over; use batch_size >= 2 (the recipe uses 256)")
+
+    def default_strategy(self) -> SelfSupervised:
+        return SelfSupervised()
+
+    def metrics(self) -> dict[str, Any]:
+        from .collapse import CollapseMeter
+
+        return {"collapse": CollapseMeter(who=self.name)}
+
+    def downstream(self, train: Any, test: Any, *, k: int = 5) -> dict[str, float]:
+        """k-NN (cosine) and linear-probe accuracy of frozen ``encode`` features, fitted on
+        ``train``'s labels and scored on ``test``; see
+        [`downstream_report`][ebmkit_ssl.evaluate.downstream_report]."""
+        from .evaluate import downstream_report
+
+        return downstream_report(self, train, test, k=k)
+
+    def plots(self, data: Any, out: Any) -> list[Any]:
+        """``embedding.png`` in ``out``: a PCA view of ``encode`` on ``data`` (at most 2,000
+        samples), coloured by class when ``data`` has labels."""
+        from pathlib import Path
+
+        from .evaluate import features, plot_pca
+
+        y, labels = data.y[:2000], getattr(data, "labels", None)
+        was_training = self.training
+        self.eval()
+        try:
+            feats = features(self.encode, y, self.device)
+        finally:
+            self.train(was_training)
+        if labels is not None:
+            labels = labels[:2000].reshape(-1).cpu()
+        name = getattr(data, "name", "data")
+        return [plot_pca(feats, labels, Path(out) / "embedding.png",
+                         title=f"{self.name}: encode(y) on {name}")]
+
+
+class SelfSupervised(ek.strategies.Strategy):
+    """The joint-embedding strategy: ``loss, logs = model.step(batch["y"])``. Labels in the
+    batch are ignored. The method's own anti-collapse term is inside ``step``."""
+
+    def __call__(self, model: Any, batch: dict[str, Tensor]) -> Any:
+        loss, logs = model.step(batch["y"])
+        return ek.StepOutput(loss, logs)
+
+    def __repr__(self) -> str:
+        return "SelfSupervised()"

@@ -1,0 +1,123 @@
+r"""The collapse meter: is the embedding still using its dimensions?
+
+A joint-embedding energy $E(x, y) = D(g(x), g(y))$ is minimised everywhere by a constant
+embedding: every pair of inputs then has the lowest energy, and the features are useless.
+Two numbers tell how far a method is from that flat surface:
+
+- **normalised std**: the mean over dimensions of the standard deviation (over samples) of
+  the L2-normalised embeddings $\hat z = z / \lVert z\rVert$. Isotropic unit vectors in $d$
+  dimensions give $1/\sqrt d$; full collapse gives 0 (Grill et al., 2020, and lightly's
+  ``std_of_l2_normalized``).
+- **effective rank** (Roy & Vetterli, 2007): $\exp H(p)$ with $p_i = \sigma_i / \sum_j \sigma_j$
+  the normalised singular values of the centred embeddings; $d$ when every direction is used
+  alike, 1 when the embeddings lie on a line ("dimensional collapse", Jing et al., 2022).
+
+[`CollapseMeter`][ebmkit_ssl.collapse.CollapseMeter] computes both over a whole evaluation
+set (a torchmetrics metric, so it runs after every epoch of ``ebmkit train`` and in
+``ebmkit eval``) and warns when the embedding has collapsed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+__all__ = ["CollapseMeter", "CollapseWarning", "SwAVAlarm", "effective_rank", "normalized_std"]
+
+
+class CollapseWarning(UserWarning):
+    """The embeddings of a joint-embedding model have (nearly) collapsed."""
+
+
+def normalized_std(z: Tensor) -> Tensor:
+    """Mean per-dimension std of the L2-normalised rows of ``z`` ``[N, d]``: a scalar in
+    ``[0, 1/√d]``-ish (``1/√d`` for isotropic directions, 0 for a constant embedding)."""
+    zn = torch.nn.functional.normalize(z.float(), dim=1)
+    return zn.std(dim=0).mean()
+
+
+def effective_rank(z: Tensor) -> Tensor:
+    """exp(entropy of the normalised singular values of the centred ``z`` ``[N, d]``)."""
+    zc = z.float() - z.float().mean(dim=0, keepdim=True)
+    s = torch.linalg.svdvals(zc)
+    p = s / s.sum().clamp_min(1e-12)
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    return torch.exp(entropy)
+
+
+class CollapseMeter(Metric):
+    """``update(model, batch)`` stores ``model.embed(batch["y"])``; ``compute()`` returns
+    ``{"std": normalised std, "rank": effective rank, "std_ratio": std · √d}`` and warns
+    ([`CollapseWarning`][ebmkit_ssl.collapse.CollapseWarning]) when ``std_ratio`` falls below
+    ``warn_below`` or the rank below 2.
+
+    Args:
+        warn_below: Warn when the normalised std is under this fraction of the isotropic
+            $1/\\sqrt d$.
+        who: The model's name, for the warning.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, warn_below: float = 0.1, who: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.warn_below, self.who = float(warn_below), who
+        self.add_state("embeddings", default=[], dist_reduce_fx="cat")
+
+    def update(self, model: Any, batch: Any) -> None:  # type: ignore[override]
+        self.embeddings.append(model.embed(batch["y"]).detach().float())
+
+    def compute(self) -> dict[str, Tensor]:
+        z = dim_zero_cat(self.embeddings)
+        std, rank = normalized_std(z), effective_rank(z)
+        ratio = std * math.sqrt(z.shape[1])
+        if float(ratio) < self.warn_below or float(rank) < 2.0:
+            warnings.warn(
+                f"{self.who or 'model'}: the embeddings have collapsed: normalised std "
+                f"{float(std):.3g} ({float(ratio):.2f} of the isotropic 1/√{z.shape[1]}), "
+                f"effective rank {float(rank):.2f} of {z.shape[1]}. Every pair of inputs now "
+                f"has nearly the same energy; check the method's anti-collapse term (negatives, variance, "
+                f"predictor) and the learning rate.", CollapseWarning, stacklevel=2)
+        return {"std": std, "rank": rank, "std_ratio": ratio}
+
+
+class SwAVAlarm(Metric):
+    """The swapped-prediction cross-entropy on un-augmented data (codes by Sinkhorn over the
+    whole evaluation batch), ÷ log K; warns when it sits at 1, SwAV's collapse symptom."""
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, who: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.who = who
+        self.add_state("total", default=torch.zeros(()), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros(()), dist_reduce_fx="sum")
+        self.add_state("logk", default=torch.zeros(()), dist_reduce_fx="max")
+
+    def update(self, model: Any, batch: Any) -> None:  # type: ignore[override]
+        from .swav import sinkhorn
+
+        s = model.scores(batch["y"])
+        q = sinkhorn(s, model.cfg.epsilon, model.cfg.sinkhorn_iterations)
+        logp = nnf.log_softmax(s / model.cfg.temperature, dim=1)
+        self.total += -(q * logp).sum()
+        self.count += s.shape[0]
+        self.logk.fill_(math.log(s.shape[1]))
+
+    def compute(self) -> Tensor:
+        ratio = self.total / self.count.clamp_min(1) / self.logk.clamp_min(1e-12)
+        if float(ratio) > 0.98:
+            warnings.warn(f"{self.who or 'ssl.swav'}: the swapped-prediction loss is "
+                          f"{float(ratio):.3f} × log K — the predictions are uniform over the "
+                          f"prototypes, SwAV's collapse symptom. Lower the learning rate, freeze the prototypes longer, or "
+                          f"raise epsilon.", CollapseWarning, stacklevel=2)
+        return ratio

@@ -1,0 +1,113 @@
+r"""``ssl.simclr``: Chen, Kornblith, Norouzi & Hinton (2020), *A Simple Framework for
+Contrastive Learning of Visual Representations*.
+
+Two views of each of $N$ images give $2N$ embeddings. For the view $i$ whose other view is
+$j(i)$, with $E_{ab} = 1 - \cos(g_a, g_b)$ the energy of a pair,
+
+$$ \ell_i = -\log \frac{e^{-E_{i\,j(i)}/\tau}}{\sum_{k \ne i} e^{-E_{ik}/\tau}}
+         = \tfrac1\tau\,\mathrm{nll}(E_{i\,j(i)}, \{E_{ik}\}_{k \ne i, j(i)};\ T = \tau), $$
+
+the NT-Xent loss: the InfoNCE free energy of the positive pair among the $2N - 2$ other
+samples of the batch, computed by the core catalogue's [`nll`][ebmkit.losses.nll] (which is
+$T$ times the cross-entropy, hence the $1/\tau$).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+import ebmkit as ek
+
+from .base import JointEmbedding, SSLConfig
+
+__all__ = ["NTXentLoss", "SimCLR", "SimCLRConfig"]
+
+
+class NTXentLoss(nn.Module):
+    """NT-Xent (Chen et al., 2020) over two batches of embeddings, through ``ek.losses.nll``.
+
+    Args:
+        temperature: τ > 0 (the paper's 0.5 for CIFAR-10; 0.1 with very large batches).
+        negatives: Use the other samples of the batch as negatives. ``False`` keeps only the
+            positive pair's energy, ``E = 1 − cos``: the collapsing baseline.
+    """
+
+    def __init__(self, temperature: float = 0.5, negatives: bool = True) -> None:
+        super().__init__()
+        self.temperature = ek.config.number("temperature", temperature, low=0.0, low_open=True,
+                                            who="NTXentLoss")
+        self.negatives = bool(negatives)
+        self._index: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+
+    def _pairs(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """For 2n views: the index of each one's positive ``[2n]`` and of its 2n − 2
+        negatives ``[2n, 2n − 2]`` (built once per batch size)."""
+        key = (n, device)
+        if key not in self._index:
+            i = torch.arange(2 * n, device=device)
+            pos = (i + n) % (2 * n)
+            others = i[None, :].expand(2 * n, -1)
+            keep = (others != i[:, None]) & (others != pos[:, None])
+            self._index[key] = (pos, others[keep].reshape(2 * n, 2 * n - 2))
+        return self._index[key]
+
+    def energies(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
+        """``(e_pos [2n], e_neg [2n, 2n − 2])``: 1 − cos of each view with its pair and with
+        every other view."""
+        n = z1.shape[0]
+        z = nnf.normalize(torch.cat([z1, z2]), dim=1)                              # [2n, d]
+        energy = 1.0 - z @ z.T                                                     # [2n, 2n]
+        pos, neg = self._pairs(n, z.device)
+        return energy.gather(1, pos[:, None]).squeeze(1), energy.gather(1, neg)
+
+    def forward(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, e_pos mean, e_neg mean)`` for embeddings ``z1``, ``z2`` ``[n, d]``."""
+        if not self.negatives:
+            e_pos = 1.0 - nnf.cosine_similarity(z1, z2, dim=1)
+            return e_pos.mean(), e_pos.detach().mean(), e_pos.new_zeros(())
+        e_pos, e_neg = self.energies(z1, z2)
+        t = self.temperature
+        loss = ek.losses.nll(e_pos, e_neg, temperature=t) / t
+        return loss, e_pos.detach().mean(), e_neg.detach().mean()
+
+
+@dataclass
+class SimCLRConfig(SSLConfig):
+    """SimCLR's options (see [`SSLConfig`][ebmkit_ssl.base.SSLConfig] for the shared ones).
+
+    Attributes:
+        temperature: τ of NT-Xent.
+        negatives: False drops the negatives (the energy collapses; for demonstrations).
+    """
+
+    temperature: float = 0.5
+    negatives: bool = True
+
+
+class SimCLR(JointEmbedding):
+    """SimCLR: two augmented views, a shared encoder and projection head, NT-Xent.
+
+    Logs ``e_pos`` / ``e_neg`` (mean energies of positive and negative pairs) and the
+    per-batch collapse meter ``std`` (normalised std of the embeddings).
+    """
+
+    name = "ssl.simclr"
+    config_class = SimCLRConfig
+    cfg: SimCLRConfig
+
+    def __init__(self, cfg: SimCLRConfig) -> None:
+        super().__init__(cfg)
+        self.criterion = NTXentLoss(cfg.temperature, cfg.negatives)
+
+    def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        self.check_batch(y)
+        n = y.shape[0]
+        views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
+        z = self.embed(views)                                                      # [2n, d]
+        loss, e_pos, e_neg = self.criterion(z[:n], z[n:])
+        std = nnf.normalize(z.detach(), dim=1).std(dim=0).mean()
+        return loss, {"e_pos": e_pos, "e_neg": e_neg, "std": std}
