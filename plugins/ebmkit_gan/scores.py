@@ -140,7 +140,11 @@ def classifier_for(data: str = "digits", seed: int = 0) -> tuple[Classifier, flo
     if weights.is_file() and meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-            net = Classifier(tuple(meta["image_shape"]), int(meta["num_classes"]))
+            # Its random initialisation is overwritten at once, but would advance the global
+            # RNG of the training run that asked for scores - once per process, so a resumed
+            # run would draw other noise than an uninterrupted one (not crash-exact).
+            with torch.random.fork_rng(devices=[]):
+                net = Classifier(tuple(meta["image_shape"]), int(meta["num_classes"]))
             net.load_state_dict(load_file(str(weights)))
             net.eval()
             return net, float(meta["accuracy"])

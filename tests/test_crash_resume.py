@@ -1,0 +1,210 @@
+"""Crash-exact resume: `ebmkit train` killed (SIGKILL) at several moments and resumed ends
+with the same weights, bit for bit, as a run that was never interrupted — for every family's
+default strategy.
+
+One helper process imports torch and ebmkit once and forks every `ebmkit train` from there
+(a fork starts in milliseconds, a fresh interpreter in seconds). For each family it trains
+an uninterrupted reference, then a run that it kills:
+
+1. in the middle of the second epoch (after the first checkpoint);
+2. while a checkpoint is being written (as soon as a commit's temporary file appears;
+   if none is seen in time, mid-epoch instead);
+3. shortly after start-up (before the resumed run has finished an epoch);
+
+resuming each time with `--resume` (or starting over when no checkpoint was committed yet),
+and finally resumes it to the end. The final ``model.safetensors`` must equal the
+reference's tensor for tensor, byte for byte.
+
+Run by hand: ``python tests/test_crash_resume.py gan.dcgan kmeans`` prints the JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# family -> (data, epochs, batch size, --set options): tiny sizes, the family's own strategy
+FAMILIES: dict[str, tuple[str, int, int, list[str]]] = {
+    "autoencoder": ("digits", 3, 128, ["hidden=16", "code=4"]),
+    "autoencoder.denoising": ("digits", 3, 128, ["hidden=16", "code=4"]),
+    "autoencoder.sparse": ("digits", 3, 128, ["hidden=16", "code=8"]),
+    "autoencoder.contractive": ("digits", 3, 128, ["hidden=16", "code=4"]),
+    "autoencoder.variational": ("digits", 3, 128, ["hidden=16", "code=4", "iw_samples=4"]),
+    "kmeans": ("digits", 3, 256, ["k=4"]),
+    "sparse.coding": ("digits", 3, 128, ["atoms=16", "steps=10"]),
+    "sparse.group": ("digits", 3, 128, ["atoms=16", "steps=10", "group_size=4"]),
+    "sparse.lista": ("digits", 3, 128, ["atoms=16", "layers=2", "fista_steps=20"]),
+    "sparse.drsae": ("digits", 3, 128, ["atoms=16", "layers=2"]),
+    "neural.mlp": ("rings", 3, 256, ["hidden=16", "langevin_steps=5", "buffer_size=512"]),
+    "neural.conv": ("digits", 3, 128, ["channels=4", "langevin_steps=5", "buffer_size=512"]),
+    "gan.dcgan": ("digits", 3, 128, ["latent_dim=4", "g_width=8", "d_width=8",
+                                     "eval_samples=100"]),
+    "gan.ebgan": ("digits", 3, 128, ["latent_dim=4", "g_width=8", "d_width=8", "code_dim=4",
+                                     "eval_samples=100"]),
+}
+
+CHILD_TIMEOUT_S = 300.0
+
+
+# ------------------------------------------------------------------- the helper process
+def _argv(family: str, out: Path, resume: bool) -> list[str]:
+    data, epochs, batch, options = FAMILIES[family]
+    argv = ["train", family, "--data", data, "--epochs", str(epochs), "--batch-size",
+            str(batch), "--out", str(out), "--no-plots", "--device", "cpu"]
+    for option in options:
+        argv += ["--set", option]
+    return argv + (["--resume"] if resume else [])
+
+
+def _fork_train(argv: list[str], log: Path) -> int:
+    pid = os.fork()
+    if pid == 0:  # the child: `ebmkit train`, its output to the log
+        code = 99
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            from ebmkit.cli import main
+
+            code = main(argv) or 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001 - the child reports and exits, whatever happened
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _epochs_done(out: Path) -> int:
+    try:
+        return len((out / "metrics.jsonl").read_text().splitlines())
+    except OSError:
+        return 0
+
+
+def _committing(out: Path) -> bool:
+    try:
+        return any(p.name.endswith(".tmp") for p in out.iterdir())
+    except OSError:
+        return False
+
+
+def _run(argv: list[str], log: Path, kill_when: Any = None) -> tuple[str, float]:
+    """Fork `ebmkit train argv`; SIGKILL it once ``kill_when(elapsed)`` is true.
+
+    Returns ``("killed" | "exit N", elapsed seconds)``.
+    """
+    start = time.perf_counter()
+    pid = _fork_train(argv, log)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        elapsed = time.perf_counter() - start
+        if done:
+            return f"exit {os.waitstatus_to_exitcode(status)}", elapsed
+        if elapsed > CHILD_TIMEOUT_S or (kill_when is not None and kill_when(elapsed)):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return ("killed" if elapsed <= CHILD_TIMEOUT_S else "timed out"), elapsed
+        time.sleep(0.0005)
+
+
+def _weights(path: Path) -> dict[str, bytes]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k).numpy().tobytes() for k in f.keys()}  # noqa: SIM118
+
+
+def crash_and_resume(family: str, root: Path) -> dict[str, Any]:
+    """The reference run, the killed-and-resumed run, and how their weights compare."""
+    epochs = FAMILIES[family][1]
+    ref, crash, log = root / family / "ref", root / family / "crash", root / f"{family}.log"
+    outcome, took = _run(_argv(family, ref, False), log)
+    if outcome != "exit 0":
+        return {"family": family, "error": f"reference run: {outcome}", "log": str(log)}
+    per_epoch = took / epochs
+    rng = random.Random(family)
+    # (what, kill_when(elapsed)) - each reads the crash directory as it is now
+    moments = [
+        ("mid-epoch 2", lambda t: _epochs_done(crash) >= 1 and t > marks["at"]),
+        ("during a commit", lambda t: _committing(crash) or _epochs_done(crash) > marks["n"]),
+        ("soon after start", lambda t: t > marks["at"]),
+    ]
+    kills = []
+    for what, when in moments:
+        marks = {"n": _epochs_done(crash),
+                 "at": (1 + rng.uniform(0.2, 0.8)) * per_epoch if what == "mid-epoch 2"
+                 else rng.uniform(0.1, 0.6) * per_epoch}
+        resume = (crash / "trainer.pt").is_file()
+        outcome, took = _run(_argv(family, crash, resume), log, when)
+        kills.append({"moment": what, "resumed": resume, "outcome": outcome,
+                      "epochs_before": marks["n"], "epochs_after": _epochs_done(crash)})
+    outcome, _ = _run(_argv(family, crash, (crash / "trainer.pt").is_file()), log)
+    if outcome != "exit 0":
+        return {"family": family, "error": f"final resume: {outcome}", "kills": kills,
+                "log": str(log)}
+    a, b = _weights(ref / "model.safetensors"), _weights(crash / "model.safetensors")
+    differ = sorted(k for k in a if a[k] != b.get(k)) + sorted(set(b) - set(a))
+    return {"family": family, "exact": not differ, "differ": differ, "kills": kills,
+            "epochs": _epochs_done(crash), "reference_s_per_epoch": per_epoch}
+
+
+def serve(families: list[str], root: Path) -> list[dict[str, Any]]:
+    import ebmkit as ek
+
+    for family in families:  # import every model's code once, before forking
+        ek.plugins.get_entry("models", family).options()
+    import ebmkit.cli  # noqa: F401
+    import ebmkit.train  # noqa: F401
+
+    return [crash_and_resume(family, root) for family in families]
+
+
+# ------------------------------------------------------------------------------ the test
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    root = tmp_path_factory.mktemp("crash")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "EBMKIT_LOAD_PLUGINS": "", "EBMKIT_CACHE_DIR": str(root / "cache")}
+    proc = subprocess.run([sys.executable, __file__, "--root", str(root), *FAMILIES],
+                          env=env, capture_output=True, text=True,
+                          timeout=len(FAMILIES) * 5 * CHILD_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {r["family"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the helper forks `ebmkit train`")
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_killed_and_resumed_run_ends_bit_exact(family: str, reports) -> None:
+    report = reports[family]
+    assert "error" not in report, (report, Path(report.get("log", "")).read_text()[-3000:]
+                                   if report.get("log") else "")
+    assert report["epochs"] == FAMILIES[family][1]
+    assert any(k["outcome"] == "killed" for k in report["kills"]), report  # it was interrupted
+    assert report["exact"], f"{family}: weights differ after kill + resume: {report}"
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    root = Path(args[args.index("--root") + 1]) if "--root" in args else None
+    if root is not None:
+        del args[args.index("--root"):args.index("--root") + 2]
+    if root is None:
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="ebmkit-crash-"))
+        os.environ.setdefault("EBMKIT_CACHE_DIR", str(root / "cache"))
+    print(json.dumps(serve(args or list(FAMILIES), root)))
