@@ -63,7 +63,8 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
              f"Test-split metrics:", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4g} |" for k, v in report.items()]
     lines.append("")
-    for png in ("landscape.png", "samples.png", "reconstructions.png", "curve.png"):
+    for png in ("landscape.png", "samples.png", "reconstructions.png", "embedding.png",
+                "retrieval.png", "completion.png", "energy.png", "attention.png", "curve.png"):
         if (run / png).is_file():
             lines += [f"![{entry.name} {png[:-4]}]({entry.name}/{png})", ""]
     lines.append(f"Run directory: `{run}` (try `ebmkit eval {run}` and `ebmkit sample {run}`).")

@@ -217,7 +217,11 @@ def sample_run(run: str | os.PathLike[str], n: int = 64, out: str | os.PathLike[
     else:
         raise ConfigError(f"model {model.name!r} can neither sample(n) nor reconstruct(y)")
     if image_shape:
-        return viz.plot_images(ys, out, image_shape=image_shape, title=title)
+        path = viz.plot_images(ys, out, image_shape=image_shape, title=title)
+        family_plots = getattr(model, "plots", None)
+        if callable(family_plots):  # the family's own pictures, beside the grid
+            family_plots(data, out.parent)
+        return path
     if ys.shape[-1] == 2:
         bounds = getattr(data, "bounds", None) or _box(ys)
         return viz.plot_density(lambda p: -model(p.to(model.device)).cpu(), bounds, out,

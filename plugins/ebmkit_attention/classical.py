@@ -44,6 +44,7 @@ class ClassicalHopfieldConfig:
     threshold: float = 0.5
     hidden: float = 0.5  # fraction of entries the retrieval metric hides
     seed: int = 0  # the update order and the metric's masks
+    stored: int = 0  # N, kept up to date by store(): how a saved memory is rebuilt before loading
 
 
 class ClassicalHopfield(ek.EnergyModel):
@@ -70,20 +71,15 @@ class ClassicalHopfield(ek.EnergyModel):
         ek.config.number("threshold", cfg.threshold, who=who)
         ek.config.number("hidden", cfg.hidden, low=0.0, high=1.0, low_open=True, high_open=True,
                          who=who)
+        ek.config.at_least("stored", cfg.stored, 0, who=who)
         self.cfg = cfg
-        self.register_buffer("patterns", torch.zeros(0, cfg.dim))  # X [N, D], ±1
+        self.register_buffer("patterns", torch.zeros(cfg.stored, cfg.dim))  # X [N, D], ±1
         self.register_buffer("weight", torch.zeros(cfg.dim, cfg.dim))  # W [D, D]
 
     @property
     def size(self) -> int:
         """N, the number of stored patterns."""
         return int(self.patterns.shape[0])
-
-    def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
-        saved = state.get(prefix + "patterns")
-        if saved is not None:  # the memory has the size of what was stored
-            self.patterns = torch.empty_like(saved, device=self.patterns.device)
-        super()._load_from_state_dict(state, prefix, *args)
 
     def binarize(self, y: Tensor) -> Tensor:
         """±1 patterns from data: +1 where y ≥ threshold, else −1 (±1 input is unchanged)."""
@@ -115,6 +111,7 @@ class ClassicalHopfield(ek.EnergyModel):
                               "(binarize(y) maps data to ±1)")
         X = X.to(self.weight.device, self.weight.dtype)
         self.patterns = X.clone()
+        self.cfg.stored = self.size
         self._rebuild()
         return self
 
@@ -173,9 +170,23 @@ class ClassicalHopfield(ek.EnergyModel):
         x = self._check(x, "predict", finite=False)
         return self.retrieve(torch.nan_to_num(x, nan=0.0), steps)
 
+    @torch.no_grad()
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """The retrieval from ``binarize(y)`` with ``hidden`` of each row unknown, mapped back
+        to [0, 1] (−1 → 0): the pictures of ``ebmkit train`` / ``ebmkit sample``."""
+        gen = torch.Generator().manual_seed(int(self.cfg.seed))
+        return (self.predict(self.mask(y, generator=gen)) + 1) / 2
+
     def nearest(self, y: Tensor) -> Tensor:
         """Index of the stored pattern nearest in Hamming distance to ``binarize(y)``, ``[B]``."""
         return (self.binarize(y) @ self.patterns.to(y.dtype).t()).argmax(dim=1)
+
+    def plots(self, data: Any, out: Any) -> list[Any]:
+        """The family's pictures of this model on ``data`` into directory ``out`` (what
+        ``ebmkit train`` and ``ebmkit sample`` write): see ``ebmkit_attention.plots``."""
+        from .plots import plots
+
+        return plots(self, data, out)
 
     def default_strategy(self) -> Any:
         return HebbianStore()

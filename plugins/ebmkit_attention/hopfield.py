@@ -60,6 +60,7 @@ class ModernHopfieldConfig:
     steps: int = 1  # update steps of retrieve() when none are given
     tol: float | None = None  # stop retrieve() once no query's energy falls by more than tol·(|E|+1)
     patterns: int = 0  # 0: the memory is what store() (or training) put there; K > 0: K learned
+    stored: int = 0  # N, kept up to date by store(): how a saved memory is rebuilt before loading
     hidden: float = 0.5  # fraction of pixels the retrieval metrics hide
     seed: int = 0  # the metrics' masks
 
@@ -128,6 +129,10 @@ class ModernHopfield(ek.EnergyModel):
         ek.config.number("beta", cfg.beta, low=0.0, low_open=True, who=who)
         ek.config.at_least("steps", cfg.steps, 1, who=who)
         ek.config.at_least("patterns", cfg.patterns, 0, who=who)
+        ek.config.at_least("stored", cfg.stored, 0, who=who)
+        if cfg.patterns and cfg.stored:
+            raise ConfigError(f"hopfield: a model learns its patterns (patterns={cfg.patterns}) "
+                              f"or stores data (stored={cfg.stored}), not both")
         ek.config.number("hidden", cfg.hidden, low=0.0, high=1.0, low_open=True, high_open=True,
                          who=who)
         if cfg.tol is not None:
@@ -139,7 +144,8 @@ class ModernHopfield(ek.EnergyModel):
             g = torch.Generator().manual_seed(cfg.seed)
             self.memory = nn.Parameter(0.1 * torch.randn(cfg.patterns, cfg.dim, generator=g))
         else:
-            self.register_buffer("memory", torch.zeros(0, cfg.dim))  # X [N, D]
+            # X [N, D]: zeros until store() or loading a saved model fills it
+            self.register_buffer("memory", torch.zeros(cfg.stored, cfg.dim))
 
     # ------------------------------------------------------------------ the memory
     @property
@@ -178,6 +184,7 @@ class ModernHopfield(ek.EnergyModel):
                               f"patterns=0 to store data")
         X = self._check_patterns(X, "store")
         self.memory = X.detach().clone().to(self.memory.device)
+        self.cfg.stored = self.size
         return self
 
     @torch.no_grad()
@@ -188,14 +195,8 @@ class ModernHopfield(ek.EnergyModel):
             same = torch.cdist(X, self.memory).amin(dim=1) == 0  # [B]: already stored
             X = X[~same]
         self.memory = torch.cat([self.memory, X])
+        self.cfg.stored = self.size
         return self
-
-    def _load_from_state_dict(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
-        # A stored memory has the size of the data it holds: take the saved one's shape.
-        saved = state.get(prefix + "memory")
-        if saved is not None and not isinstance(self.memory, nn.Parameter):
-            self.memory = torch.empty_like(saved, device=self.memory.device)
-        super()._load_from_state_dict(state, prefix, *args)
 
     def keys(self, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor | None]:
         """The patterns as the update sees them ``[N, D]``, and the stored mean μ ``[D]`` (None
@@ -322,11 +323,25 @@ class ModernHopfield(ek.EnergyModel):
                               "with NaN where an entry is unknown")
         return self.retrieve(self.fill(x), steps)
 
+    @torch.no_grad()
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """What the memory returns for y with ``hidden`` of each row hidden (masks seeded by
+        ``seed``): the pictures of ``ebmkit train`` / ``ebmkit sample``."""
+        gen = torch.Generator().manual_seed(int(self.cfg.seed))
+        return self.predict(self.mask(y, generator=gen))
+
     def nearest(self, y: Tensor) -> Tensor:
         """Index of the nearest stored pattern ``[B]`` (in the normalised space when the model
         normalises): what the retrieval metrics compare."""
         X, mu = self.keys(y.dtype)
         return torch.cdist(self._state(y, mu), X).argmin(dim=1)
+
+    def plots(self, data: Any, out: Any) -> list[Any]:
+        """The family's pictures of this model on ``data`` into directory ``out`` (what
+        ``ebmkit train`` and ``ebmkit sample`` write): see ``ebmkit_attention.plots``."""
+        from .plots import plots
+
+        return plots(self, data, out)
 
     # ------------------------------------------------------------------ training
     def default_strategy(self) -> Any:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["HiddenError", "RetrievalAccuracy"]
+__all__ = ["HiddenError", "MaskedPSNR", "RetrievalAccuracy"]
 
 
 def _masked_query(model: Any, y: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
@@ -69,3 +69,31 @@ class HiddenError(Metric):
 
     def compute(self) -> Tensor:
         return self.sse / self.count.clamp_min(1)
+
+
+class MaskedPSNR(Metric):
+    """PSNR in dB of the completion on the hidden pixels, for data in [0, 1]:
+    10·log10(1 / MSE over every hidden pixel of the data). Masks: the model's ``mask_ratio``
+    of patches, from a generator seeded with its ``seed``."""
+
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("sse", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self._gen: torch.Generator | None = None
+
+    def update(self, model: Any, batch: dict[str, Tensor]) -> None:  # type: ignore[override]
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(int(model.cfg.seed))
+        y = batch["y"]
+        x = model.mask(y, generator=self._gen)
+        hidden = torch.isnan(x)
+        out = model.predict(x)
+        self.sse += ((out - y).square() * hidden).sum().double()
+        self.count += hidden.sum().double()
+
+    def compute(self) -> Tensor:
+        return 10 * torch.log10(1.0 / (self.sse / self.count.clamp_min(1)))
