@@ -1,0 +1,256 @@
+"""The real environment: gymnasium, rendered off-screen, frames cropped and downscaled.
+
+A frame is gymnasium's ``rgb_array`` render, ``uint8 [H, W, 3]``. The agent sees it through
+[`FrameSpec`][ebmkit_worldmodels.env.FrameSpec]: an optional crop, grey levels inverted so
+that the background is 0 and drawn shapes are bright, then an area-average down to
+``size × size``. For CartPole the crop keeps the band where the cart and pole are (rows
+150–341, columns 12–587 of the 400 × 600 render), so a 64 × 64 frame is an exact 3 × 9
+block mean and the pole's angle survives as grey levels below one pixel.
+
+Collection steps a list of environments in lockstep (what gymnasium's ``SyncVectorEnv``
+does, without its automatic resets), so the networks see one batch per step.
+
+Axis letters in shape comments: N frames, E environments, H height, W width.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from ebmkit.errors import ConfigError
+
+__all__ = ["CROPS", "Episode", "FrameSpec", "collect", "make_env", "require", "run_episodes",
+           "stack_frames"]
+
+#: Known crops (top, bottom, left, right) of the default render, per environment id.
+CROPS: dict[str, tuple[int, int, int, int]] = {"CartPole-v1": (150, 342, 12, 588),
+                                                "CartPole-v0": (150, 342, 12, 588)}
+
+EXTRA = "pip install 'torch-ebmkit[worldmodels]'"
+
+
+def require() -> tuple[Any, Any]:
+    """Import ``gymnasium`` and ``cma``; a ConfigError naming the extra when one is missing."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off-screen
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    missing = []
+    try:
+        import gymnasium
+    except ImportError:
+        missing.append("gymnasium[classic-control]")
+    try:
+        import cma
+    except ImportError:
+        missing.append("cma")
+    if not missing:
+        try:
+            import pygame  # noqa: F401  (gymnasium's classic-control renderer)
+        except ImportError:
+            missing.append("pygame (gymnasium[classic-control])")
+    if missing:
+        raise ConfigError(f"worldmodels needs {', '.join(missing)}, which is not installed; "
+                          f"install the optional extra: {EXTRA}")
+    return gymnasium, cma
+
+
+def make_env(env_id: str) -> Any:
+    """``gymnasium.make(env_id, render_mode="rgb_array")`` with clear errors.
+
+    Raises:
+        ConfigError: an unknown id (with close names), or an action space C does not support
+            (the linear controller picks one of n discrete actions).
+    """
+    gym, _ = require()
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+    except gym.error.Error as exc:  # NameNotFound, VersionNotFound, NamespaceNotFound ...
+        close = [k for k in gym.envs.registry if k.split("-")[0].lower() in env_id.lower()
+                 or env_id.split("-")[0].lower() in k.lower()][:8]
+        hint = f"; close: {', '.join(close)}" if close else "; e.g. 'CartPole-v1'"
+        raise ConfigError(f"worldmodels: unknown environment id {env_id!r} ({exc}){hint}") from None
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        env.close()
+        raise ConfigError(f"worldmodels: {env_id} has a {type(space).__name__} action space "
+                          f"{space}; the controller C supports only Discrete action spaces "
+                          "(a linear map to n action scores, argmax)")
+    return env
+
+
+@dataclass
+class FrameSpec:
+    """How a rendered frame becomes the agent's input: crop, grey, invert, area-average."""
+
+    size: int = 64
+    crop: tuple[int, int, int, int] | None = None  # (top, bottom, left, right) in pixels
+
+    @classmethod
+    def for_env(cls, env_id: str, size: int = 64) -> FrameSpec:
+        return cls(size=size, crop=CROPS.get(env_id))
+
+    def __call__(self, frames: np.ndarray | Tensor | Sequence[np.ndarray],
+                 device: torch.device | str | None = None) -> Tensor:
+        """``uint8 [N, H, W, 3]`` (or one ``[H, W, 3]``) → ``float [N, size²]`` in [0, 1]."""
+        if isinstance(frames, (list, tuple)):
+            frames = np.stack(frames)
+        t = torch.as_tensor(frames)
+        if t.dim() == 3:
+            t = t[None]
+        if t.dim() != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
+            raise ConfigError(f"frame: expected uint8 [H, W, 3] (gymnasium rgb_array) or "
+                              f"[N, H, W, 3], got {t.dtype} {list(t.shape)}")
+        if self.crop is not None:
+            top, bottom, left, right = self.crop
+            if t.shape[1] < bottom or t.shape[2] < right:
+                raise ConfigError(f"frame: the crop {self.crop} needs at least {bottom}×{right} "
+                                  f"pixels, got {t.shape[1]}×{t.shape[2]}")
+            t = t[:, top:bottom, left:right]
+        t = t.to(device) if device is not None else t
+        grey = 1.0 - t.float().mean(dim=-1, keepdim=True).movedim(-1, 1) / 255.0  # [N, 1, H, W]
+        small = nnf.adaptive_avg_pool2d(grey, self.size)  # [N, 1, size, size]
+        return small.flatten(1)  # [N, size²]
+
+
+@dataclass
+class Episode:
+    """One real episode: its frames (as the agent sees them), actions and outcome."""
+
+    frames: Tensor  # uint8 [T + 1, size²]: the frame before each action and the last one
+    actions: Tensor  # int64 [T]
+    terminated: bool  # ended by the environment's terminal condition (not by truncation)
+
+    @property
+    def steps(self) -> int:
+        return int(self.actions.numel())
+
+
+# Chooses actions for the environments still running: (frames [E, D] float, alive ids) -> [E]
+Chooser = Callable[[Tensor, list[int]], Tensor]
+
+
+def run_episodes(env_id: str, seeds: Sequence[int], spec: FrameSpec, choose: Chooser | None,
+                 *, max_steps: int | None = None, keep: bool = False,
+                 device: torch.device | str | None = None, epsilon: float = 0.0,
+                 rng: np.random.Generator | None = None, envs: list[Any] | None = None,
+                 on_step: Callable[[int], None] | None = None,
+                 clock: dict[str, float] | None = None,
+                 ) -> tuple[np.ndarray, list[Episode]]:
+    """Run one episode per seed, all in lockstep; return the returns ``[len(seeds)]``.
+
+    Args:
+        choose: Picks the actions of the live environments from their frames; ``None``
+            draws uniformly random actions (seeded by ``rng``).
+        max_steps: Stop an episode after this many steps (default: the env's own limit).
+        keep: Also return the episodes' frames (as ``uint8`` after ``spec``) and actions.
+        epsilon: Probability of replacing a chosen action by a random one (exploration).
+        envs: Environments to reuse (as many as seeds); made with ``make_env`` otherwise.
+        on_step: Called with the number of env steps taken at each lockstep.
+        clock: Accumulates seconds under ``"env"`` (stepping, rendering, preprocessing) and
+            ``"agent"`` (``choose``).
+    """
+    rng = rng if rng is not None else np.random.default_rng(int(seeds[0]) if len(seeds) else 0)
+    own = envs is None
+    envs = envs if envs is not None else [make_env(env_id) for _ in seeds]
+    n_actions = int(envs[0].action_space.n)
+    returns = np.zeros(len(seeds))
+    alive = list(range(len(seeds)))
+    steps = np.zeros(len(seeds), dtype=np.int64)
+    frames: list[list[Tensor]] = [[] for _ in seeds]
+    actions: list[list[int]] = [[] for _ in seeds]
+    terminated = [False] * len(seeds)
+    for env, s in zip(envs, seeds):
+        env.reset(seed=int(s))
+    clock = clock if clock is not None else {}
+    clock.setdefault("env", 0.0)
+    clock.setdefault("agent", 0.0)
+    try:
+        while alive:
+            tic = time.perf_counter()
+            x = spec([envs[i].render() for i in alive], device=device)  # [E, D]
+            if keep:
+                q = (x * 255).round().to("cpu", torch.uint8)
+                for j, i in enumerate(alive):
+                    frames[i].append(q[j])
+            if choose is None:
+                act = rng.integers(n_actions, size=len(alive))
+            else:
+                toc = time.perf_counter()
+                clock["env"] += toc - tic
+                act = choose(x, alive).cpu().numpy()
+                tic = time.perf_counter()
+                clock["agent"] += tic - toc
+                if epsilon > 0:
+                    flip = rng.random(len(alive)) < epsilon
+                    act = np.where(flip, rng.integers(n_actions, size=len(alive)), act)
+            still = []
+            for j, i in enumerate(alive):
+                _, r, term, trunc, _ = envs[i].step(int(act[j]))
+                returns[i] += float(r)
+                steps[i] += 1
+                actions[i].append(int(act[j]))
+                if term or trunc or (max_steps is not None and steps[i] >= max_steps):
+                    terminated[i] = bool(term)
+                    if keep:  # the frame after the last action (M learns the end from it)
+                        last = spec(envs[i].render())
+                        frames[i].append((last[0] * 255).round().to(torch.uint8))
+                else:
+                    still.append(i)
+            clock["env"] += time.perf_counter() - tic
+            if on_step is not None:
+                on_step(len(alive))
+            alive = still
+    finally:
+        if own:
+            for env in envs:
+                env.close()
+    episodes = []
+    if keep:
+        episodes = [Episode(torch.stack(f), torch.tensor(a, dtype=torch.int64), t)
+                    for f, a, t in zip(frames, actions, terminated)]
+    return returns, episodes
+
+
+def collect(env_id: str, seeds: Sequence[int], spec: FrameSpec,
+            make_choose: Callable[[int], Chooser] | None = None,
+            *, batch: int = 16, epsilon: float = 0.0, seed: int = 0,
+            device: torch.device | str | None = None, progress: bool = False,
+            desc: str = "collect", clock: dict[str, float] | None = None) -> list[Episode]:
+    """Seeded rollouts, ``batch`` environments at a time, with a progress bar over steps.
+
+    ``make_choose(n)`` gives a fresh chooser for a batch of n environments (an agent with its
+    own memory state); ``None`` acts uniformly at random.
+    """
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    envs = [make_env(env_id) for _ in range(min(batch, len(seeds)))]
+    out: list[Episode] = []
+    bar = tqdm(desc=desc, unit="step", disable=not progress, leave=False)
+    try:
+        for start in range(0, len(seeds), batch):
+            part = list(seeds[start:start + batch])
+            choose = make_choose(len(part)) if make_choose is not None else None
+            _, eps = run_episodes(env_id, part, spec, choose, keep=True, device=device,
+                                  epsilon=epsilon, rng=rng, envs=envs[:len(part)],
+                                  on_step=bar.update, clock=clock)
+            out += eps
+    finally:
+        bar.close()
+        for env in envs:
+            env.close()
+    return out
+
+
+def stack_frames(episodes: Sequence[Episode]) -> Tensor:
+    """Every frame of the episodes, ``uint8 [N, D]``."""
+    return torch.cat([e.frames for e in episodes])
+

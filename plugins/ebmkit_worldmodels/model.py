@@ -1,0 +1,128 @@
+"""The composite ``worldmodels`` model: V, M and C in one state dict, and its policy.
+
+Saved and loaded like every ebmkit model (safetensors + JSON, no pickle): the JSON holds the
+options below, ``ek.get_model("worldmodels", **options)`` rebuilds V (through the registry:
+``autoencoder.variational``), M and C, and the weights file fills all three.
+
+Its ``energy`` is M's: the negative log-likelihood of a latent trajectory given its actions,
+a sum of transition energies. V's own energy (its free energy, −ELBO, per frame) is
+``model.vision.free_energy(frames)``.
+
+Axis letters in shape comments: B batch, T time, K latent size, D frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import ebmkit as ek
+from ebmkit.config import at_least, number
+from ebmkit.errors import ConfigError
+from ebmkit.model import check_input
+
+from .controller import Agent, LinearController
+from .env import FrameSpec
+from .mdnrnn import MDNRNN, mixture_nll
+
+__all__ = ["Policy", "WorldModel", "WorldModelConfig"]
+
+
+@dataclass
+class WorldModelConfig:
+    """Ha & Schmidhuber's agent: V (VAE on frames), M (MDN-RNN), C (linear on [z, h])."""
+
+    env: str = "CartPole-v1"  # the gymnasium id the agent acts in
+    frame_size: int = 64  # frames are grey, frame_size × frame_size
+    crop: list[int] | None = None  # (top, bottom, left, right) of the render; None: whole frame
+    code: int = 16  # K, V's latent size
+    channels: int = 16  # V's conv channels (then twice that)
+    vae: dict[str, Any] = field(default_factory=dict)  # more autoencoder.variational options
+    hidden: int = 64  # H, M's LSTM state size
+    mixtures: int = 5  # Gaussians per latent dimension in M
+    actions: int = 2  # discrete actions of the environment
+    temperature: float = 1.0  # τ of dreamed rollouts
+    memory: bool = True  # C reads [z, h] (V+M); False: z only (the V-only ablation)
+
+
+class WorldModel(ek.EnergyModel):
+    """V + M + C. ``energy(y, x)``: −log p(z_1..T | z_0, a_0..T−1) under M, ``[B]``."""
+
+    name = "worldmodels"
+    config_class = WorldModelConfig
+    cfg: WorldModelConfig
+
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        who = self.name
+        at_least("frame_size", cfg.frame_size, 8, who=who)
+        at_least("code", cfg.code, who=who)
+        at_least("channels", cfg.channels, who=who)
+        at_least("hidden", cfg.hidden, who=who)
+        at_least("mixtures", cfg.mixtures, who=who)
+        at_least("actions", cfg.actions, 2, who=who)
+        number("temperature", cfg.temperature, low=0.0, who=who)
+        if cfg.crop is not None:
+            if len(cfg.crop) != 4 or not all(isinstance(c, int) and c >= 0 for c in cfg.crop):
+                raise ConfigError(f"{who}: crop must be [top, bottom, left, right] pixels or "
+                                  f"None, got {cfg.crop!r}")
+            cfg.crop = list(cfg.crop)
+        if not isinstance(cfg.vae, dict):
+            raise ConfigError(f"{who}: vae must be a dict of autoencoder.variational options, "
+                              f"got {cfg.vae!r}")
+        self.cfg = cfg
+        s = cfg.frame_size
+        vae = {"arch": "conv", "dim": s * s, "image_shape": [1, s, s], "code": cfg.code,
+               "channels": cfg.channels, "likelihood": "bernoulli", **cfg.vae}
+        self.vision = ek.get_model("autoencoder.variational", **vae)
+        self.memory = MDNRNN(cfg.code, cfg.actions, cfg.hidden, cfg.mixtures)
+        self.controller = LinearController(cfg.code + (cfg.hidden if cfg.memory else 0),
+                                           cfg.actions)
+        self.frames = FrameSpec(s, tuple(cfg.crop) if cfg.crop is not None else None)
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """Sum of M's transition energies along latent trajectories.
+
+        Args:
+            y: Latents ``z_0 … z_T``, ``[B, T + 1, K]``.
+            x: Actions ``a_0 … a_{T−1}``, ``[B, T]`` (integers).
+        """
+        check_input(y, "y", shape=(None, None, self.cfg.code))
+        if x is None or x.shape != (y.shape[0], y.shape[1] - 1):
+            got = None if x is None else list(x.shape)
+            raise ConfigError(f"{self.name}.energy: x must be the actions [B, T] = "
+                              f"{[y.shape[0], y.shape[1] - 1]} between the latents y, got {got}")
+        mix, _ = self.memory(y[:, :-1], x.long())
+        return mixture_nll(y[:, 1:], mix).sum(dim=1)
+
+    def default_strategy(self) -> Any:
+        raise ConfigError(f"{self.name} is not trained by ek.Trainer: its three parts train in "
+                          "turn; run `ebmkit worldmodels` or ebmkit_worldmodels.pipeline.run")
+
+    def policy(self) -> Policy:
+        """A stateful policy for the real environment: call ``reset()`` before each episode,
+        then ``policy(frame)`` with gymnasium's ``rgb_array`` frame to get an action."""
+        return Policy(self)
+
+
+class Policy:
+    """``reset()``, then ``policy(frame uint8 [H, W, 3]) -> int``; deterministic (V's mean
+    code, M's state, C's argmax) and without autograd."""
+
+    def __init__(self, model: WorldModel) -> None:
+        self.model = model.eval()
+        self.agent: Agent | None = None
+
+    def reset(self) -> None:
+        m = self.model
+        self.agent = Agent(m.vision, m.memory, m.controller, 1, use_memory=m.cfg.memory)
+
+    @torch.no_grad()
+    def __call__(self, frame: Any) -> int:
+        if self.agent is None:
+            self.reset()
+        x = self.model.frames(frame, device=self.model.device)
+        return int(self.agent(x, [0])[0])

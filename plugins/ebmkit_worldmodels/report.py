@@ -1,0 +1,140 @@
+"""The run's report: ``report.md`` with the ablation lines, and its PNGs.
+
+- ``frames.png``: held-out frames (top) and V's reconstructions (bottom);
+- ``dream.png``: one rollout dreamed by M at temperature τ under C, decoded by V;
+- ``learning_curve.png``: CMA-ES best and mean candidate return per generation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+import ebmkit as ek
+from ebmkit.checkpoint import atomic_write_text
+
+from .env import Episode, stack_frames
+from .mdnrnn import sample_mixture
+
+if TYPE_CHECKING:
+    from .model import WorldModel
+    from .pipeline import Result
+
+__all__ = ["write_report", "ablation_lines"]
+
+
+def ablation_lines(result: Result) -> list[str]:
+    """``V+M: mean return R over N episodes`` (and ``V-only:``, ``random:``)."""
+    lines = []
+    for who in ("V+M", "V-only", "random"):
+        if who in result.returns:
+            r = np.asarray(result.returns[who])
+            lines.append(f"{who}: mean return {r.mean():.1f} over {len(r)} episodes "
+                         f"(std {r.std():.1f}, min {r.min():.0f}, max {r.max():.0f})")
+    return lines
+
+
+@torch.no_grad()
+def dream_frames(model: WorldModel, start: torch.Tensor, steps: int = 16,
+                 seed: int = 0) -> torch.Tensor:
+    """Decode one dreamed rollout of ``steps`` from latent ``start [K]``: ``[steps, D]``."""
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    z = start[None]
+    h, c = model.memory.initial(1, model.device)
+    out = [z]
+    for _ in range(steps - 1):
+        f = torch.cat([z, h[0]], dim=-1) if model.cfg.memory else z
+        a = model.controller(f)
+        mix, (h, c) = model.memory.step(z, a, (h, c))
+        z = sample_mixture(mix, model.cfg.temperature, g)
+        out.append(z)
+    return model.vision.decode(torch.cat(out))
+
+
+def _plots(out: Path, model: WorldModel, result: Result, test: list[Episode]) -> list[str]:
+    names = []
+    s = model.cfg.frame_size
+    frames = stack_frames(test)[:: max(1, len(stack_frames(test)) // 8)][:8]
+    y = frames.to(model.device).float() / 255
+    with torch.no_grad():
+        recon = model.vision.decode(model.vision.encode(y))
+    grid = torch.cat([y, recon]).reshape(-1, 1, s, s).cpu()
+    ek.viz.plot_images(grid, out / "frames.png", nrow=8,
+                       title="held-out frames (top) and V's reconstructions")
+    names.append("frames.png")
+
+    start = model.vision.encode(test[0].frames[:1].to(model.device).float() / 255)[0]
+    dream = dream_frames(model, start, steps=16).reshape(-1, 1, s, s).cpu()
+    ek.viz.plot_images(dream, out / "dream.png", nrow=8,
+                       title=f"a rollout dreamed by M (τ = {model.cfg.temperature:g}) under C, "
+                             "decoded by V")
+    names.append("dream.png")
+
+    plt = ek.viz.pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    offset = 0
+    for name, hist in result.searches.items():
+        gens = np.arange(offset, offset + len(hist["best"])) if name != "V-only" else \
+            np.arange(len(hist["best"]))
+        ax.plot(gens, hist["best"], label=f"{name}: best")
+        ax.plot(gens, hist["mean"], "--", label=f"{name}: mean")
+        if name != "V-only":
+            offset += len(hist["best"])
+    ax.set_xlabel("CMA-ES generation")
+    ax.set_ylabel(f"return (mean of {result.config['rollouts']} episodes)")
+    ax.legend(fontsize=7)
+    ax.set_title("C's search in the real environment")
+    ek.viz.save_figure(fig, out / "learning_curve.png")
+    names.append("learning_curve.png")
+    return names
+
+
+def write_report(out: Path, model: WorldModel, result: Result, test: list[Episode]) -> None:
+    """Write ``report.md``, ``result.json`` and the PNGs (when matplotlib is installed)."""
+    from dataclasses import asdict
+
+    try:
+        pictures = _plots(out, model, result, test)
+    except ImportError:
+        pictures = []
+    cfg = result.config
+    sec = result.seconds
+    sp = result.speed
+    vt, mt = result.vision_test, result.memory_test
+    total = sec.get("total", math.nan)
+    lines = [
+        f"# World Models on {cfg['env']}", "",
+        f"Frames: grey {cfg['frame_size']}×{cfg['frame_size']}; V: conv VAE, code "
+        f"{cfg['code']}; M: LSTM {cfg['hidden']} + {cfg['mixtures']} Gaussians per latent; "
+        f"C: linear on [z, h] (CMA-ES, population {cfg['popsize']}, {cfg['rollouts']} "
+        "rollouts per candidate).", "",
+        "## Returns in the real environment (seeded evaluation episodes)", "",
+        *[f"- {line}" for line in ablation_lines(result)], "",
+        f"Dream vs real: the V+M controller survives {result.dream_return:.1f} steps on "
+        f"average in M's dream (τ = {cfg['temperature']:g}) and {result.mean('V+M'):.1f} in "
+        "the real environment.", "",
+        "## V and M on held-out random episodes", "",
+        f"- V: free energy (−ELBO) {vt['free_energy']:.1f} nats/frame; squared error "
+        f"{vt['mse']:.2f} per frame vs {vt['mse_mean_frame']:.2f} for the mean frame.",
+        f"- M: transition energy (mixture NLL) {mt['nll']:.2f} nats/step vs "
+        f"{mt['nll_same_latent']:.2f} for \"the latent stays the same\" (a Gaussian around "
+        "z_t).", "",
+        "## Time and speed (wall clock)", "",
+        f"- total {total:.0f} s: environment {sec['env']:.0f} s, V {sec['V']:.0f} s, "
+        f"M {sec['M']:.0f} s, C {sec['C']:.0f} s (acting: V's encoder, M's step and C, "
+        "batched; CMA-ES; dream).",
+        f"- {result.episodes_collected} episodes, {result.frames_collected} frames collected; "
+        f"{sp['env_steps']} real steps in all.",
+        f"- environment steps/s: {sp['collect_steps_per_s']:.0f} collecting (random), "
+        f"{sp['control_steps_per_s']:.0f} under the agent (V, M, C in the loop); dream "
+        f"steps/s: {sp['dream_steps_per_s']:.0f}.", "",
+    ]
+    if pictures:
+        lines += ["## Pictures", ""] + [f"![{p}]({p})" for p in pictures] + [""]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    atomic_write_text(out / "result.json", json.dumps(asdict(result), indent=1, default=float))

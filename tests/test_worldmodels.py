@@ -1,0 +1,254 @@
+"""World Models (``worldmodels``): M's maths, the policy contract, bad input, the pipeline.
+
+Fast tests check the mixture NLL against a hand computation, its stability, the end head,
+the policy's determinism and save/load, and the clear errors. The slow test runs the whole
+pipeline on a tiny budget; the by-hand test runs the default recipe and asserts its quality
+bars (V+M ≥ 195 over 20 seeded real episodes, above V-only and random; V beats the mean
+frame; M beats "the latent stays the same").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ebmkit as ek
+from ebmkit.errors import ConfigError
+
+pytest.importorskip("gymnasium")
+pytest.importorskip("cma")
+
+from ebmkit_worldmodels.controller import Agent, LinearController, dream_returns  # noqa: E402
+from ebmkit_worldmodels.env import FrameSpec, make_env, require, run_episodes  # noqa: E402
+from ebmkit_worldmodels.mdnrnn import (  # noqa: E402
+    MDNRNN,
+    Mixture,
+    mixture_nll,
+    sample_mixture,
+    train_memory,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _tiny(**options):
+    opts = {"frame_size": 16, "code": 3, "channels": 4, "hidden": 8, "mixtures": 2,
+            "crop": [150, 342, 12, 588], **options}
+    return ek.get_model("worldmodels", **opts)
+
+
+# -- M's maths -----------------------------------------------------------------------------
+def test_mixture_nll_matches_a_hand_computation():
+    z = torch.tensor([[0.3, -1.0]])  # [B=1, K=2]
+    logit_pi = torch.tensor([[[0.0, math.log(3.0)], [1.0, 1.0]]])  # weights (1/4, 3/4), (½, ½)
+    mu = torch.tensor([[[0.0, 1.0], [-1.0, 2.0]]])
+    sigma = torch.tensor([[[1.0, 0.5], [2.0, 1.0]]])
+    mix = Mixture(logit_pi, mu, sigma.log(), torch.zeros(1))
+
+    def normal(x, m, s):
+        return math.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+    p0 = 0.25 * normal(0.3, 0.0, 1.0) + 0.75 * normal(0.3, 1.0, 0.5)
+    p1 = 0.5 * normal(-1.0, -1.0, 2.0) + 0.5 * normal(-1.0, 2.0, 1.0)
+    expected = -(math.log(p0) + math.log(p1))
+    assert mixture_nll(z, mix).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_mixture_nll_is_stable_far_from_every_component():
+    # densities underflow to 0 in float32 (exp(-5e5)); log-sum-exp keeps a finite energy
+    z = torch.full((4, 3), 1000.0)
+    mix = Mixture(torch.tensor([-1e4, 0.0, 1e4]).expand(4, 3, 3).clone(), torch.zeros(4, 3, 3),
+                  torch.full((4, 3, 3), math.log(1.0)), torch.zeros(4))
+    e = mixture_nll(z, mix)
+    assert e.shape == (4,) and torch.isfinite(e).all()
+    exact = 3 * (0.5 * 1000.0**2 + 0.5 * math.log(2 * math.pi))  # the dominant component
+    assert e[0].item() == pytest.approx(exact, rel=1e-6)
+    z.requires_grad_(True)
+    mixture_nll(z, mix).sum().backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_sampling_temperature():
+    g = torch.Generator().manual_seed(0)
+    mix = Mixture(torch.tensor([[0.0, 2.0]]).expand(20000, 1, 2), torch.tensor([[-3.0, 3.0]])
+                  .expand(20000, 1, 2), torch.zeros(20000, 1, 2), torch.zeros(20000))
+    z = sample_mixture(mix, 1.0, g)[:, 0]
+    share = (z > 0).float().mean().item()
+    assert share == pytest.approx(math.exp(2) / (1 + math.exp(2)), abs=0.02)
+    assert sample_mixture(mix, 0.0)[:, 0].eq(3.0).all()  # τ = 0: the likeliest mean
+    cold = sample_mixture(mix, 0.1, g)[:, 0]
+    assert (cold > 0).float().mean().item() > 0.99  # logits / τ sharpen the choice
+    assert cold[cold > 0].std().item() == pytest.approx(math.sqrt(0.1), rel=0.1)
+
+
+def test_done_head_learns_where_episodes_end():
+    torch.manual_seed(0)
+    lat = [torch.linspace(0, 1, 9)[:, None] for _ in range(32)]  # z_t rises, ends at 1
+    acts = [torch.randint(2, (8,)) for _ in range(32)]
+    mdn = MDNRNN(1, 2, hidden=8, mixtures=2)
+    hist = train_memory(mdn, lat, acts, [True] * 32, epochs=150, batch=8, lr=1e-2)
+    assert hist.nll[-1] < hist.nll[0]
+    with torch.no_grad():
+        mix, _ = mdn(lat[0][None, :-1], acts[0][None])
+        p = torch.sigmoid(mix.done_logit[0])
+    assert p[-1] > 0.5 and p[:4].max() < 0.05, p  # base rate: 1/8 per step
+
+
+def test_energy_is_the_sum_of_transition_energies():
+    model = _tiny()
+    y = torch.randn(5, 7, 3)
+    a = torch.randint(2, (5, 6))
+    e = model.energy(y, a)
+    assert e.shape == (5,) and torch.isfinite(e).all()
+    per_step = model.memory.transition_energy(y[:, :-1], a, y[:, 1:])
+    torch.testing.assert_close(e, per_step.sum(1))
+    with pytest.raises(ConfigError, match="actions"):
+        model.energy(y, a[:, :-1])
+
+
+# -- the policy ------------------------------------------------------------------------------
+def _frames(n=30, seed=0):
+    env = make_env("CartPole-v1")
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        out.append(env.render())
+        _, _, term, trunc, _ = env.step(int(rng.integers(2)))
+        if term or trunc:
+            env.reset(seed=seed + 1)
+    env.close()
+    return out
+
+
+def test_policy_is_deterministic_without_autograd_and_survives_save(tmp_path):
+    torch.manual_seed(0)
+    model = _tiny()
+    model.controller.set_flat(torch.randn(model.controller.size).numpy())
+    frames = _frames()
+    grad_seen = []
+    model.vision.encoder.register_forward_hook(
+        lambda *_: grad_seen.append(torch.is_grad_enabled()))
+    policy = model.policy()
+    runs = []
+    for _ in range(2):
+        policy.reset()
+        runs.append([policy(f) for f in frames])
+    assert runs[0] == runs[1] and all(isinstance(a, int) and a in (0, 1) for a in runs[0])
+    assert len(set(runs[0])) == 2  # random weights still use both actions
+    assert not any(grad_seen)
+    model.save(tmp_path / "model")
+    loaded = ek.load(tmp_path / "model").policy()
+    loaded.reset()
+    assert [loaded(f) for f in frames] == runs[0]
+    header = json.loads((tmp_path / "model.json").read_text())
+    assert header["name"] == "worldmodels" and "vision.encoder.conv.0.weight" in \
+        __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+            tmp_path / "model.safetensors")
+    with pytest.raises(ConfigError, match=r"uint8 \[H, W, 3\]"):
+        policy(frames[0].astype(np.float32))
+
+
+def test_batched_agent_matches_the_policy():
+    torch.manual_seed(1)
+    model = _tiny()
+    model.controller.set_flat(torch.randn(model.controller.size).numpy())
+    spec = model.frames
+    rets, eps = run_episodes("CartPole-v1", [3, 4], spec,
+                             Agent(model.vision, model.memory, model.controller, 2), keep=True,
+                             max_steps=40)
+    policy = model.policy()
+    env = make_env("CartPole-v1")
+    for seed, ret in zip([3, 4], rets):
+        env.reset(seed=seed)
+        policy.reset()
+        total = 0
+        for _ in range(40):
+            _, r, term, trunc, _ = env.step(policy(env.render()))
+            total += r
+            if term or trunc:
+                break
+        assert total == ret
+    env.close()
+    assert eps == [] and rets.shape == (2,)
+
+
+def test_dream_rollouts_end_and_count_steps():
+    torch.manual_seed(0)
+    mdn = MDNRNN(3, 2, hidden=8, mixtures=2)
+    with torch.no_grad():
+        mdn.head.bias[-1] = 10.0  # the end head says "done" at once
+    c = LinearController(3 + 8, 2)
+    w, b = c.unflatten(torch.zeros(4, c.size))
+    rets = dream_returns(mdn, c, torch.zeros(4, 3), w, b, max_steps=20)
+    assert rets.tolist() == [1.0] * 4
+    with torch.no_grad():
+        mdn.head.bias[-1] = -30.0  # never done: capped by max_steps
+    assert dream_returns(mdn, c, torch.zeros(4, 3), w, b, max_steps=20).tolist() == [20.0] * 4
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_unknown_environment_id():
+    with pytest.raises(ConfigError, match="unknown environment id 'CartPoel-v1'"):
+        make_env("CartPoel-v1")
+
+
+def test_continuous_action_space_is_refused():
+    with pytest.raises(ConfigError, match="Discrete action spaces"):
+        make_env("MountainCarContinuous-v0")
+
+
+def test_missing_dependency_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cma", None)  # import cma -> ImportError
+    with pytest.raises(ConfigError, match=r"torch-ebmkit\[worldmodels\]"):
+        require()
+
+
+def test_run_directory_of_another_model_is_refused(tmp_path):
+    from ebmkit_worldmodels.pipeline import RunConfig, run
+
+    ek.get_model("kmeans", k=2, dim=2).save(tmp_path / "model")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="holds a saved 'kmeans' model"):
+        run(RunConfig(episodes=2), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError, match="frame_size"):
+        _tiny(frame_size=4)
+    with pytest.raises(ConfigError, match="crop"):
+        _tiny(crop=[1, 2])
+    with pytest.raises(ConfigError, match="unknown option"):
+        ek.get_model("worldmodels", colour=True)
+    with pytest.raises(ConfigError, match="uint8"):
+        FrameSpec(16)(np.zeros((4, 4), np.uint8))
+
+
+# -- the pipeline ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
+    from ebmkit_worldmodels.cli import BUDGETS
+    from ebmkit_worldmodels.pipeline import RunConfig, run
+
+    cfg = RunConfig(**{**BUDGETS["tiny"], "minutes": None})
+    model, result = run(cfg, tmp_path)
+    for name in ("model.json", "model.safetensors", "report.md", "result.json", "frames.png",
+                 "dream.png", "learning_curve.png"):
+        assert (tmp_path / name).exists(), name
+    report = (tmp_path / "report.md").read_text()
+    for who in ("V+M", "V-only", "random"):
+        assert f"{who}: mean return" in report and f"over {cfg.eval_episodes} episodes" in report
+    assert len(result.returns["V+M"]) == cfg.eval_episodes
+    hist = result.searches["V+M round 0"]
+    assert len(hist["best"]) == cfg.generations
+    assert max(hist["mean"][1:]) > hist["mean"][0]  # C improves over its first generation
+    policy = ek.load(tmp_path / "model").policy()
+    policy.reset()
+    assert policy(_frames(1)[0]) in (0, 1)
+    assert model.controller.weight.shape == (2, cfg.code + cfg.hidden)
