@@ -347,9 +347,12 @@ def write_weights(model: torch.nn.Module, path: str | os.PathLike[str],
 
 def save_model(model: EnergyModel, path_prefix: str | os.PathLike[str],
                metadata: Mapping[str, str] | None = None) -> None:
-    """Save ``model`` as ``p.safetensors`` + ``p.json``, each file atomically.
+    """Save ``model`` as ``p.safetensors`` + ``p.json``, both in one atomic commit.
 
-    This is what ``model.save(p)`` does. Missing parent directories are created.
+    This is what ``model.save(p)`` does. The two files change together
+    ([`commit`][ebmkit.checkpoint.commit]): a crash at any point leaves the old pair or the
+    new pair, never the weights of one save with the header of another. Missing parent
+    directories are created.
 
     Args:
         model: The model; needs a registry ``name`` and a JSON-able ``config()``.
@@ -362,9 +365,10 @@ def save_model(model: EnergyModel, path_prefix: str | os.PathLike[str],
     if prefix.parent.exists() and not prefix.parent.is_dir():
         raise ConfigError(f"cannot save to {prefix}: {prefix.parent} is a file, not a directory")
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(weights) as tmp:
-        write_weights(model, tmp, metadata)
-    atomic_write_json(meta, header)
+    commit(prefix.parent, {
+        weights.name: lambda tmp: write_weights(model, tmp, metadata),
+        meta.name: lambda tmp: tmp.write_text(json_text(header), encoding="utf-8"),
+    })
 
 
 def read_model_header(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -487,6 +491,8 @@ def load(path_prefix: str | os.PathLike[str],
     """
     prefix = _prefix(path_prefix)
     weights, meta = _files(prefix)
+    if (prefix.parent / JOURNAL).exists():
+        recover(prefix.parent)  # a save cut short: finish it (or drop it) before reading
     header = read_model_header(meta)
     if not weights.exists():
         raise CheckpointNotFoundError(f"missing weights file {weights} (its header {meta.name} "

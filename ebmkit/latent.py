@@ -15,10 +15,18 @@ it for argmin over y). Each sample's problem is independent; solvers run them as
 Solutions are returned detached unless the solver unrolls: by the envelope theorem the
 gradient of min_z E with respect to the energy's parameters is ∂E/∂θ at ž, so the free
 energy needs no gradient through the solver.
+
+Solvers are ``nn.Module``s: an ``Amortized`` encoder's parameters are the solver's, so a
+model (or ``FreeEnergy``) holding the solver trains, moves and saves them; ``Exhaustive``'s
+candidates are a (non-persistent) buffer that moves with ``.to()``. Every ``minimize`` runs
+with autocast switched off and half-precision inputs cast to float32: iterations and
+eigenvalues never run in bf16/fp16, whatever the trainer's AMP setting (a subclass's own
+``minimize`` gets the same guard).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -44,18 +52,59 @@ def _positive(name: str, value: Any, kind: type = int) -> Any:
     return kind(value)
 
 
-class Solver:
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def full_precision(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Run a solver's ``minimize(energy, var, inputs, init)`` outside autocast, in float32.
+
+    Under an active autocast region (the trainer's AMP), half-precision inputs and init are
+    cast to float32 and autocast is switched off for the solve; without autocast this adds
+    one check and nothing else.
+    """
+
+    @functools.wraps(fn)
+    def minimize(self: Solver, energy: Callable[..., Tensor], var: str, inputs: Inputs,
+                 init: Tensor | None = None) -> Tensor:
+        ref = init if isinstance(init, Tensor) else next(
+            (t for t in inputs.values() if isinstance(t, Tensor)), None)
+        kind = ref.device.type if ref is not None else "cpu"
+        if not torch.is_autocast_enabled(kind):
+            return fn(self, energy, var, inputs, init)
+
+        def up(t: Any) -> Any:
+            return t.float() if isinstance(t, Tensor) and t.dtype in _HALF else t
+
+        with torch.autocast(kind, enabled=False):
+            return fn(self, energy, var, {k: up(v) for k, v in inputs.items()}, up(init))
+
+    minimize.__ebmkit_full_precision__ = True  # type: ignore[attr-defined]
+    return minimize
+
+
+class Solver(nn.Module):
     """Base class: minimise an energy over one variable, batched.
+
+    A solver is an ``nn.Module`` (its learned parts, e.g. an amortised encoder, are its
+    parameters) called as ``solver(energy, y, x=None, init=None) -> ž``. Subclasses
+    implement ``minimize(energy, var, inputs, init)``; it runs in float32 with autocast off.
 
     Args:
         dim: Size of z, used to start from zeros when no ``init`` is given.
     """
 
     def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
         self.dim = None if dim is None else _positive("dim", dim)
 
-    def __call__(self, energy: Callable[..., Tensor], y: Tensor, x: Tensor | None = None,
-                 init: Tensor | None = None) -> Tensor:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("minimize")
+        if own is not None and not getattr(own, "__ebmkit_full_precision__", False):
+            cls.minimize = full_precision(own)  # type: ignore[method-assign]
+
+    def forward(self, energy: Callable[..., Tensor], y: Tensor, x: Tensor | None = None,
+                init: Tensor | None = None) -> Tensor:
         """ž = argmin_z E(y, x, z)."""
         return self.minimize(energy, "z", {"y": y, "x": x}, init)
 
@@ -75,8 +124,10 @@ class Solver:
         return torch.zeros(y.shape[0], self.dim, device=y.device, dtype=y.dtype)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
-        return f"{type(self).__name__}({fields})"
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                           if not k.startswith("_") and k != "training")
+        mods = "".join(f", {k}={type(m).__name__}" for k, m in self._modules.items())
+        return f"{type(self).__name__}({fields}{mods})"
 
 
 class GradientDescent(Solver):
@@ -351,7 +402,9 @@ class Exhaustive(Solver):
             raise ConfigError("Exhaustive(candidates): expected a non-empty tensor [K, ...] of "
                               f"candidate latents, got {getattr(candidates, 'shape', type(candidates).__name__)}")
         super().__init__(None)
-        self.candidates = candidates
+        # A buffer: moves with .to() (never copied per call); not saved, as the model that
+        # builds the solver rebuilds its candidates from its config.
+        self.register_buffer("candidates", candidates, persistent=False)
         self.chunk_size = _positive("chunk_size", chunk_size)
 
     def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
@@ -422,7 +475,8 @@ class Amortized(Solver):
             raise ConfigError(f"Amortized(encoder): expected a callable, got {type(encoder).__name__}")
         if refine_steps < 0:
             raise ConfigError(f"refine_steps: expected ≥ 0, got {refine_steps}")
-        self.encoder, self.refine_steps, self.lr, self.use_x = encoder, refine_steps, lr, use_x
+        self.encoder = encoder  # an nn.Module becomes a submodule: it trains, moves and saves
+        self.refine_steps, self.lr, self.use_x = refine_steps, lr, use_x
 
     def minimize(self, energy: Callable[..., Tensor], var: str, inputs: Inputs,
                  init: Tensor | None = None) -> Tensor:

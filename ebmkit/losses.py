@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
+from . import services
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["LOSSES", "energy", "get_loss", "hinge", "log", "nll", "perceptron", "square_exp",
@@ -201,8 +202,13 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
 
 
 def get_loss(name: str) -> Callable[..., Tensor]:
-    """The loss called ``name``; raises [`UnknownNameError`][ebmkit.errors.UnknownNameError]."""
-    try:
+    """The loss called ``name``: one of ``LOSSES``, or one a plugin registered
+    (``register_losses``). Raises [`UnknownNameError`][ebmkit.errors.UnknownNameError]
+    (or [`DuplicateNameError`][ebmkit.errors.DuplicateNameError] for a name two plugins claim).
+    """
+    if not isinstance(name, str):
+        raise UnknownNameError("loss", str(name), LOSSES)
+    if name in LOSSES:
         return LOSSES[name]
-    except (KeyError, TypeError):
-        raise UnknownNameError("loss", str(name), LOSSES) from None
+    # The plugin registry is a layer above: asked through ebmkit.services, not imported.
+    return services.get("find_entry")("losses", name).factory

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from . import services
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,9 +85,8 @@ class EnergyModel(nn.Module):
         reconstruction error through [`Adapter`][ebmkit.metrics.Adapter]). Return new
         objects on every call: the trainer resets and moves them.
         """
-        from .metrics import FreeEnergyMean  # torchmetrics is slow to import: only when asked
-
-        return {"free_energy": FreeEnergyMean()}
+        # ebmkit.metrics (torchmetrics: slow to import) is provided from above, when asked.
+        return {"free_energy": services.get("default_metric")()}
 
     def config(self) -> dict[str, Any]:
         """JSON-able options such that ``ek.get_model(self.name, **config)`` rebuilds the model.
@@ -108,9 +108,7 @@ class EnergyModel(nn.Module):
         Raises:
             ConfigError: the model has no ``name`` or no JSON-able ``config()``.
         """
-        from .checkpoint import save_model
-
-        save_model(self, path_prefix)
+        services.get("save_model")(self, path_prefix)  # ebmkit.checkpoint, from above
 
     @property
     def device(self) -> torch.device:

@@ -272,23 +272,31 @@ class PluginHost:
 
 
 _HOST: PluginHost | None = None
+_READY = False  # _HOST has finished loading: other threads may use it without the lock
 _LOCK = threading.RLock()
 
 
 def host() -> PluginHost:
-    """The process-wide plugin host, loading plugins on first use."""
-    global _HOST
-    if _HOST is None:
-        with _LOCK:
-            if _HOST is None:
-                h = PluginHost()
-                _HOST = h  # set first: a plugin that queries the registry must not recurse
-                try:
-                    h.load()
-                except BaseException:
-                    _HOST = None
-                    raise
-    return _HOST
+    """The process-wide plugin host, loading plugins on first use.
+
+    Thread-safe: a thread that asks while another is loading waits for the whole load
+    (the host is never handed out half-filled); the loading thread itself may re-enter
+    (a plugin that queries the registry while registering sees what is loaded so far).
+    """
+    global _HOST, _READY
+    if _READY:
+        return _HOST  # type: ignore[return-value]
+    with _LOCK:  # re-entrant: the loading thread passes, the others wait for it
+        if _HOST is None:
+            h = PluginHost()
+            _HOST = h  # visible to the loading thread only: the others wait on _LOCK
+            try:
+                h.load()
+            except BaseException:
+                _HOST = None
+                raise
+            _READY = True
+        return _HOST
 
 
 def reset() -> None:
@@ -296,9 +304,9 @@ def reset() -> None:
 
     For tests and notebooks that change the ``EBMKIT_*`` variables.
     """
-    global _HOST
+    global _HOST, _READY
     with _LOCK:
-        _HOST = None
+        _HOST, _READY = None, False
 
 
 def register_plugin(plugin: object, name: str | None = None) -> PluginInfo:

@@ -177,6 +177,8 @@ class Registry:
         if name in self._conflicts:
             raise DuplicateNameError(self.noun, name, self._conflicts[name])
         name = self._aliases.get(name, name)
+        if name in self._conflicts:  # an alias of a name that became a conflict
+            raise DuplicateNameError(self.noun, name, self._conflicts[name])
         try:
             return self._entries[name]
         except KeyError:

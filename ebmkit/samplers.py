@@ -12,13 +12,23 @@ and they work under ``torch.no_grad()``. They return detached samples.
     y_neg = sampler.sample(model, init=torch.rand_like(y))
 
 Nothing in the inner loops reads a value back to the host, so sampling on CUDA runs
-without device syncs.
+without device syncs. Chains run in float32 with autocast switched off, whatever the
+trainer's AMP setting: a bf16/fp16 chain would accumulate rounding error every step, and
+fp16 gradients of the energy with respect to y are not scaled by the trainer's grad scaler.
+
+``compile=True`` runs the inner loop under ``torch.compile`` (inductor on the CPU, CUDA
+graphs on a GPU): the gradient is taken with ``torch.func.grad`` and ten steps are traced
+as one graph. It pays off where Python and autograd overhead dominate (few chains, small
+energies); the first call compiles (seconds), and each new batch shape compiles again.
+The energy must then be functional in y: no ``.item()``, no in-place updates of buffers
+(a BatchNorm in training mode), no data-dependent Python control flow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -65,6 +75,69 @@ def _energy_and_grad(fn: Callable[[Tensor], Tensor], y: Tensor, who: str) -> tup
     return e.detach(), g
 
 
+_HALF = (torch.float16, torch.bfloat16)
+_CHUNK = 10  # Langevin steps traced into one compiled graph
+
+
+@contextlib.contextmanager
+def _float32_chains(init: Tensor) -> Iterator[Tensor]:
+    """Gradients w.r.t. y even under no_grad()/inference_mode(), autocast off, and the
+    chains in float32 when ``init`` is half precision."""
+    kind = init.device.type
+    with torch.inference_mode(False), torch.enable_grad(), \
+            torch.autocast(kind, enabled=False):
+        yield init.float() if init.dtype in _HALF else init
+
+
+def _energy_of(energy: EnergyFn, x: Tensor | None) -> Callable[[Tensor], Tensor]:
+    return (lambda v: energy(v)) if x is None else (lambda v: energy(v, x=x))
+
+
+def _langevin_chunk(energy: EnergyFn, x: Tensor | None, y: Tensor, noise: Tensor, eta: float,
+                    sigma: float, clip: float | None, lo: float | None, hi: float | None
+                    ) -> Tensor:
+    """``noise.shape[0]`` Langevin steps, functional (what ``torch.compile`` traces)."""
+    fn = _energy_of(energy, x)
+    grad = torch.func.grad(lambda v: fn(v).sum())
+    for i in range(noise.shape[0]):
+        g = grad(y)
+        if clip is not None:
+            g = _clip_norm(g, clip)
+        y = y - eta * g
+        if sigma:
+            y = y + sigma * noise[i]
+        if lo is not None:
+            y = y.clamp(lo, hi)
+    return y
+
+
+def _leapfrog(energy: EnergyFn, x: Tensor | None, y: Tensor, p: Tensor, g: Tensor, eps: float,
+              m: float, steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One HMC trajectory of ``steps`` leapfrog steps, functional: ``(y', p', E(y'), ∇E(y'))``."""
+    fn = _energy_of(energy, x)
+    grad_and_value = torch.func.grad_and_value(lambda v: (lambda e: (e.sum(), e))(fn(v)),
+                                               has_aux=True)
+    p = p - 0.5 * eps * g
+    e = g.new_zeros(y.shape[0])
+    for i in range(steps):
+        y = y + (eps / m) * p
+        g, (_, e) = grad_and_value(y)
+        p = p - (eps if i < steps - 1 else 0.5 * eps) * g
+    return y, p, e.detach(), g
+
+
+_COMPILED: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def _compiled(name: str, fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
+    """``torch.compile(fn)``, once per function and device type (CUDA graphs on CUDA)."""
+    key = (name, device.type)
+    if key not in _COMPILED:
+        mode = "reduce-overhead" if device.type == "cuda" else None
+        _COMPILED[key] = torch.compile(fn, mode=mode, dynamic=False)
+    return _COMPILED[key]
+
+
 def _clip_norm(g: Tensor, max_norm: float) -> Tensor:
     """Scale each sample's gradient so that ‖g_b‖₂ ≤ max_norm (no host sync)."""
     norm = g.reshape(g.shape[0], -1).norm(dim=1).clamp_min(1e-12)
@@ -81,10 +154,13 @@ class Langevin:
        \varepsilon \sim \mathcal N(0, I), $$
 
     with step size $\eta$ = ``step_size`` and noise scale $\sigma$ = ``noise``. With
-    ``noise=None``, $\sigma = \sqrt{2\eta}$: the Euler discretisation of the Langevin diffusion,
-    whose stationary law is $p(y) \propto \exp(-E(y))$ (up to an $O(\eta)$ bias). Larger steps
-    with tiny noise (e.g. ``step_size=10.0, noise=0.005``) give the short-run, nearly
-    deterministic chains used to train JEM-style models.
+    ``noise=None`` (the default), $\sigma = \sqrt{2\eta}$: the Euler discretisation of the
+    Langevin diffusion, whose stationary law is $p(y) \propto \exp(-E(y))$ (up to an
+    $O(\eta)$ bias). The defaults (``step_size=0.01``, so $\sigma \approx 0.14$) sample;
+    they are not tuned for any energy's scale. Larger steps with tiny noise (e.g.
+    ``step_size=10.0, noise=0.005``, the IGEBM/JEM choice) give short-run, nearly
+    deterministic chains that train EBMs well but do not sample $\exp(-E)$: the noise is
+    then a regulariser, not the diffusion's.
 
     Args:
         steps: Number of updates.
@@ -94,10 +170,14 @@ class Langevin:
             sample's features) is at most ``grad_clip`` (norm clipping, per sample).
         clamp: ``(lo, hi)``: clamp y to this box after every step (e.g. ``(0.0, 1.0)`` for
             images).
+        compile: Run the loop under ``torch.compile`` (see the module docstring). The noise
+            is drawn outside the compiled graph, so a seed gives the same chains either way
+            up to floating-point rounding.
     """
 
-    def __init__(self, steps: int = 60, step_size: float = 10.0, noise: float | None = None,
-                 grad_clip: float | None = None, clamp: tuple[float, float] | None = None) -> None:
+    def __init__(self, steps: int = 60, step_size: float = 0.01, noise: float | None = None,
+                 grad_clip: float | None = None, clamp: tuple[float, float] | None = None,
+                 compile: bool = False) -> None:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ConfigError(f"Langevin: steps must be an int >= 0, got {steps!r}")
         if not step_size > 0:
@@ -111,15 +191,18 @@ class Langevin:
         self.steps, self.step_size, self.grad_clip = steps, float(step_size), grad_clip
         self.noise = math.sqrt(2.0 * step_size) if noise is None else float(noise)
         self.clamp = None if clamp is None else (float(clamp[0]), float(clamp[1]))
+        self.compile = bool(compile)
 
     def sample(self, energy: EnergyFn, init: Tensor, x: Tensor | None = None) -> Tensor:
-        """Run the chains from ``init`` (``[B, ...]``, not modified) and return them, detached."""
+        """Run the chains from ``init`` (``[B, ...]``, not modified) and return them, detached
+        (in ``init``'s dtype; the chains themselves run in float32 when it is half)."""
         fn = _bind(energy, x, "Langevin")
         init = _check_init(init, "Langevin")
+        if self.compile:
+            return self._sample_compiled(energy, init, x)
         eta, sigma, clip, box = self.step_size, self.noise, self.grad_clip, self.clamp
-        # Gradients w.r.t. y are needed even under no_grad() or inference_mode().
-        with torch.inference_mode(False), torch.enable_grad():
-            y = init.detach().clone().requires_grad_(True)
+        with _float32_chains(init) as start:
+            y = start.detach().clone().requires_grad_(True)
             for _ in range(self.steps):
                 e = fn(y)
                 if e.shape != y.shape[:1]:
@@ -136,11 +219,33 @@ class Langevin:
                     d.add_(torch.randn_like(d), alpha=sigma)
                 if box is not None:
                     d.clamp_(*box)
-        return y.detach()
+        return y.detach().to(init.dtype)
+
+    def _sample_compiled(self, energy: EnergyFn, init: Tensor, x: Tensor | None) -> Tensor:
+        with _float32_chains(init) as start, torch.no_grad():
+            y = start.detach().clone()
+            e = energy(y) if x is None else energy(y, x=x)  # one eager check of the shape
+            if not isinstance(e, Tensor) or e.shape != y.shape[:1]:
+                got = list(e.shape) if isinstance(e, Tensor) else type(e).__name__
+                raise ConfigError(f"Langevin: the energy must return one value per sample, "
+                                  f"shape [{y.shape[0]}], got {got}")
+        lo, hi = self.clamp if self.clamp is not None else (None, None)
+        args = (self.step_size, self.noise, self.grad_clip, lo, hi)
+        chunk = _compiled("langevin", _langevin_chunk, y.device)
+        done = 0
+        with torch.inference_mode(False), torch.autocast(y.device.type, enabled=False):
+            while done < self.steps:
+                k = _CHUNK if self.steps - done >= _CHUNK else 1
+                noise = (torch.randn((k, *y.shape), device=y.device, dtype=y.dtype)
+                         if self.noise else y.new_zeros((k, 0)))
+                y = chunk(energy, x, y, noise, *args)  # k = 1 for the remainder's steps
+                done += k
+        return y.detach().clone().to(init.dtype)  # clone: a CUDA graph reuses its output
 
     def __repr__(self) -> str:
         return (f"Langevin(steps={self.steps}, step_size={self.step_size:g}, noise={self.noise:g}, "
-                f"grad_clip={self.grad_clip}, clamp={self.clamp})")
+                f"grad_clip={self.grad_clip}, clamp={self.clamp}"
+                f"{', compile=True' if self.compile else ''})")
 
 
 class HMC:
@@ -167,10 +272,12 @@ class HMC:
         step_size: $\epsilon$.
         leapfrog_steps: $L$.
         mass: $m$, a scalar.
+        compile: Run each leapfrog trajectory as one ``torch.compile``d graph (see the
+            module docstring); the Metropolis test stays eager.
     """
 
     def __init__(self, steps: int = 100, step_size: float = 0.1, leapfrog_steps: int = 10,
-                 mass: float = 1.0) -> None:
+                 mass: float = 1.0, compile: bool = False) -> None:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise ConfigError(f"HMC: steps must be an int >= 1, got {steps!r}")
         if not isinstance(leapfrog_steps, int) or leapfrog_steps < 1:
@@ -181,6 +288,7 @@ class HMC:
             raise ConfigError(f"HMC: mass must be > 0, got {mass!r}")
         self.steps, self.step_size = steps, float(step_size)
         self.leapfrog_steps, self.mass = leapfrog_steps, float(mass)
+        self.compile = bool(compile)
         self.acceptance_rate: Tensor | None = None
 
     def sample(self, energy: EnergyFn, init: Tensor, x: Tensor | None = None) -> Tensor:
@@ -193,20 +301,24 @@ class HMC:
         def kinetic(p: Tensor) -> Tensor:
             return p.reshape(p.shape[0], -1).square().sum(dim=1) / (2.0 * m)
 
-        # Gradients w.r.t. y are needed even under no_grad() or inference_mode().
-        with torch.inference_mode(False), torch.enable_grad():
-            y = init.detach().clone()
+        trajectory = _compiled("leapfrog", _leapfrog, init.device) if self.compile else None
+        with _float32_chains(init) as start:
+            y = start.detach().clone()
             accepted = torch.zeros((), device=y.device, dtype=torch.float32)
             e, g = _energy_and_grad(fn, y, "HMC")
             for _ in range(self.steps):
                 p = torch.randn_like(y) * math.sqrt(m)
-                y_new, g_new = y, g
-                p_new = p - 0.5 * eps * g
-                for i in range(self.leapfrog_steps):
-                    y_new = y_new + (eps / m) * p_new
-                    e_new, g_new = _energy_and_grad(fn, y_new, "HMC")
-                    # Full momentum steps in between, a half step at the end.
-                    p_new = p_new - (eps if i < self.leapfrog_steps - 1 else 0.5 * eps) * g_new
+                if trajectory is not None:
+                    y_new, p_new, e_new, g_new = trajectory(energy, x, y, p, g, eps, m,
+                                                            self.leapfrog_steps)
+                else:
+                    y_new, g_new = y, g
+                    p_new = p - 0.5 * eps * g
+                    for i in range(self.leapfrog_steps):
+                        y_new = y_new + (eps / m) * p_new
+                        e_new, g_new = _energy_and_grad(fn, y_new, "HMC")
+                        # Full momentum steps in between, a half step at the end.
+                        p_new = p_new - (eps if i < self.leapfrog_steps - 1 else 0.5 * eps) * g_new
                 log_ratio = (e + kinetic(p)) - (e_new + kinetic(p_new))
                 # A NaN ratio (diverged proposal) compares False: rejected.
                 accept = torch.rand_like(log_ratio).log() < log_ratio
@@ -216,11 +328,12 @@ class HMC:
                 e = torch.where(accept, e_new, e)
                 accepted = accepted + accept.float().mean()
         self.acceptance_rate = accepted / self.steps
-        return y.detach()
+        return y.detach().to(init.dtype)
 
     def __repr__(self) -> str:
         return (f"HMC(steps={self.steps}, step_size={self.step_size:g}, "
-                f"leapfrog_steps={self.leapfrog_steps}, mass={self.mass:g})")
+                f"leapfrog_steps={self.leapfrog_steps}, mass={self.mass:g}"
+                f"{', compile=True' if self.compile else ''})")
 
 
 class ReplayBuffer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,8 +53,18 @@ class Strategy:
 
     ``batch`` is a dict with at least ``"y"`` (and ``"x"`` for conditional models).
     Strategies with state that must survive a checkpoint (a replay buffer, a step counter)
-    implement ``state_dict()`` / ``load_state_dict()``.
+    implement ``state_dict()`` / ``load_state_dict()``; under ``torchrun`` that state is
+    per process and saved per process.
+
+    Attributes:
+        ddp: Whether the step may run under PyTorch's ``DistributedDataParallel`` (the
+            trainer's default path when distributed): True when the step computes one loss
+            and leaves ``backward`` and the optimizer to the trainer, changing no parameter
+            in place. False (this base class's default) selects the explicit all-reduce
+            after ``backward``, which is exact for any step. See ``docs/scaling-out.md``.
     """
+
+    ddp: ClassVar[bool] = False
 
     def __call__(self, model: EnergyModel, batch: dict[str, Tensor]) -> StepOutput:
         raise NotImplementedError
@@ -120,6 +130,8 @@ class Architectural(Strategy):
     whole surface. Logs ``e_pos``.
     """
 
+    ddp = True
+
     def __call__(self, model: EnergyModel, batch: dict[str, Tensor]) -> StepOutput:
         y, x = _unpack(batch, model, "Architectural")
         loss = model(y, x).mean()
@@ -145,6 +157,8 @@ class Regularized(Strategy):
         weight: $w$.
         regularizer: $R$, a callable ``(y, x=None, z=None) -> [B]``.
     """
+
+    ddp = True
 
     def __init__(self, weight: float = 0.1, regularizer: Any = None) -> None:
         if not weight >= 0:
@@ -192,6 +206,8 @@ class Contrastive(Strategy):
             callable ``loss(e_pos, e_neg, **options) -> scalar``.
         **loss_options: Passed to the loss, e.g. ``margin=1.0``.
     """
+
+    ddp = True
 
     def __init__(self, negatives: Any = None, loss: str | Callable[..., Tensor] = "hinge",
                  **loss_options: Any) -> None:
@@ -273,6 +289,8 @@ class ContrastiveDivergence(Strategy):
             without a buffer (CD-k), uniform noise in the data's range with one.
     """
 
+    ddp = True
+
     def __init__(self, sampler: Any = None, buffer: ReplayBuffer | None = None, alpha: float = 0.1,
                  init: Callable[[Tensor], Tensor] | None = None) -> None:
         self.sampler = _check_sampler(sampler, "ContrastiveDivergence")
@@ -334,6 +352,8 @@ class DenoisingScoreMatching(Strategy):
     Args:
         sigma: $\sigma > 0$, the noise scale.
     """
+
+    ddp = True
 
     def __init__(self, sigma: float = 0.1) -> None:
         if not sigma > 0:
