@@ -37,7 +37,7 @@ import ebmkit as ek
 from ebmkit.errors import ConfigError
 
 __all__ = ["FIXED_POINTS", "ModernHopfield", "ModernHopfieldConfig", "Retrieval", "Store",
-           "fixed_point_kind"]
+           "fixed_point_kind", "stored_recall"]
 
 #: The kinds of fixed point (Ramsauer et al. 2020, section 2): the softmax of the last update
 #: puts its weight on one pattern, on a subset (a metastable state), or on nearly all of them.
@@ -356,6 +356,31 @@ class ModernHopfield(ek.EnergyModel):
         out["retrieval_accuracy"] = RetrievalAccuracy()
         out["hidden_mse"] = HiddenError()
         return out
+
+
+@torch.no_grad()
+def stored_recall(model: Any, hidden: float = 0.5, seeds: tuple[int, ...] = (0, 1, 2),
+                  steps: int | None = 1) -> float:
+    """Share of the stored patterns that come back from half-hidden queries (the docs' table).
+
+    Every stored pattern is queried with ``hidden`` of its entries hidden (``mask`` with a
+    generator seeded by each of ``seeds``, so the same number per row at random places) and
+    filled with the stored mean (``predict``); a query is correct when the nearest stored
+    pattern to the output is the pattern itself. ``steps=None`` counts the query itself
+    (no update): nearest-neighbour lookup of the masked query. Works for ``hopfield`` and
+    ``hopfield.classical`` (whose hidden entries are 0, "unknown").
+    """
+    X = model.memory if hasattr(model, "memory") else model.patterns
+    index = torch.arange(X.shape[0], device=X.device)
+    hits = []
+    for seed in seeds:
+        x = model.mask(X, hidden, generator=torch.Generator().manual_seed(seed))
+        if steps is None:
+            out = model.fill(x) if hasattr(model, "fill") else torch.nan_to_num(x, nan=0.0)
+        else:
+            out = model.predict(x, steps)
+        hits.append((model.nearest(out) == index).double().mean())
+    return float(torch.stack(hits).mean())
 
 
 def _unit(v: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as nnf
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -134,11 +135,11 @@ class Hopfield(nn.Module):
                         break
         return q, energies
 
-    def _read(self, q: Tensor, k: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    def _read(self, q: Tensor, k: Tensor, values: Tensor) -> Tensor:
+        """The last step: softmax(β q kᵀ) v through PyTorch's fused attention kernel."""
         v = rearrange(self.v_proj(values), "b n (h d) -> b h n d", h=self.heads)
-        a = torch.softmax(self.beta * q @ k.transpose(-1, -2), dim=-1)  # [b, h, m, n]
-        out = rearrange(a @ v, "b h m d -> b m (h d)")
-        return self.out_proj(out), a
+        out = nnf.scaled_dot_product_attention(q, k, v, scale=self.beta)  # [b, h, m, d]
+        return self.out_proj(rearrange(out, "b h m d -> b m (h d)"))
 
     # ---------------------------------------------------------------- the public calls
     def forward(self, query: Tensor, stored: Tensor, values: Tensor | None = None, *,
@@ -155,7 +156,7 @@ class Hopfield(nn.Module):
         """
         q, k = self.project(query, stored)
         q, energies = self._update(q, k, return_energies)
-        out, _ = self._read(q, k, stored if values is None else values)
+        out = self._read(q, k, stored if values is None else values)
         return (out, torch.stack(energies)) if return_energies else out
 
     def attention(self, query: Tensor, stored: Tensor) -> Tensor:
@@ -210,7 +211,7 @@ class HopfieldPooling(nn.Module):
         h = self.hopfield
         q, k = self._qk(x)
         q, energies = h._update(q, k, return_energies)
-        out, _ = h._read(q, k, x)
+        out = h._read(q, k, x)
         out = out.squeeze(1) if out.shape[1] == 1 else out
         return (out, torch.stack(energies)) if return_energies else out
 
@@ -246,16 +247,33 @@ class HopfieldLayer(nn.Module):
                                  steps=steps, tol=tol, bias=bias)
         self.patterns = nn.Parameter(torch.randn(patterns, input_size) / math.sqrt(input_size))
 
-    def _stored(self, x: Tensor) -> Tensor:
-        return self.patterns.unsqueeze(0).expand(x.shape[0], -1, -1).to(x.dtype)
+    def _qk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Projected queries ``[b, h, m, d]`` and the shared keys ``[b, h, n, d]`` (a view:
+        the patterns are projected once, not once per sample)."""
+        h = self.hopfield
+        h._check(x, h.input_size, "inputs")
+        q = rearrange(h.q_proj(x), "b m (h d) -> b h m d", h=h.heads)
+        k = rearrange(h.k_proj(self.patterns), "n (h d) -> h n d", h=h.heads)
+        return q, k.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
 
     def forward(self, x: Tensor, *, return_energies: bool = False) -> Any:
-        return self.hopfield(x, self._stored(x), return_energies=return_energies)
+        h = self.hopfield
+        q, k = self._qk(x)
+        q, energies = h._update(q, k, return_energies)
+        v = rearrange(h.v_proj(self.patterns), "n (h d) -> h n d", h=h.heads)
+        out = nnf.scaled_dot_product_attention(q, k, v.unsqueeze(0).expand(x.shape[0], -1, -1, -1),
+                                               scale=h.beta)  # [b, h, m, d]
+        out = h.out_proj(rearrange(out, "b h m d -> b m (h d)"))
+        return (out, torch.stack(energies)) if return_energies else out
 
     def attention(self, x: Tensor) -> Tensor:
         """Lookup weights ``[B, heads, M, patterns]``."""
-        return self.hopfield.attention(x, self._stored(x))
+        h = self.hopfield
+        q, k = self._qk(x)
+        q, _ = h._update(q, k, False)
+        return torch.softmax(h.beta * q @ k.transpose(-1, -2), dim=-1)
 
     def energy(self, x: Tensor) -> Tensor:
         """E of the projected inputs against the learned keys, ``[B]``."""
-        return self.hopfield.energy(x, self._stored(x))
+        q, k = self._qk(x)
+        return hopfield_energy(q, k, self.hopfield.beta).sum(dim=(1, 2))
