@@ -355,9 +355,33 @@ class GradientKMeans(ek.strategies.Architectural):
 
 
 # ---------------------------------------------------------------------------------- metrics
+def normalized_mutual_info(preds: Tensor, target: Tensor) -> Tensor:
+    """NMI between two labelings, arithmetic normalisation (scikit-learn's default).
+
+    The contingency table is a dense ``[K, C]`` count from one ``bincount``: torchmetrics'
+    version builds it as a sparse tensor, which makes PyTorch warn about sparse invariant
+    checks on every run (and is no faster at these sizes).
+    """
+    preds, target = preds.reshape(-1).long(), target.reshape(-1).long()
+    _, p = torch.unique(preds, return_inverse=True)
+    classes, t = torch.unique(target, return_inverse=True)
+    k, c = int(p.max()) + 1 if p.numel() else 0, classes.numel()
+    counts = torch.bincount(p * c + t, minlength=k * c).reshape(k, c).double()  # [K, C]
+    n = counts.sum()
+    pk, pc = counts.sum(1) / n, counts.sum(0) / n
+    joint = counts / n
+    nz = joint > 0
+    mi = (joint[nz] * (joint[nz].log() - (pk[:, None] * pc[None, :])[nz].log())).sum()
+    hk = -(pk[pk > 0] * pk[pk > 0].log()).sum()
+    hc = -(pc[pc > 0] * pc[pc > 0].log()).sum()
+    denom = (hk + hc) / 2
+    if denom <= 0:  # one cluster and one class: identical labelings
+        return torch.ones((), dtype=torch.float32)
+    return (mi / denom).clamp(0, 1).float()
+
+
 def _nmi_metric() -> Any:
     from torchmetrics import Metric
-    from torchmetrics.functional.clustering import normalized_mutual_info_score
 
     class ClusterNMI(Metric):
         """Normalised mutual information between clusters and labels (when batches have
@@ -382,7 +406,7 @@ def _nmi_metric() -> Any:
                 return {}
             preds = torch.cat(self.preds) if isinstance(self.preds, list) else self.preds
             target = torch.cat(self.target) if isinstance(self.target, list) else self.target
-            return normalized_mutual_info_score(preds, target)
+            return normalized_mutual_info(preds, target)
 
     return ClusterNMI
 
