@@ -124,3 +124,76 @@ def test_two_processes_match_one_with_twice_the_batch(tmp_path: Path,
     state = torch.load(run / "trainer.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]["torch"]) == 2
     assert json.loads((run / "config.json").read_text())["trainer"]["world_size"] == 2
+
+
+def _torchrun(script: Path, out: Path, batch: int) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
+           "PYTHONWARNINGS": "ignore", "EBMKIT_DISABLE_PLUGINS": "broken"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           str(script), str(out), str(batch)]
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SGD with momentum and weight decay, an unused parameter and a BatchNorm buffer: DDP,
+    FSDP2 and the explicit path on two processes end where one process with twice the batch
+    ends; the unused parameter never moves; buffers agree across ranks; seed=None shards
+    are disjoint and cover the data; each rank resumes with its own replay buffer."""
+    script = REPO / "tests" / "dist_scenarios.py"
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
+    proc = _torchrun(script, tmp_path / "two", 6)
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sys, "argv", [str(script), str(tmp_path / "one"), "12"])
+    runpy.run_path(str(script), run_name="__main__")
+    output, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, output
+
+    results = [json.loads((tmp_path / "two" / f"result{r}.json").read_text()) for r in (0, 1)]
+    single = json.loads((tmp_path / "one" / "result0.json").read_text())
+    assert [r["ddp"]["trainer_mode"] for r in results] == ["ddp", "ddp"]
+    assert results[0]["explicit"]["trainer_mode"] == "explicit"
+    assert results[0]["fsdp"]["trainer_mode"] == "fsdp"
+    for mode in ("ddp", "explicit"):
+        one = load_file(str(tmp_path / "one" / f"{mode}0.safetensors"))
+        ranks = [load_file(str(tmp_path / "two" / f"{mode}{r}.safetensors")) for r in (0, 1)]
+        for name, p in one.items():
+            assert torch.equal(ranks[0][name], ranks[1][name]), f"{mode}: ranks disagree on {name}"
+            if name.startswith("norm."):
+                continue  # rank 0's batch statistics, not the union's (no SyncBatchNorm on CPU)
+            assert torch.allclose(ranks[0][name], p, rtol=1e-4, atol=1e-5), f"{mode}: {name}"
+        for res in results:
+            for a, b in zip(res[mode]["history"], single[mode]["history"]):
+                assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    # The unused parameter kept its initial value everywhere (weight decay never saw it).
+    torch.manual_seed(1)
+    init = Net().unused.weight.detach()
+    for mode in ("ddp", "explicit"):
+        assert torch.equal(load_file(str(tmp_path / "two" / f"{mode}0.safetensors"))[
+            "unused.weight"], init)
+    # FSDP2: the full (gathered) weights rank 0 saved match one process.
+    two = load_file(str(tmp_path / "two" / "run-fsdp" / "model.safetensors"))
+    one = load_file(str(tmp_path / "one" / "run-fsdp" / "model.safetensors"))
+    for name, p in one.items():
+        if not name.startswith("norm."):
+            assert torch.allclose(two[name], p, rtol=1e-4, atol=1e-5), f"fsdp: {name}"
+    # seed=None: one data order for both ranks, so the shards are disjoint and cover all.
+    seen = [set(r["seen"]) for r in results]
+    assert not seen[0] & seen[1] and seen[0] | seen[1] == set(range(96))
+    # Replay buffers: different per rank, saved per rank, each rank gets its own back.
+    assert all(r["buffer_own"] for r in results)
+    assert results[0]["buffer_sum"] != results[1]["buffer_sum"]
+    state = torch.load(tmp_path / "two" / "run-cd" / "trainer.pt", weights_only=True)
+    assert len(state["strategy_ranks"]) == 2
+
+
+class Net(torch.nn.Module):  # the scenario's Net, for the unused parameter's initial value
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
+        self.dec = torch.nn.Linear(4, 8)
+        self.unused = torch.nn.Linear(2, 2)
