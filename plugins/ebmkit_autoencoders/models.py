@@ -278,8 +278,8 @@ class Denoising(Strategy):
     r"""The denoising criterion: $L = \frac1B\sum_b C(y_b, \mathrm{Dec}(\mathrm{Enc}(\tilde y_b)))$.
 
     ỹ = ``corruption(y)``; the cost is against the *clean* y, through the model's
-    ``energy(y, z=Enc(ỹ))``. Logs ``e_pos`` (that cost) and ``e_clean``, the energy of the
-    clean data.
+    ``energy(y, z=Enc(ỹ))``. Logs ``e_pos``, that cost (the energy of the clean data,
+    ``F(y)``, is the validation ``free_energy`` metric).
 
     Args:
         corruption: A negative generator with ``k == 1`` (e.g. from
