@@ -137,7 +137,9 @@ class GradientDescent(Solver):
         dim: Size of z (to start from zeros when no ``init``).
         steps: Iterations.
         lr: Step size (L-BFGS: its learning rate, 1 is usual).
-        optimizer: ``"sgd"``, ``"adam"`` or ``"lbfgs"``.
+        optimizer: ``"sgd"``, ``"adam"`` or ``"lbfgs"``. L-BFGS is batched per sample: each
+            problem keeps its own curvature pairs and its own backtracking (Armijo) line
+            search, as if solved alone; the line search reads one flag back per trial step.
         unroll: Keep the whole descent in the autograd graph (plain gradient steps), so the
             result is differentiable with respect to the energy's parameters and the init.
     """
@@ -174,10 +176,8 @@ class GradientDescent(Solver):
                 return e
 
             if self.optimizer == "lbfgs":
-                opt = torch.optim.LBFGS([v], lr=self.lr, max_iter=self.steps,
-                                        line_search_fn="strong_wolfe", tolerance_grad=1e-9,
-                                        tolerance_change=1e-12)
-                opt.step(closure)
+                return _batched_lbfgs(lambda u: _call(energy, var, u, inputs), v0.detach(),
+                                      self.steps, self.lr)
             else:
                 cls = torch.optim.SGD if self.optimizer == "sgd" else torch.optim.Adam
                 opt = cls([v], lr=self.lr)
@@ -274,7 +274,8 @@ class ISTA(Solver):
                  init: Tensor | None = None) -> Tensor:
         smooth_terms, prox = self._split(energy, var)  # type: ignore[arg-type]
         v = self._init(var, inputs, init).detach()
-        quad = self._quadratic(smooth_terms, var, inputs)
+        # "power" asks for the estimate even where the exact quadratic path exists
+        quad = None if self.lipschitz == "power" else self._quadratic(smooth_terms, var, inputs)
         out_dtype, work = v.dtype, self.dtype or v.dtype
         if work != out_dtype and quad is None:
             raise ConfigError(f"{type(self).__name__}(dtype={work}) iterates in another dtype "
@@ -354,6 +355,80 @@ class ISTA(Solver):
                 lam = hu.reshape(hu.shape[0], -1).norm(dim=1)
                 u = hu.detach()
         return (self.safety * lam).clamp_min(1e-6).detach()
+
+
+def _batched_lbfgs(fn: Callable[[Tensor], Tensor], v0: Tensor, steps: int, lr: float,
+                   history: int = 10, max_trials: int = 30) -> Tensor:
+    """L-BFGS on ``B`` independent problems at once: ``fn(v) -> [B]``, ``v0 [B, ...]``.
+
+    Each sample keeps its own curvature pairs (s, y), its own two-loop recursion and its own
+    backtracking line search (Armijo, c₁ = 1e-4, halving from ``lr``), so one problem's
+    scale never sets another's step, unlike ``torch.optim.LBFGS`` on the summed energy.
+    """
+    shape, b = v0.shape, v0.shape[0]
+
+    def value(x: Tensor) -> Tensor:
+        return fn(x.reshape(shape))
+
+    def value_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            e = value(x)
+            (g,) = torch.autograd.grad(e.sum(), x)
+        return e.detach(), g
+
+    def dot(a: Tensor, c: Tensor) -> Tensor:
+        return (a * c).sum(dim=1)
+
+    x = v0.reshape(b, -1).clone()
+    f, g = value_and_grad(x)
+    pairs: list[tuple[Tensor, Tensor, Tensor]] = []  # (s, y, ρ), each per sample
+    tiny = torch.finfo(x.dtype).tiny
+    for k in range(steps):
+        # Two-loop recursion: d = −H g with every sample's own history.
+        q, alphas = g.clone(), []
+        for s, y, rho in reversed(pairs):
+            a = rho * dot(s, q)
+            alphas.append(a)
+            q = q - a.unsqueeze(1) * y
+        if pairs:
+            s, y, _ = pairs[-1]
+            yy = dot(y, y)
+            gamma = torch.where(yy > 0, dot(s, y) / yy.clamp_min(tiny), torch.ones_like(yy))
+            q = gamma.unsqueeze(1) * q
+        for (s, y, rho), a in zip(pairs, reversed(alphas)):
+            q = q + (a - rho * dot(y, q)).unsqueeze(1) * s
+        d = -q
+        gd = dot(g, d)
+        uphill = gd >= 0  # a curvature pair gone bad: fall back to steepest descent
+        d = torch.where(uphill.unsqueeze(1), -g, d)
+        gd = torch.where(uphill, -dot(g, g), gd)
+        done = gd.abs() <= 1e-30  # converged (zero gradient): stay
+        t = torch.full_like(f, lr)
+        if k == 0:  # first step: scaled like torch.optim.LBFGS's
+            t = t * (1.0 / g.abs().sum(dim=1).clamp_min(tiny)).clamp(max=1.0)
+        t = torch.where(done, torch.zeros_like(t), t)
+        with torch.no_grad():
+            for _ in range(max_trials):
+                f_new = value(x + t.unsqueeze(1) * d)
+                ok = (f_new <= f + 1e-4 * t * gd) | done
+                if bool(ok.all()):
+                    break
+                t = torch.where(ok, t, 0.5 * t)
+            else:  # no decrease found: that sample stays where it is this step
+                t = torch.where(ok, t, torch.zeros_like(t))
+        x_new = x + t.unsqueeze(1) * d
+        f_new, g_new = value_and_grad(x_new)
+        s, y = x_new - x, g_new - g
+        sy = dot(s, y)
+        good = (sy > 1e-10 * dot(y, y).sqrt() * dot(s, s).sqrt()) & (sy > 0)
+        keep = good.unsqueeze(1)
+        pairs.append((torch.where(keep, s, 0.0), torch.where(keep, y, 0.0),
+                      torch.where(good, 1.0 / sy.clamp_min(tiny), torch.zeros_like(sy))))
+        if len(pairs) > history:
+            pairs.pop(0)
+        x, f, g = x_new, f_new, g_new
+    return x.reshape(shape).detach()
 
 
 def _grad(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:

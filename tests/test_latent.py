@@ -202,3 +202,100 @@ def test_predict_finds_argmin_over_y(device):
     y_hat = ek.predict(energy, x, init=torch.zeros(5, 3, device=device),
                        solver=L.GradientDescent(steps=200, lr=0.1))
     torch.testing.assert_close(y_hat, net(x).detach(), atol=1e-4, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- solvers are modules
+class AmortizedAE(ek.EnergyModel):
+    """F(y) = E(y, enc(y)) with the encoder inside the solver only: it must still train."""
+
+    name = "test.amortized-ae"
+
+    def __init__(self, dim: int = 64, code: int = 8) -> None:
+        super().__init__()
+        self.dim, self.code = dim, code
+        enc = torch.nn.Sequential(torch.nn.Linear(dim, code), torch.nn.Tanh())
+        self.F = ek.FreeEnergy(E.Reconstruction(torch.nn.Linear(code, dim)), L.Amortized(enc))
+
+    def energy(self, y, x=None, z=None):
+        return self.F.energy(y, z=z)
+
+    def infer(self, y, x=None):
+        return self.F.infer(y)
+
+    def default_strategy(self):
+        return ek.strategies.Architectural()
+
+    def config(self):
+        return {"dim": self.dim, "code": self.code}
+
+
+def test_an_amortized_encoder_trains_moves_saves_and_reloads(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = AmortizedAE()
+    enc = model.F.solver.encoder
+    assert {id(p) for p in enc.parameters()} <= {id(p) for p in model.parameters()}
+    before = enc[0].weight.detach().clone()
+    data = ek.data.TensorData({"y": ek.get_dataset("digits").y[:256]}, name="d", split="train")
+    f0 = float(model(data.y).mean().detach())
+    history = ek.Trainer(model, lr=3e-3, epochs=6, batch_size=64, device="cpu",
+                         progress=False).fit(data)
+    assert not torch.equal(enc[0].weight, before)  # the Trainer trained the encoder
+    assert history[-1]["loss"] < 0.5 * f0
+    assert "F.solver.encoder.0.weight" in model.state_dict()
+    # save and reload (the registry's get_model stands in for a plugin): the encoder too
+    model.save(tmp_path / "m")
+    monkeypatch.setattr(ek.plugins, "get_model", lambda name, **cfg: AmortizedAE(**cfg))
+    again = ek.load(tmp_path / "m")
+    assert torch.equal(again.F.solver.encoder[0].weight, enc[0].weight)
+    with torch.no_grad():
+        assert torch.allclose(again(data.y[:32]), model.eval()(data.y[:32]))
+
+
+def test_exhaustive_candidates_move_with_the_module():
+    solver = L.Exhaustive(torch.eye(4, dtype=torch.float32))
+    F = ek.FreeEnergy(E.Reconstruction(torch.nn.Linear(4, 3)), solver).double()
+    assert solver.candidates.dtype == torch.float64  # a buffer: .to()/.double() move it
+    assert "solver.candidates" not in F.state_dict()  # rebuilt from config, never saved
+    z = F.infer(torch.randn(5, 3, dtype=torch.float64))
+    assert z.dtype == torch.float64 and z.sum(1).eq(1).all()
+
+
+# ---------------------------------------------------------------- AMP, power, L-BFGS
+def test_solvers_run_in_float32_under_bf16_autocast():
+    dec, y, energy, _ = _lasso_problem(dtype=torch.float32)
+    fista = L.FISTA(dim=24, steps=60)
+    plain = fista(energy, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = fista(energy, y)  # the Gram matrix would reach eigvalsh in bf16 and fail
+        gd = L.GradientDescent(dim=24, steps=30, lr=0.05)(energy, y)
+    assert amp.dtype == torch.float32 and torch.allclose(amp, plain, atol=1e-6)
+    assert gd.dtype == torch.float32
+    assert torch.allclose(gd, L.GradientDescent(dim=24, steps=30, lr=0.05)(energy, y), atol=1e-6)
+
+
+def test_ista_power_uses_power_iteration_not_the_exact_constant(monkeypatch):
+    dec, y, energy, _ = _lasso_problem()
+    calls = []
+    original = L.ISTA._estimate
+    monkeypatch.setattr(L.ISTA, "_estimate",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    auto = L.ISTA(dim=24, steps=400, lipschitz="auto")(energy, y)
+    assert not calls
+    power = L.ISTA(dim=24, steps=400, lipschitz="power")(energy, y)
+    assert calls  # old code took the exact quadratic path for "power" too
+    # both reach the same optimum (power's estimated step is only more cautious)
+    assert torch.allclose(energy(y, z=power), energy(y, z=auto), rtol=1e-3)
+
+
+def test_batched_lbfgs_solves_each_problem_as_if_alone():
+    """Rosenbrock problems at scales 1, 1e4 and 1e-2: one shared line search over their
+    sum (torch.optim.LBFGS) leaves two of them far from (1, 1); per-sample L-BFGS solves all."""
+    scales = torch.tensor([1.0, 1e4, 1e-2], dtype=torch.float64)
+
+    def rosenbrock(y, x=None, z=None):
+        return scales * ((1 - z[:, 0]) ** 2 + 100 * (z[:, 1] - z[:, 0] ** 2) ** 2)
+
+    init = torch.tensor([[-1.2, 1.0]] * 3, dtype=torch.float64)
+    z = L.GradientDescent(steps=60, lr=1.0, optimizer="lbfgs")(
+        rosenbrock, torch.zeros(3, 1, dtype=torch.float64), init=init)
+    assert torch.allclose(z, torch.ones_like(z), atol=1e-4), z
