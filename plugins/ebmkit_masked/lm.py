@@ -1,0 +1,364 @@
+"""``masked.lm``: a BERT-style masked language model read as an energy-based model.
+
+x is the corrupted sequence (``<mask>`` = id 2 where hidden), y the clean one, and
+
+    E(x, y) = −Σ_{i : x_i = <mask>} log p_θ(y_i | x)        (nats, one value per sequence)
+
+so ``predict(x)`` = argmin_y E fills every ``<mask>`` with its most likely token (the
+positions are conditionally independent given x), and training — cross-entropy on the
+corrupted positions — pushes the energy of the true completion down and, through the
+softmax's normaliser, every other completion up.
+
+The network (axis legend: ``b`` batch, ``n`` tokens, ``h`` heads, ``d`` model width,
+``e`` head width, ``v`` vocabulary):
+
+    ids [b, n] → token + position embedding [b, n, d]
+      → n_layer × Block:  h += DWConv(LN(h))   (depthwise, over n; conv_kernel wide)
+                          h += Attn(LN(h))     (bidirectional, F.scaled_dot_product_attention)
+                          h += MLP(LN(h))      (d → 4d → d, GELU)
+      → LN → logits = h · Eᵀ + b [b, n, v]      (E: the token embedding, tied)
+
+The depthwise convolution in each pre-LN block is this model's departure from BERT: on a
+few CPU cores a plain transformer needs most of a 5-minute budget just to learn which
+characters sit next to which (what a count model of the neighbours knows at once); a
+k-wide depthwise convolution gives every token its neighbourhood from the first step,
+and attention adds the long range (cf. ConvBERT, Jiang et al. 2020; Primer's depthwise
+convolutions, So et al. 2021). ``conv_kernel=0`` gives the plain transformer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+import ebmkit as ek
+
+from .corruption import MASK_ID, N_SPECIAL, BertCorruption
+
+__all__ = ["MaskedLM", "MaskedLMConfig", "MaskedLMStrategy"]
+
+WHO = "masked.lm"
+
+
+@dataclass
+class MaskedLMConfig:
+    """Options of ``masked.lm``.
+
+    Attributes:
+        level: ``"char"`` or ``"word"``: the tokenisation of ``ek.get_dataset("text")``.
+        vocab: The ordinary tokens (ids 3, 4, …); None takes the text dataset's vocabulary
+            at ``level``. ``config()`` always holds the resolved list, so a saved model
+            decodes with its own vocabulary.
+        block_size: The context length: sequences of any length up to it are accepted.
+        n_layer: Transformer blocks.
+        n_head: Attention heads.
+        d_model: Width.
+        conv_kernel: Width of the depthwise convolution in each block (odd); 0 for none.
+        dropout: Dropout on attention weights and residual branches.
+        mask_rate: BERT's selection rate, in (0, 1).
+        mask_prob: Probability that a selected token becomes ``<mask>``.
+        random_prob: Probability that a selected token becomes a random token (the rest
+            keep their token).
+        eval_seed: Seed of the fixed corruption that ``metrics()`` evaluate on.
+    """
+
+    level: str = "char"
+    vocab: list[str] | None = None
+    block_size: int = 256
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    conv_kernel: int = 7
+    dropout: float = 0.0
+    mask_rate: float = 0.15
+    mask_prob: float = 0.8
+    random_prob: float = 0.1
+    eval_seed: int = 1234
+
+
+class Block(nn.Module):
+    """One pre-LN block: depthwise conv, self-attention, MLP, each a residual branch."""
+
+    def __init__(self, cfg: MaskedLMConfig) -> None:
+        super().__init__()
+        d, k = cfg.d_model, cfg.conv_kernel
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.ln_conv = nn.LayerNorm(d) if k else None
+        self.conv = nn.Conv1d(d, d, k, padding=k // 2, groups=d) if k else None
+        self.ln_attn = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln_mlp = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, h: Tensor) -> Tensor:                                  # h: [b, n, d]
+        if self.conv is not None:
+            c = self.conv(rearrange(self.ln_conv(h), "b n d -> b d n"))
+            h = h + self.drop(rearrange(c, "b d n -> b n d"))
+        q, k, v = rearrange(self.qkv(self.ln_attn(h)), "b n (three h e) -> three b h n e",
+                            three=3, h=self.n_head)
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        h = h + self.drop(self.proj(rearrange(a, "b h n e -> b n (h e)")))
+        return h + self.drop(self.mlp(self.ln_mlp(h)))
+
+
+def _resolve_vocab(cfg: MaskedLMConfig) -> list[str]:
+    ek.config.one_of("level", cfg.level, ("char", "word"), who=WHO)
+    if cfg.vocab is None:
+        return list(ek.get_dataset("text", level=cfg.level).vocab.itos[N_SPECIAL:])
+    if not isinstance(cfg.vocab, list) or not all(isinstance(t, str) for t in cfg.vocab):
+        raise ek.errors.ConfigError(f"{WHO}: vocab must be a list of token strings or None, "
+                                    f"got {type(cfg.vocab).__name__}")
+    return list(cfg.vocab)
+
+
+class MaskedLM(ek.EnergyModel):
+    """A masked language model whose energy is the NLL of the hidden tokens.
+
+    Args:
+        cfg: The options (see [`MaskedLMConfig`][ebmkit_masked.lm.MaskedLMConfig]).
+    """
+
+    name = WHO
+    config_class = MaskedLMConfig
+
+    def __init__(self, cfg: MaskedLMConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or MaskedLMConfig()
+        for opt in ("block_size", "n_layer", "n_head", "d_model"):
+            ek.config.at_least(opt, getattr(cfg, opt), 1, who=WHO)
+        k = ek.config.at_least("conv_kernel", cfg.conv_kernel, 0, who=WHO)
+        if k and k % 2 == 0:
+            raise ek.errors.ConfigError(f"{WHO}: conv_kernel must be odd (centred on the token) "
+                                        f"or 0, got {k}")
+        if cfg.d_model % cfg.n_head:
+            raise ek.errors.ConfigError(f"{WHO}: d_model ({cfg.d_model}) must be a multiple of "
+                                        f"n_head ({cfg.n_head})")
+        ek.config.number("dropout", cfg.dropout, low=0.0, high=1.0, high_open=True, who=WHO)
+        cfg.vocab = _resolve_vocab(cfg)
+        self.cfg = cfg
+        self.vocab_size = len(cfg.vocab) + N_SPECIAL
+        self.corruption = BertCorruption(self.vocab_size, cfg.mask_rate, cfg.mask_prob,
+                                         cfg.random_prob)
+        d = cfg.d_model
+        self.tok_emb = nn.Embedding(self.vocab_size, d)
+        self.pos_emb = nn.Embedding(cfg.block_size, d)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        self.out_bias = nn.Parameter(torch.zeros(self.vocab_size))
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
+            if name.endswith(("proj.weight", "mlp.2.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------------ vocabulary
+    @property
+    def vocab(self) -> Any:
+        """The model's ``ek.data.text.Vocabulary`` (for ``encode`` / ``decode``)."""
+        from ebmkit.data.text import Vocabulary
+
+        return Vocabulary(self.cfg.vocab, level=self.cfg.level)
+
+    # ------------------------------------------------------------------ the network
+    def hidden(self, x: Tensor) -> Tensor:
+        """Final hidden states ``[b, n, d]`` of ids x ``[b, n]`` (unchecked)."""
+        pos = torch.arange(x.shape[1], device=x.device)
+        h = self.tok_emb(x) + self.pos_emb(pos)                              # [b, n, d]
+        for block in self.blocks:
+            h = block(h)
+        return self.ln_f(h)
+
+    def head(self, h: Tensor) -> Tensor:
+        """Logits over the vocabulary from hidden states ``[..., d]`` (tied weights)."""
+        return F.linear(h, self.tok_emb.weight, self.out_bias)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Logits ``[b, n, v]`` of p(y_i | x) at every position of x (int64 ``[b, n]``)."""
+        return self.head(self.hidden(self.check_ids(x, "x")))
+
+    def check_ids(self, t: Any, what: str, *, values: bool = True) -> Tensor:
+        """Raise a clear error unless ``t`` is int64-like token ids ``[B, T]`` with
+        T ≤ block_size (and, when ``values``, ids in ``[0, vocab_size)``: one host sync)."""
+        if not isinstance(t, Tensor):
+            raise ek.errors.ConfigError(f"{WHO}: {what} must be a tensor of token ids [B, T], "
+                                        f"got {type(t).__name__}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ek.errors.ConfigError(
+                f"{WHO}: {what} must hold integer token ids (int64), got a {t.dtype} tensor; "
+                f"encode text with model.vocab.encode(...) or ek.get_dataset('text')")
+        if t.dim() != 2:
+            raise ek.errors.ConfigError(f"{WHO}: {what} must have shape [B, T] (a batch of "
+                                        f"sequences), got {list(t.shape)}")
+        if t.shape[1] > self.cfg.block_size:
+            raise ek.errors.ConfigError(
+                f"{WHO}: {what} has {t.shape[1]} tokens, longer than the model's context "
+                f"block_size={self.cfg.block_size}; cut it into blocks or build the model with a "
+                f"larger block_size")
+        if t.device != self.device:
+            raise ek.errors.ConfigError(f"{WHO}: {what} is on {t.device} but the model is on "
+                                        f"{self.device}; move one of them")
+        if values and t.numel():
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= self.vocab_size:
+                bad = lo if lo < 0 else hi
+                raise ek.errors.ConfigError(
+                    f"{WHO}: {what} holds token id {bad}, outside the vocabulary [0, "
+                    f"{self.vocab_size})")
+        return t.long()
+
+    # ------------------------------------------------------------------ the energy
+    def token_nll(self, y: Tensor, x: Tensor) -> Tensor:
+        """−log p(y_i | x) at every position, ``[B, T]`` (float32)."""
+        logits = self.logits(x)
+        return F.cross_entropy(rearrange(logits, "b n v -> b v n").float(), y, reduction="none")
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(x, y) = −Σ_{i: x_i = <mask>} log p(y_i | x), in nats, ``[B]``.
+
+        Args:
+            y: The full sequence, int64 ``[B, T]``.
+            x: The corrupted sequence, int64 ``[B, T]`` (``<mask>`` = 2 where hidden).
+
+        Raises:
+            ConfigError: x missing, shapes differ, or bad ids (see ``check_ids``).
+        """
+        if x is None:
+            raise ek.errors.ConfigError(
+                f"{WHO}: energy(y, x=x) needs the corrupted sequence x (<mask> = {MASK_ID} where "
+                f"hidden); for a score of y alone use free_energy(y) or score(y), the "
+                f"pseudo-negative-log-likelihood")
+        y = self.check_ids(y, "y")
+        if x.shape != y.shape:
+            raise ek.errors.ConfigError(f"{WHO}: x and y must have the same shape, got x "
+                                        f"{list(x.shape)} and y {list(y.shape)}")
+        nll = self.token_nll(y, x)                                           # [B, T]
+        return (nll * (x == MASK_ID)).sum(1)
+
+    def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """No latent variable: with x, F(x, y) = E(x, y); without x, the pseudo-NLL
+        ``score(y)`` (every position masked in turn), which scores y alone."""
+        return self.score(y) if x is None else self.energy(y, x=x)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor) -> Tensor:
+        """argmin_y E(x, y): x with every ``<mask>`` replaced by its most likely token.
+
+        Raises:
+            ConfigError: bad ids, or x holds no ``<mask>`` (nothing to predict).
+        """
+        x = self.check_ids(x, "x")
+        masked = x == MASK_ID
+        if not bool(masked.any()):
+            raise ek.errors.ConfigError(
+                f"{WHO}: predict(x) fills the <mask> tokens (id {MASK_ID}) of x, but x holds "
+                f"none; hide positions first, e.g. x[:, i] = {MASK_ID}")
+        logits = self.logits(x)
+        logits[..., :N_SPECIAL] = -math.inf            # a hidden token is never pad/unk/mask
+        return torch.where(masked, logits.argmax(-1), x)
+
+    @torch.no_grad()
+    def score(self, y: Tensor, chunk: int = 4096) -> Tensor:
+        """Pseudo-negative-log-likelihood −Σ_i log p(y_i | y with position i masked), ``[B]``.
+
+        Each of the T positions is masked in turn; the B·T masked copies run as batches of
+        at most ``chunk`` sequences. Not a normalised likelihood (see the docs).
+        """
+        y = self.check_ids(y, "y")
+        b, t = y.shape
+        eye = torch.eye(t, dtype=torch.bool, device=y.device)                # [t, t]
+        out = torch.empty(b * t, device=y.device)
+        copies = y.repeat_interleave(t, dim=0)                               # [b·t, t]
+        which = eye.repeat(b, 1)                                             # [b·t, t]
+        xs = copies.masked_fill(which, MASK_ID)
+        targets = copies[which]                                              # [b·t]
+        for s in range(0, b * t, chunk):
+            sl = slice(s, s + chunk)
+            h = self.hidden(xs[sl])[which[sl]]                               # [c, d]
+            out[sl] = F.cross_entropy(self.head(h).float(), targets[sl], reduction="none")
+        return out.view(b, t).sum(1)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int = 8, steps: int = 2, length: int | None = None,
+               method: str = "gibbs", init: Tensor | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Draw sequences by Gibbs or Metropolis–Hastings sampling; int64 ``[n, length]``.
+
+        See [`ebmkit_masked.sampling`][ebmkit_masked.sampling] for the two chains.
+
+        Args:
+            n: Chains (ignored when ``init`` is given).
+            steps: Sweeps over every position after the initial fill.
+            length: Sequence length (default: 64, at most block_size).
+            method: ``"gibbs"`` or ``"mh"`` (target exp(−score), Goyal et al. 2021).
+            init: Optional start ``[n, length]``; ``<mask>`` entries are filled first.
+            temperature: Softmax temperature of the proposals.
+            generator: Optional generator on the model's device.
+        """
+        from .sampling import sample
+
+        return sample(self, n=n, steps=steps, length=length, method=method, init=init,
+                      temperature=temperature, generator=generator)
+
+    def decode(self, ids: Tensor) -> list[str]:
+        """Text of each row of ids ``[B, T]``."""
+        vocab = self.vocab
+        return [vocab.decode(row) for row in ids.detach().cpu()]
+
+    # ------------------------------------------------------------------ training
+    def default_strategy(self) -> MaskedLMStrategy:
+        return MaskedLMStrategy()
+
+    def metrics(self) -> dict[str, Any]:
+        """``<mask>``-position accuracy, perplexity and bits per character, the same over
+        every corrupted position (``selected/…``), on a corruption fixed by ``eval_seed``."""
+        from .metrics import MaskedTokenMetrics
+
+        return {"mlm": MaskedTokenMetrics(self.cfg.eval_seed)}
+
+
+class MaskedLMStrategy(ek.strategies.Strategy):
+    r"""BERT's training step: corrupt y into x, then the mean cross-entropy over every
+    *selected* position (masked, replaced or kept):
+
+    $$ L = \frac{1}{|S|} \sum_{(b, i) \in S} -\log p_\theta(y_{b,i} \mid x_b). $$
+
+    On the ``<mask>`` positions this is the energy E(x, y) averaged per token; the
+    replaced and kept positions teach the model not to trust its input blindly. Logs
+    ``e_pos`` (the mean energy per sequence) and ``accuracy`` (on ``<mask>`` positions).
+    """
+
+    def __init__(self) -> None:
+        self._checked = False
+
+    def __call__(self, model: MaskedLM, batch: dict[str, Tensor]) -> ek.StepOutput:
+        y = batch["y"] if isinstance(batch, dict) and "y" in batch else None
+        y = model.check_ids(y, "batch['y']", values=not self._checked)
+        self._checked = True  # the range check syncs: once per run, not per step
+        x, selected = model.corruption.corrupt(y)                            # [B, T] each
+        h = model.hidden(x)[selected]                                        # [S, d]
+        logits = model.head(h)                                               # [S, v]
+        target = y[selected]
+        nll = F.cross_entropy(logits.float(), target, reduction="none")      # [S]
+        loss = nll.mean()
+        with torch.no_grad():
+            masked = x[selected] == MASK_ID
+            e_pos = (nll * masked).sum() / y.shape[0]
+            acc = ((logits.argmax(-1) == target) & masked).sum() / masked.sum().clamp(min=1)
+        return ek.StepOutput(loss, {"e_pos": e_pos, "accuracy": acc})
+
+    def __repr__(self) -> str:
+        return "MaskedLMStrategy()"
