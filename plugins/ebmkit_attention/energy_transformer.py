@@ -59,7 +59,7 @@ class EnergyTransformerConfig:
     head_dim: int = 16
     memories: int = 128  # Hopfield memory patterns ξ_μ
     steps: int = 6  # descent steps per forward pass
-    step_size: float = 0.1  # initial α
+    step_size: float = 0.01  # initial α
     max_step: float = 0.5  # α stays in (0, max_step)
     beta: float | None = None  # attention inverse temperature (None: 1/√head_dim)
     mask_ratio: float = 0.5  # share of patches hidden in training and in the metrics
