@@ -126,11 +126,24 @@ def _frames(n=30, seed=0):
     return out
 
 
+def _standardise(model, frames):
+    """Random C weights on standardised z, small ones on h: an untrained agent that still
+    uses both actions."""
+    with torch.no_grad():
+        z = model.vision.encode(model.frames(np.stack(frames)))
+        k = z.shape[1]
+        model.controller.mean[:k] = z.mean(0)
+        model.controller.std[:k] = z.std(0) + 1e-6
+    flat = torch.randn(model.controller.size)
+    flat[k:] = 0.01 * flat[k:]  # h's weights and the bias
+    model.controller.set_flat(flat.numpy())
+
+
 def test_policy_is_deterministic_without_autograd_and_survives_save(tmp_path):
     torch.manual_seed(0)
     model = _tiny()
-    model.controller.set_flat(torch.randn(model.controller.size).numpy())
     frames = _frames()
+    _standardise(model, frames)
     grad_seen = []
     model.vision.encoder.register_forward_hook(
         lambda *_: grad_seen.append(torch.is_grad_enabled()))
@@ -157,7 +170,7 @@ def test_policy_is_deterministic_without_autograd_and_survives_save(tmp_path):
 def test_batched_agent_matches_the_policy():
     torch.manual_seed(1)
     model = _tiny()
-    model.controller.set_flat(torch.randn(model.controller.size).numpy())
+    _standardise(model, _frames())
     spec = model.frames
     rets, eps = run_episodes("CartPole-v1", [3, 4], spec,
                              Agent(model.vision, model.memory, model.controller, 2), keep=True,
@@ -175,7 +188,7 @@ def test_batched_agent_matches_the_policy():
                 break
         assert total == ret
     env.close()
-    assert eps == [] and rets.shape == (2,)
+    assert rets.shape == (2,) and [e.steps for e in eps] == rets.tolist()
 
 
 def test_dream_rollouts_end_and_count_steps():
@@ -224,7 +237,7 @@ def test_bad_options():
         _tiny(frame_size=4)
     with pytest.raises(ConfigError, match="crop"):
         _tiny(crop=[1, 2])
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match="no option 'colour'"):
         ek.get_model("worldmodels", colour=True)
     with pytest.raises(ConfigError, match="uint8"):
         FrameSpec(16)(np.zeros((4, 4), np.uint8))

@@ -42,11 +42,16 @@ class LinearController(nn.Module):
 
     @property
     def size(self) -> int:
-        """Number of searched parameters, A·(F + 1)."""
-        return self.actions * (self.features + 1)
+        """Number of searched parameters: F + 1 for two actions (only the difference of
+        their scores matters), A·(F + 1) otherwise."""
+        return self.features + 1 if self.actions == 2 else self.actions * (self.features + 1)
 
     def unflatten(self, flat: Tensor) -> tuple[Tensor, Tensor]:
-        """``[P, A·(F+1)]`` → W ``[P, A, F]``, b ``[P, A]``."""
+        """Searched vectors ``[P, size]`` → W ``[P, A, F]``, b ``[P, A]``."""
+        if self.actions == 2:  # action 1 scores v·f + c, action 0 scores 0
+            w = torch.stack([torch.zeros_like(flat[:, :-1]), flat[:, :-1]], dim=1)
+            b = torch.stack([torch.zeros_like(flat[:, -1]), flat[:, -1]], dim=1)
+            return w, b
         w = flat[:, : self.actions * self.features].reshape(-1, self.actions, self.features)
         return w, flat[:, self.actions * self.features:]
 
@@ -58,6 +63,10 @@ class LinearController(nn.Module):
         self.bias.copy_(b[0])
 
     def flat(self) -> np.ndarray:
+        """The searched vector of the current W, b (inverse of ``set_flat``)."""
+        if self.actions == 2:
+            v = torch.cat([self.weight[1] - self.weight[0], self.bias[1:] - self.bias[:1]])
+            return v.cpu().double().numpy()
         return torch.cat([self.weight.flatten(), self.bias]).cpu().double().numpy()
 
     def standardise(self, f: Tensor) -> Tensor:
