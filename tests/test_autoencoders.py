@@ -10,7 +10,8 @@ Quality bars (asserted; the measured figures are printed, see ``pytest -s``):
 - ``autoencoder.contractive``: encoder Jacobian norm below the plain model's at comparable
   MSE;
 - ``autoencoder.variational``: held-out importance-weighted log-likelihood above a diagonal
-  Gaussian's; samples cover all ten digits by a classifier trained on the train split;
+  Gaussian's; every digit is at least 3% of 500 samples, labelled by a classifier trained
+  on the train split;
 - anomaly scores: trained on 0-8, AUROC for 9 on the test split ≥ 0.85.
 """
 
@@ -224,7 +225,8 @@ def test_variational_likelihood_and_samples(digits):
           f"{ll_gaussian:.2f}; classes of 500 samples {hist.tolist()}")
     assert iwae > ll_gaussian
     assert iwae >= elbo - 0.5  # the importance-weighted bound is the tighter one
-    assert (hist > 0).all()
+    assert (hist >= 0.03 * 500).all(), hist  # every digit, at least 3% of the samples (23 of
+    # 500, 4.6%, for the rarest when measured)
     report = ek.Trainer(model, device="cpu", progress=False).evaluate(
         TensorData({"y": y_test}, name="d", split="test"))
     assert {"elbo", "log_likelihood", "mse", "psnr"} <= set(report)
