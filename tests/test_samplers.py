@@ -268,3 +268,62 @@ def test_from_sampler_uses_and_feeds_buffer(device):
     assert plain.shape == y.shape
     with pytest.raises(ConfigError, match="needs the model"):
         gen(y)
+
+
+# -- defaults, AMP, compiled loops -------------------------------------------------------------
+
+def test_langevin_defaults_sample_rather_than_add_noise():
+    """Langevin() uses σ = √(2η) with a small η, so its chains sample exp(−E); the old
+    defaults (η = 10, σ = √20) blew up on any energy of unit curvature."""
+    torch.manual_seed(0)
+    sampler = Langevin()
+    assert sampler.noise == pytest.approx((2 * sampler.step_size) ** 0.5)
+    sampler.steps = 600  # η = 0.01: ~6 relaxation times of a unit-curvature energy
+    y = sampler.sample(lambda y: 0.5 * y.square().sum(1), torch.zeros(4000, 2))
+    assert torch.isfinite(y).all()
+    assert float((y.var(0) - 1).abs().max()) < 0.1  # N(0, I) up to the O(η) bias
+
+
+def test_samplers_run_float32_chains_under_bf16_autocast():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 16), nn.SiLU(), nn.Linear(16, 1))
+
+    def energy(y):
+        return net(y).squeeze(-1)
+
+    init = torch.randn(32, 2)
+    for sampler in (Langevin(steps=20, step_size=0.01), HMC(steps=3, step_size=0.05,
+                                                             leapfrog_steps=3)):
+        torch.manual_seed(1)
+        plain = sampler.sample(energy, init)
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            amp = sampler.sample(energy, init)
+        # bf16 steps would differ by ~1e-2 after 20 updates; float32 chains are identical
+        assert amp.dtype == torch.float32 and torch.equal(amp, plain), type(sampler).__name__
+
+
+@pytest.mark.slow  # two torch.compile runs: ~20 s of CPU on 2 cores, minutes under load
+def test_compiled_samplers_match_the_eager_loops():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 16), nn.SiLU(), nn.Linear(16, 1))
+
+    def energy(y):
+        return net(y).squeeze(-1)
+
+    init = torch.randn(16, 2)
+    kwargs = {"steps": 10, "step_size": 0.05, "noise": 0.1, "grad_clip": 0.5, "clamp": (-1.0, 1.0)}
+    torch.manual_seed(1)
+    eager = Langevin(**kwargs).sample(energy, init)
+    torch.manual_seed(1)
+    compiled = Langevin(compile=True, **kwargs).sample(energy, init)
+    # the same noise draws (made outside the graph), the same maths up to rounding
+    assert torch.allclose(eager, compiled, atol=1e-5)
+    torch.manual_seed(2)
+    hmc = HMC(steps=2, step_size=0.05, leapfrog_steps=3)
+    eager = hmc.sample(energy, init)
+    torch.manual_seed(2)
+    chmc = HMC(steps=2, step_size=0.05, leapfrog_steps=3, compile=True)
+    assert torch.allclose(chmc.sample(energy, init), eager, atol=1e-5)
+    assert torch.allclose(chmc.acceptance_rate, hmc.acceptance_rate)
+    assert all(p.grad is None for p in net.parameters())
