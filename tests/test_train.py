@@ -498,3 +498,63 @@ def test_named_optimizers_are_fused_and_resume_keeps_this_devices_choice(tmp_pat
     history = resumed.fit(blob())
     assert not resumed.optimizer.param_groups[0]["fused"]  # not the checkpoint's True
     assert len(history) == 2 and math.isfinite(history[-1]["loss"])
+
+
+# ------------------------------------------------------------------------ divergence guard
+def test_guard_snapshots_only_when_a_retry_is_allowed(monkeypatch) -> None:
+    from ebmkit.train import guard
+
+    taken = []
+    original = guard.snapshot
+    monkeypatch.setattr(guard, "snapshot", lambda t: taken.append(original(t)) or taken[-1])
+    Trainer(Quadratic(), epochs=2, batch_size=8, device="cpu", max_retries=0,
+            progress=False).fit(constant_data())
+    assert taken == [None, None]  # no copy of weights, optimizer state or buffers at all
+    Trainer(Quadratic(), epochs=1, batch_size=8, device="cpu", max_retries=1,
+            progress=False).fit(constant_data())
+    assert taken[-1] is not None and taken[-1]["tensors"][0].device.type == "cpu"
+
+
+def test_guard_keeps_the_snapshot_off_a_full_accelerator(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from ebmkit.train import guard
+
+    fake = SimpleNamespace(device=torch.device("cuda", 0), _state=[torch.zeros(1000)])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10_000, 10**9))
+    assert guard.snapshot_device(fake).type == "cpu"  # 12 kB of state, 10 kB free
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**9, 10**9))
+    assert guard.snapshot_device(fake) == torch.device("cuda", 0)
+
+
+def test_the_last_good_weights_are_back_when_the_guard_gives_up() -> None:
+    # lr 2.5 overshoots past the limit; a backoff of 0.9 keeps overshooting: it gives up.
+    model = Quadratic(limit=1.5)
+    trainer = Trainer(model, lr=2.5, epochs=2, batch_size=8, device="cpu", optimizer="sgd",
+                      lr_backoff=0.9, max_retries=1, check_every=3, progress=False)
+    with pytest.raises(DivergenceError) as info:
+        trainer.fit(constant_data())
+    assert info.value.restored
+    assert torch.equal(model.mu.detach(), torch.zeros(2))  # the start of the epoch, not NaN
+
+
+def test_without_retries_the_checkpoint_weights_are_restored(tmp_path: Path) -> None:
+    class NaNAtCall:
+        """NaN gradients at the 11th step (epoch 2): the parameters become NaN."""
+
+        calls = 0
+
+        def __call__(self, model, batch):
+            self.calls += 1
+            bad = math.nan if self.calls == 11 else 1.0
+            return StepOutput(model.energy(batch["y"]).mean() * bad)
+
+    model = Quadratic()
+    trainer = Trainer(model, NaNAtCall(), lr=0.1, epochs=3, batch_size=8, device="cpu",
+                      optimizer="sgd", max_retries=0, check_every=2, progress=False,
+                      checkpoint_dir=tmp_path / "run")
+    with pytest.raises(DivergenceError, match="checkpoint") as info:
+        trainer.fit(constant_data())
+    assert info.value.restored and info.value.epoch == 2
+    saved = ek.checkpoint.read_weights(tmp_path / "run" / "model.safetensors")[0]["mu"]
+    assert torch.isfinite(model.mu).all() and torch.equal(model.mu.detach(), saved)
