@@ -71,7 +71,10 @@ class Trainer:
             RNGs alone and draws the data order from fresh entropy (rank 0's, shared, so
             distributed shards stay disjoint).
         amp: Mixed precision: ``True`` (bf16 where CUDA supports it, else fp16 with a grad
-            scaler; no effect off CUDA), ``"bf16"``, ``"fp16"`` or ``False``.
+            scaler; no effect off CUDA), ``"bf16"``, ``"fp16"`` (with a grad scaler) or
+            ``False``. The strategy's step runs under autocast; latent solvers and samplers
+            switch it off inside and iterate in float32; a run with no trainable
+            parameters (closed-form updates) runs without it.
         progress: Show a tqdm bar; None shows one only when stderr is a terminal.
         resume: Continue exactly from the checkpoint in ``checkpoint_dir`` (weights,
             optimizer, RNG states, the strategy's state, history, learning rate).
@@ -416,7 +419,10 @@ class Trainer:
         # The hot loop: locals only, no host sync; the monitor reads values back every
         # `check_every` steps.
         model, strategy, opt, scaler = self._call_model, self.strategy, self.optimizer, self.scaler
-        params, clip, dtype = self.params, self.grad_clip, self.amp_dtype
+        # Autocast only where a loss is backpropagated: a strategy with nothing to learn by
+        # gradient (closed-form updates, e.g. K-means' Lloyd) runs in full precision.
+        params, clip = self.params, self.grad_clip
+        dtype = self.amp_dtype if opt is not None else None
         explicit = self.mode == "explicit"
         average = self.dist.average_gradients if explicit else None
         # DDP broadcasts buffers itself; the explicit path does it here, before every step.
