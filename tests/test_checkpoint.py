@@ -301,3 +301,24 @@ def test_crash_while_checkpointing_keeps_a_consistent_checkpoint(
         state = torch.load(run / "trainer.pt", weights_only=True)
         assert state["epoch"] == 3 and len(state["history"]) == 3
         assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
+
+
+def test_weights_and_header_of_a_save_change_together(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the two files of one save (weights written, header not) leaves the
+    previous pair: never the new weights with the old header."""
+    model, prefix = saved_hello(tmp_path)
+    old = (prefix.parent / "model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("killed while writing the header")
+
+    monkeypatch.setattr(ckpt, "json_text", crash)
+    with torch.no_grad():
+        model.mu.zero_()
+    with pytest.raises(OSError, match="killed"):
+        model.save(prefix)
+    monkeypatch.undo()
+    assert (prefix.parent / "model.safetensors").read_bytes() == old
+    assert torch.equal(ek.load(prefix).mu, torch.tensor([1.0, -2.0, 0.5]))
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["model.json", "model.safetensors"]

@@ -190,7 +190,7 @@ def test_plugins_load_once(fresh_plugins, monkeypatch):
 
 def test_unknown_names_suggest_close_ones(fresh_plugins, monkeypatch):
     monkeypatch.setenv("EBMKIT_DISABLE_PLUGINS", "broken")
-    with pytest.raises(UnknownNameError, match=r"unknown model 'helo'\. Did you mean 'hello'\?"):
+    with pytest.raises(UnknownNameError, match=r"unknown model 'helo'\. Did you mean 'hello'"):
         ek.get_model("helo")
     with pytest.raises(UnknownNameError, match=r"Did you mean 'digits'"):
         ek.get_dataset("digit")
@@ -258,3 +258,73 @@ def test_listing_imports_neither_torch_nor_model_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+class _AliasClash:
+    """Claims 'hello' too; 'hi' is an alias of 'hello.alias' registered before."""
+
+    @ek.hookimpl
+    def register_models(self, register):
+        register("hello.alias", lambda: None, aliases=("hi",))
+
+
+class _AliasClashTwo:
+    @ek.hookimpl
+    def register_models(self, register):
+        register("hello.alias", lambda: None)
+
+
+def test_an_alias_of_a_duplicated_name_raises_duplicate_not_unknown(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("EBMKIT_DISABLE_PLUGINS", "broken")
+    fresh_plugins.register_plugin(_AliasClash(), name="first")
+    with pytest.warns(PluginWarning):
+        fresh_plugins.register_plugin(_AliasClashTwo(), name="second")
+    for name in ("hello.alias", "hi"):
+        with pytest.raises(DuplicateNameError, match="'first' and 'second'"):
+            ek.get_model(name)
+
+
+def test_the_registry_is_never_handed_out_half_loaded(fresh_plugins, monkeypatch):
+    """A thread that asks while another loads waits for the whole load."""
+    import threading
+    import time
+
+    monkeypatch.setenv("EBMKIT_DISABLE_PLUGINS", "broken")
+    original = fresh_plugins.PluginHost.load
+
+    def slow_load(self):
+        time.sleep(0.3)  # the window in which the old code published an empty host
+        original(self)
+
+    monkeypatch.setattr(fresh_plugins.PluginHost, "load", slow_load)
+    seen: dict[str, list[str]] = {}
+
+    def ask(who):
+        seen[who] = ek.list_models()
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    time.sleep(0.1)
+    ask("second")
+    first.join()
+    assert seen["second"] == seen["first"] and "kmeans" in seen["second"]
+
+
+def test_a_plugin_registered_loss_can_be_named_by_a_strategy(fresh_plugins, monkeypatch):
+    import torch
+
+    class Losses:
+        @ek.hookimpl
+        def register_losses(self, register):
+            register("test.doubled_hinge",
+                     lambda e_pos, e_neg, margin=1.0: 2 * (margin + e_pos - e_neg).clamp_min(0).mean())
+
+    monkeypatch.setenv("EBMKIT_DISABLE_PLUGINS", "broken")
+    fresh_plugins.register_plugin(Losses(), name="losses")
+    strategy = ek.strategies.Contrastive(ek.negatives.GaussianNoise(0.3),
+                                         loss="test.doubled_hinge", margin=0.5)
+    opts = strategy.loss_options
+    assert float(strategy.loss(torch.zeros(4), torch.ones(4), **opts)) == 0.0  # 2·[0.5 + 0 − 1]₊
+    assert float(strategy.loss(torch.ones(4), torch.zeros(4), **opts)) == 3.0  # 2·[0.5 + 1 − 0]₊
+    with pytest.raises(UnknownNameError):
+        ek.strategies.Contrastive(ek.negatives.GaussianNoise(0.3), loss="test.no_such_loss")
