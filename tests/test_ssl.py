@@ -131,8 +131,10 @@ def test_ntxent_is_the_hand_written_simclr_loss():
 def test_sinkhorn_equipartitions():
     from ebmkit_ssl.swav import sinkhorn
 
-    scores = torch.randn(60, 6).mul(3)
-    q = sinkhorn(scores, epsilon=0.05, iterations=50)
+    torch.manual_seed(0)
+    scores = nnf.normalize(torch.randn(60, 8), dim=1) @ nnf.normalize(torch.randn(6, 8), dim=1).T
+    q = sinkhorn(scores, epsilon=0.05, iterations=100)   # cosines: SwAV's scores
+    assert torch.isfinite(sinkhorn(scores * 100, epsilon=0.05)).all()  # no underflow
     assert torch.allclose(q.sum(dim=1), torch.ones(60), atol=1e-3)
     assert torch.allclose(q.sum(dim=0), torch.full((6,), 10.0), atol=1e-3)
 
@@ -210,7 +212,7 @@ def test_bad_input_is_refused_clearly(digits):
         moco.check_data(digits[0])
     with pytest.raises(ConfigError, match="5000 entries"):
         ek.get_model("ssl.pirl", **IMG, bank=5000).check_data(digits[0])
-    unlabelled = ek.data.TensorData(y=digits[1].y)
+    unlabelled = ek.data.TensorData({"y": digits[1].y}, name="digits", split="test")
     with pytest.raises(ConfigError, match="need class labels"):
         model.downstream(digits[0], unlabelled)
 
@@ -246,7 +248,7 @@ def test_collapsing_configuration_is_caught(digits):
     and warns. The same run with the variance term keeps its spread."""
     from ebmkit_ssl.collapse import CollapseWarning
 
-    train = ek.data.TensorData(y=digits[0].y[:512])
+    train = ek.data.TensorData({"y": digits[0].y[:512]}, name="digits", split="train")
     reports = {}
     for variance in (0.0, 25.0):
         torch.manual_seed(0)

@@ -64,10 +64,10 @@ class SSLConfig:
     proj_hidden: int = 128
     proj_layers: int = 1
     shift: int = 1
-    degrees: float = 10.0
-    scale: float = 0.1
-    erase: float = 0.5
-    erase_size: float = 0.4
+    degrees: float = 5.0
+    scale: float = 0.05
+    erase: float = 0.25
+    erase_size: float = 0.3
     noise: float = 0.05
     seed: int = 0
 
