@@ -88,7 +88,7 @@ def _run(smoke: bool, have_ebm: bool, have_tebm: bool, precision: str) -> list[R
                 return self.net(y).squeeze(-1)
 
         tmodel = TorchEBMEnergy()
-        # TorchEBM's update is x - η∇E + sqrt(2η)·noise_scale·ε: the same σ needs this scale.
+        # TorchEBM steps x - η∇E + sqrt(2η)·noise_scale·ε: this noise_scale gives the same σ.
         tsampler = LangevinDynamics(tmodel, step_size=eta, noise_scale=sigma / math.sqrt(2 * eta))
         samplers["torchebm"] = lambda: tsampler.sample(x=init, n_steps=steps)
     names = list(samplers)

@@ -202,8 +202,9 @@ def make(names: list[str] | None = None, out_dir: Path | None = None, *, force: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python docs/hooks_gallery.py", description=__doc__
-                                     .split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python docs/hooks_gallery.py",
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("models", nargs="*", help="registered model names (default: every "
                         "model with a recipe); each is trained only if its code changed since "
                         "it was pictured, or it has no pictures yet")

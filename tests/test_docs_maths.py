@@ -68,8 +68,8 @@ def test_typeset_replaces_every_formula(maths) -> None:
 def test_every_formula_in_the_docs_converts(maths) -> None:
     """Each $…$, $$…$$, \\(…\\), \\[…\\] in docs/**/*.md (outside code) converts."""
     fence = re.compile(r"^\s*(`{3,}|~{3,}).*?^\s*\1\s*$", re.S | re.M)
-    pattern = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$(?!\s)(.+?)(?<!\s)\$",
-                         re.S)
+    pattern = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)"  # $$ \[ \(
+                         r"|(?<![\\$])\$(?!\s)(.+?)(?<!\s)\$", re.S)  # $...$
     count = 0
     for page in sorted((ROOT / "docs").rglob("*.md")):
         text = fence.sub("", page.read_text("utf-8"))
