@@ -138,6 +138,10 @@ def _train(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--lr", type=float,
                         help="learning rate (default: the model's recipe for DATA, else 1e-3)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed, set before the model is built and for the run, so "
+                             "two identical commands give bit-identical weights on one "
+                             "machine (default: 0)")
 
     def run(args: argparse.Namespace) -> int:
         from .cli import parse_set, print_table
@@ -163,7 +167,7 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         out, history = train_run(args.model, args.data, options=options, epochs=args.epochs,
                                  out=out, device=args.device, resume=args.resume,
                                  batch_size=args.batch_size, lr=args.lr,
-                                 plots=not args.no_plots)
+                                 plots=not args.no_plots, seed=args.seed)
         if history:
             last = history[-1]
             print_table([(k, f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()],

@@ -89,20 +89,22 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
               epochs: int | None = None, out: str | os.PathLike[str] | None = None,
               device: str = "auto", resume: bool = False, batch_size: int | None = None,
               lr: float | None = None, plots: bool = True,
-              progress: bool | None = None) -> tuple[Path, list[dict[str, Any]]]:
+              progress: bool | None = None, seed: int = 0) -> tuple[Path, list[dict[str, Any]]]:
     """Train a registered model on a registered dataset and write a run directory.
 
     What is not given comes from the family's recipe for that data set (see
     [`recipe`][ebmkit.runs.recipe]), field by field: ``data``, ``epochs``, ``batch_size``,
     ``lr``, and each model option not in ``options``. Without a recipe: ``digits``, 10
     epochs, batch size 128, lr 1e-3. On ``resume`` the saved model's config replaces the
-    recipe's options.
+    recipe's options. ``seed`` seeds every RNG before the model is built (its initial
+    weights) and is the trainer's seed, so two identical calls give bit-identical weights
+    on one machine.
 
     Returns:
         ``(run directory, history)``.
     """
     from .plugins import get_dataset, get_entry, get_model
-    from .train import Trainer
+    from .train import Trainer, seed_everything
 
     options = dict(options or {})
     entry = get_entry("models", model)
@@ -129,12 +131,13 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
     train_data = get_dataset(data)
     val = _test_split(data)
     config = {**data_defaults([o.name for o in entry.options()], train_data, options), **options}
+    seed_everything(seed)  # before the model is built: its initial weights come from the RNG
     net = get_model(entry.name, **config)
     check_data = getattr(net, "check_data", None)
     if callable(check_data):  # e.g. a MoCo queue must not outgrow the data set
         check_data(train_data)
     trainer = Trainer(net, epochs=epochs, device=device, checkpoint_dir=out, resume=resume,
-                      batch_size=batch_size, lr=lr, progress=progress)
+                      batch_size=batch_size, lr=lr, progress=progress, seed=seed)
     history = trainer.fit(train_data, val=val)
     extra = _downstream(net, train_data, val)
     if extra and history:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
-from .trainer import DivergenceError, Trainer
+from .guard import DivergenceError
+from .state import seed_everything
+from .trainer import Trainer
 
-__all__ = ["DivergenceError", "Trainer"]
+__all__ = ["DivergenceError", "Trainer", "seed_everything"]

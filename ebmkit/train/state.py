@@ -14,7 +14,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from .distributed import Dist
 
-__all__ = ["check_plain", "clone_tree", "flatten_metric", "gather_rng", "json_roundtrip",
+__all__ = ["check_plain", "seed_everything", "clone_tree", "flatten_metric", "gather_rng", "json_roundtrip",
            "local_rng", "restore_rng", "set_local_rng", "to_device"]
 
 
@@ -72,6 +72,25 @@ def json_roundtrip(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------- RNG
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and every accelerator), numpy and ``random`` with ``seed``.
+
+    Call it before building a model, whose initial weights come from the global RNG:
+    ``seed_everything(0); model = ek.get_model(...); ek.Trainer(model, seed=0).fit(data)``
+    is the order that repeats bit for bit (``ebmkit train --seed`` does this).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    torch.manual_seed(seed)
+
+
 def local_rng(device: torch.device, generator: torch.Generator) -> dict[str, Any]:
     """This process's torch RNG states (CPU, the CUDA device in use, the data generator)."""
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
