@@ -55,6 +55,8 @@ CAPTIONS = {  # what plot_run names its pictures; a family's own keep their file
     "inpainting": "inpainting",
     "retrieval": "retrieval",
     "prototypes": "prototypes: the cluster centres",
+    "energy": "energy along the updates",
+    "attention": "attention weights",
     "atoms": "dictionary atoms (columns of W)",
 }
 MAX_WIDTH = 900  # pixels: larger pictures are shrunk before they are stored
@@ -192,12 +194,20 @@ def make(names: list[str] | None = None, out_dir: Path | None = None, *, force: 
         entries = [e for e in list_entries("models") if e.demo]
     todo = [e for e in entries
             if force or manifest.get(e.name, {}).get("code_version") != code_version(e.plugin)]
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="ebmkit-gallery-") as tmp:
         for entry in tqdm(todo, desc="gallery", unit="model"):
-            manifest[entry.name] = picture(entry.name, out_dir, Path(work or tmp))
+            try:
+                manifest[entry.name] = picture(entry.name, out_dir, Path(work or tmp))
+            except Exception as exc:  # noqa: BLE001 - one family's failure spares the others
+                failed[entry.name] = f"{type(exc).__name__}: {exc}"
+                log.warning("gallery: %s failed: %s", entry.name, failed[entry.name])
+                continue
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True)
                                             + "\n", "utf-8")
+    if failed:
+        raise RuntimeError("gallery: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     return manifest
 
 
