@@ -133,7 +133,7 @@ def _standardise(model, frames):
         z = model.vision.encode(model.frames(np.stack(frames)))
         k = z.shape[1]
         model.controller.mean[:k] = z.mean(0)
-        model.controller.std[:k] = z.std(0) + 1e-6
+        model.controller.proj[:k, :k] = torch.diag(1 / (z.std(0) + 1e-6))
     flat = torch.randn(model.controller.size)
     flat[k:] = 0.01 * flat[k:]  # h's weights and the bias
     model.controller.set_flat(flat.numpy())

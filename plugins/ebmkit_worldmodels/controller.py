@@ -30,7 +30,12 @@ __all__ = ["CMAHistory", "LinearController", "Agent", "cma_search", "dream_retur
 
 
 class LinearController(nn.Module):
-    """``a = argmax(W ((f − mean) / std) + b)``; W, b and the feature statistics are buffers."""
+    """``a = argmax(W ((f − mean) P) + b)``; W, b and the feature statistics are buffers.
+
+    ``P`` (``proj``, ``[F, F]``) whitens the features collected (their covariance becomes
+    the identity, up to a floor on small eigenvalues), so CMA-ES starts from an isotropic
+    problem; C stays a linear map of [z, h].
+    """
 
     def __init__(self, features: int, actions: int) -> None:
         super().__init__()
@@ -38,7 +43,7 @@ class LinearController(nn.Module):
         self.register_buffer("weight", torch.zeros(actions, features))
         self.register_buffer("bias", torch.zeros(actions))
         self.register_buffer("mean", torch.zeros(features))
-        self.register_buffer("std", torch.ones(features))
+        self.register_buffer("proj", torch.eye(features))
 
     @property
     def size(self) -> int:
@@ -70,7 +75,20 @@ class LinearController(nn.Module):
         return torch.cat([self.weight.flatten(), self.bias]).cpu().double().numpy()
 
     def standardise(self, f: Tensor) -> Tensor:
-        return (f - self.mean) / self.std
+        return (f - self.mean) @ self.proj
+
+    @torch.no_grad()
+    def fit_features(self, f: Tensor, whiten: bool = True) -> None:
+        """Set ``mean`` and ``proj`` from features ``[N, F]``: whitening (eigenvalues floored
+        at 1% of their mean) or, with ``whiten=False``, per-feature standardisation."""
+        self.mean.copy_(f.mean(0))
+        if not whiten:
+            self.proj.copy_(torch.diag(1.0 / (f.std(0) + 1e-3)))
+            return
+        cov = torch.cov(f.T.double())
+        lam, u = torch.linalg.eigh(cov)
+        lam = lam.clamp_min(0) + 0.01 * lam.clamp_min(0).mean() + 1e-12
+        self.proj.copy_((u / lam.sqrt()).to(self.proj.dtype))
 
     def forward(self, f: Tensor) -> Tensor:
         """Actions ``[B]`` (int64) for features ``[B, F]``."""

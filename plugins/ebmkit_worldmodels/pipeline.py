@@ -63,6 +63,7 @@ class RunConfig:
     rollouts: int = 3  # real (or dreamed) episodes averaged per candidate
     generations: int = 20  # CMA-ES generations per search
     sigma0: float = 0.5
+    whiten: bool = True  # C's features whitened on the collected steps (else standardised)
     max_steps: int = 500  # cap of one training episode
     rounds: int = 0  # iterative collection rounds after the first search
     round_episodes: int = 40  # episodes collected with the controller per round
@@ -164,16 +165,15 @@ def encode(model: WorldModel, episodes: list[Episode]) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def feature_stats(model: WorldModel, latents: list[torch.Tensor],
-                  episodes: list[Episode]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std of C's features [z_t, h_t] over the collected steps."""
+def features(model: WorldModel, latents: list[torch.Tensor],
+             episodes: list[Episode]) -> torch.Tensor:
+    """C's features [z_t, h_t] at every collected step, ``[N, K + H]``."""
     feats = []
     for z, e in zip(latents, episodes):
         _, hs = model.memory(z[None, :-1], e.actions[None].to(z.device))  # [1, T, H]
         h = torch.cat([torch.zeros_like(hs[0, :1]), hs[0]])  # h_t before each step
         feats.append(torch.cat([z, h], dim=1))
-    f = torch.cat(feats)
-    return f.mean(0), f.std(0) + 1e-3
+    return torch.cat(feats)
 
 
 # -- C -----------------------------------------------------------------------------------
@@ -345,7 +345,7 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
     n_actions = int(probe.action_space.n)
     probe.close()
     dev = _device(cfg.device)
-    t_start = time.monotonic()
+    t_start, cpu_start = time.monotonic(), time.process_time()
     deadline = t_start + 60 * cfg.minutes if cfg.minutes is not None else None
     torch.manual_seed(cfg.seed)
     spec = FrameSpec.for_env(cfg.env, cfg.frame_size)
@@ -355,6 +355,7 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
         actions=n_actions, temperature=cfg.temperature)).to(dev)
     result = Result(config=asdict(cfg))
     timer = Timer()
+    v_only = LinearController(cfg.code, n_actions).to(dev)  # the V-only ablation
 
     def gather(seeds: list[int], make_choose: Any, desc: str) -> list[Episode]:
         clock: dict[str, float] = {}
@@ -389,9 +390,9 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
                             seed=cfg.seed, progress=progress)
         for k, v in asdict(hist).items():
             result.memory_history.setdefault(k, []).extend(v)
-        mean, std = feature_stats(model, latents, episodes)
-        model.controller.mean.copy_(mean)
-        model.controller.std.copy_(std)
+        feats = features(model, latents, episodes)
+        model.controller.fit_features(feats, cfg.whiten)
+        v_only.fit_features(feats[:, :cfg.code], cfg.whiten)
         timer.add("M", time.perf_counter() - tic)
         return latents
 
@@ -440,9 +441,6 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
         len(e.frames) for e in test))
 
     # 3. the V-only ablation: a controller on z alone, same search budget
-    v_only = LinearController(cfg.code, n_actions).to(dev)
-    v_only.mean.copy_(model.controller.mean[:cfg.code])
-    v_only.std.copy_(model.controller.std[:cfg.code])
     if cfg.ablation:
         v_best, v_hist = _search(model, v_only, cfg, memory=False, generations=cfg.generations,
                                  timer=timer, deadline=remaining_deadline(0.5), x0=None,
@@ -464,7 +462,8 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
         f"{result.mean('random'):.1f} (mean return over {cfg.eval_episodes} episodes)")
 
     total = time.monotonic() - t_start
-    result.seconds = {**{k: round(v, 2) for k, v in timer.parts.items()}, "total": round(total, 2)}
+    result.seconds = {**{k: round(v, 2) for k, v in timer.parts.items()}, "total": round(total, 2),
+                      "cpu_total": round(time.process_time() - cpu_start, 2)}
     result.speed = {
         "collect_steps_per_s": timer.env_steps["collect"] / max(timer.seconds["collect"], 1e-9),
         "control_steps_per_s": timer.env_steps["control"] / max(timer.seconds["control"], 1e-9),

@@ -125,9 +125,9 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
         f"{mt['nll_same_latent']:.2f} for \"the latent stays the same\" (a Gaussian around "
         "z_t).", "",
         "## Time and speed (wall clock)", "",
-        f"- total {total:.0f} s: environment {sec['env']:.0f} s, V {sec['V']:.0f} s, "
-        f"M {sec['M']:.0f} s, C {sec['C']:.0f} s (acting: V's encoder, M's step and C, "
-        "batched; CMA-ES; dream).",
+        f"- total {total:.0f} s ({sec.get('cpu_total', math.nan):.0f} s of CPU time): "
+        f"environment {sec['env']:.0f} s, V {sec['V']:.0f} s, M {sec['M']:.0f} s, C "
+        f"{sec['C']:.0f} s (C: V's encoder, M's step and C acting, batched; CMA-ES; dream).",
         f"- {result.episodes_collected} episodes, {result.frames_collected} frames collected; "
         f"{sp['env_steps']} real steps in all.",
         f"- environment steps/s: {sp['collect_steps_per_s']:.0f} collecting (random), "
