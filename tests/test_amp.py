@@ -1,5 +1,6 @@
 """AMP that holds: every registered family's default strategy trains under bf16 autocast on
-the CPU (inner solvers and samplers run in float32 inside), and lands near its float32 run.
+the CPU (and on CUDA where there is one; inner solvers and samplers run in float32
+inside), and lands near its float32 run.
 
 Written over ``ek.list_models()``, so a family that registers later is covered without an
 edit here: it trains on 64 samples of its recipe's dataset with its recipe's options."""
@@ -37,7 +38,7 @@ def _subset(data, n: int = 64):
                               name=getattr(data, "name", "subset"), split="train")
 
 
-def _run(name: str, amp: str | bool):
+def _run(name: str, amp: str | bool, device: torch.device):
     entry = get_entry("models", name)
     demo = dict(entry.demo or {})
     options = {**demo.get("options", {}), **SMALL.get(name, {})}
@@ -45,13 +46,13 @@ def _run(name: str, amp: str | bool):
     model = ek.get_model(name, **options)
     data = _subset(ek.get_dataset(demo["data"]))
     trainer = ek.Trainer(model, lr=demo.get("lr", 1e-3), epochs=1,
-                         batch_size=min(demo.get("batch_size", 32), 32), device="cpu",
+                         batch_size=min(demo.get("batch_size", 32), 32), device=device,
                          amp=amp, seed=0, progress=False, max_retries=0)
     return trainer.fit(data)[-1]["loss"], model
 
 
 @pytest.mark.parametrize("name", _names())
-def test_default_strategy_trains_under_bf16_autocast(name: str) -> None:
+def test_default_strategy_trains_under_bf16_autocast(name: str, device: torch.device) -> None:
     if name in NOT_CHEAP:
         pytest.skip(NOT_CHEAP[name])
     entry = get_entry("models", name)
@@ -63,8 +64,8 @@ def test_default_strategy_trains_under_bf16_autocast(name: str) -> None:
         pytest.skip(str(exc))
     if _subset(data) is None:
         pytest.skip(f"{entry.demo['data']} is not a TensorData")
-    loss32, _ = _run(name, False)
-    loss16, model = _run(name, "bf16")
+    loss32, _ = _run(name, False, device)
+    loss16, model = _run(name, "bf16", device)
     assert math.isfinite(loss16), f"{name}: bf16 loss {loss16}"
     assert all(torch.isfinite(p).all() for p in model.parameters()), name
     # bf16 rounds activations to 3 significant digits: one epoch lands near float32's
