@@ -265,3 +265,18 @@ def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
     policy.reset()
     assert policy(_frames(1)[0]) in (0, 1)
     assert model.controller.weight.shape == (2, cfg.code + cfg.hidden)
+
+
+@pytest.mark.byhand
+def test_default_recipe_quality(tmp_path):
+    """The default command's recipe (minutes of CPU): the quality bars of the issue."""
+    from ebmkit_worldmodels.pipeline import RunConfig, run
+
+    _, result = run(RunConfig(), tmp_path)
+    print(*(f"{k}: {np.mean(v):.1f}" for k, v in result.returns.items()), result.seconds)
+    assert len(result.returns["V+M"]) == 20
+    assert result.mean("V+M") >= 195
+    assert result.mean("V+M") > result.mean("V-only") > result.mean("random")
+    assert 15 <= result.mean("random") <= 30  # ≈ 20 with these seeds
+    assert result.vision_test["mse"] < result.vision_test["mse_mean_frame"]
+    assert result.memory_test["nll"] < result.memory_test["nll_same_latent"]

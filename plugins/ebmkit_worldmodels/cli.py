@@ -11,11 +11,9 @@ __all__ = ["setup"]
 #: ``--budget``: named recipes. ``default`` is the full one; ``tiny`` checks the plumbing.
 BUDGETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "small": {"episodes": 150, "vae_epochs": 4, "mdn_epochs": 15, "generations": 8,
-              "minutes": 6.0},
+    "small": {"episodes": 150, "vae_epochs": 4, "mdn_epochs": 15, "generations": 10},
     "tiny": {"episodes": 24, "vae_epochs": 1, "mdn_epochs": 2, "generations": 3, "popsize": 6,
-             "rollouts": 2, "max_steps": 60, "eval_episodes": 4, "frame_size": 32,
-             "minutes": 2.0},
+             "rollouts": 2, "max_steps": 60, "eval_episodes": 4, "frame_size": 32},
 }
 
 
@@ -37,7 +35,8 @@ def setup(parser: argparse.ArgumentParser) -> Any:
                         help="a named recipe: default (the full run), small, or tiny (a smoke "
                              "test)")
     parser.add_argument("--minutes", type=float,
-                        help="wall-clock budget; C's searches stop early to keep it")
+                        help="a wall-clock cap: C's searches stop early to keep it (default: "
+                             "none; the budget is the number of generations)")
     parser.add_argument("--generations", type=_positive_int, help="CMA-ES generations per search")
     parser.add_argument("--rounds", type=int,
                         help="iterative collection rounds with the current controller")

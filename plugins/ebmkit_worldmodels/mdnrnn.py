@@ -161,7 +161,8 @@ def train_memory(mdn: MDNRNN, latents: list[Tensor], actions: list[Tensor],
     mdn.train()
     for _ in tqdm(range(epochs), desc="M", disable=not progress, leave=False):
         order = torch.randperm(n, generator=g).tolist()
-        tot_nll = tot_done = 0.0
+        tot_nll = torch.zeros((), device=device)  # summed on the device: no sync per batch
+        tot_done = torch.zeros((), device=device)
         count = 0
         for start in range(0, n, batch):
             idx = order[start:start + batch]
@@ -182,10 +183,10 @@ def train_memory(mdn: MDNRNN, latents: list[Tensor], actions: list[Tensor],
             (nll + bce).backward()
             nn.utils.clip_grad_norm_(mdn.parameters(), 100.0)
             opt.step()
-            tot_nll += float(nll.detach()) * len(idx)
-            tot_done += float(bce.detach()) * len(idx)
+            tot_nll += nll.detach() * len(idx)
+            tot_done += bce.detach() * len(idx)
             count += len(idx)
-        hist.nll.append(tot_nll / count)
-        hist.done.append(tot_done / count)
+        hist.nll.append(float(tot_nll) / count)
+        hist.done.append(float(tot_done) / count)
     mdn.eval()
     return hist

@@ -61,7 +61,7 @@ class RunConfig:
     mdn_lr: float = 3e-3
     popsize: int = 16
     rollouts: int = 3  # real (or dreamed) episodes averaged per candidate
-    generations: int = 20  # CMA-ES generations per search
+    generations: int = 40  # CMA-ES generations per search
     sigma0: float = 0.5
     whiten: bool = True  # C's features whitened on the collected steps (else standardised)
     max_steps: int = 500  # cap of one training episode
@@ -73,7 +73,7 @@ class RunConfig:
     temperature: float = 1.0  # τ of dreamed rollouts
     eval_episodes: int = 20
     ablation: bool = True  # also train and evaluate the V-only controller
-    minutes: float | None = 14.0  # wall-clock budget; C's searches stop early to keep it
+    minutes: float | None = None  # wall-clock cap; C's searches stop early to keep it
 
     def check(self) -> None:
         for key in ("frame_size", "code", "channels", "hidden", "mixtures", "episodes",
