@@ -34,21 +34,21 @@ import pytest
 
 # family -> (data, epochs, batch size, --set options): tiny sizes, the family's own strategy
 FAMILIES: dict[str, tuple[str, int, int, list[str]]] = {
-    "autoencoder": ("digits", 3, 128, ["hidden=16", "code=4"]),
-    "autoencoder.denoising": ("digits", 3, 128, ["hidden=16", "code=4"]),
-    "autoencoder.sparse": ("digits", 3, 128, ["hidden=16", "code=8"]),
-    "autoencoder.contractive": ("digits", 3, 128, ["hidden=16", "code=4"]),
-    "autoencoder.variational": ("digits", 3, 128, ["hidden=16", "code=4", "iw_samples=4"]),
+    "autoencoder": ("digits", 3, 256, ["hidden=16", "code=4"]),
+    "autoencoder.denoising": ("digits", 3, 256, ["hidden=16", "code=4"]),
+    "autoencoder.sparse": ("digits", 3, 256, ["hidden=16", "code=8"]),
+    "autoencoder.contractive": ("digits", 3, 256, ["hidden=16", "code=4"]),
+    "autoencoder.variational": ("digits", 3, 256, ["hidden=16", "code=4", "iw_samples=4"]),
     "kmeans": ("digits", 3, 256, ["k=4"]),
-    "sparse.coding": ("digits", 3, 128, ["atoms=16", "steps=10"]),
-    "sparse.group": ("digits", 3, 128, ["atoms=16", "steps=10", "group_size=4"]),
-    "sparse.lista": ("digits", 3, 128, ["atoms=16", "layers=2", "fista_steps=20"]),
-    "sparse.drsae": ("digits", 3, 128, ["atoms=16", "layers=2"]),
+    "sparse.coding": ("digits", 3, 256, ["atoms=16", "steps=10"]),
+    "sparse.group": ("digits", 3, 256, ["atoms=16", "steps=10", "group_size=4"]),
+    "sparse.lista": ("digits", 3, 256, ["atoms=16", "layers=2", "fista_steps=20"]),
+    "sparse.drsae": ("digits", 3, 256, ["atoms=16", "layers=2"]),
     "neural.mlp": ("rings", 3, 256, ["hidden=16", "langevin_steps=5", "buffer_size=512"]),
-    "neural.conv": ("digits", 3, 128, ["channels=4", "langevin_steps=5", "buffer_size=512"]),
-    "gan.dcgan": ("digits", 3, 128, ["latent_dim=4", "g_width=8", "d_width=8",
+    "neural.conv": ("digits", 3, 256, ["channels=4", "langevin_steps=5", "buffer_size=512"]),
+    "gan.dcgan": ("digits", 3, 256, ["latent_dim=4", "g_width=8", "d_width=8",
                                      "eval_samples=100"]),
-    "gan.ebgan": ("digits", 3, 128, ["latent_dim=4", "g_width=8", "d_width=8", "code_dim=4",
+    "gan.ebgan": ("digits", 3, 256, ["latent_dim=4", "g_width=8", "d_width=8", "code_dim=4",
                                      "eval_samples=100"]),
 }
 
@@ -117,7 +117,7 @@ def _run(argv: list[str], log: Path, kill_when: Any = None) -> tuple[str, float]
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return ("killed" if elapsed <= CHILD_TIMEOUT_S else "timed out"), elapsed
-        time.sleep(0.0005)
+        time.sleep(0.002)
 
 
 def _weights(path: Path) -> dict[str, bytes]:
@@ -129,36 +129,45 @@ def _weights(path: Path) -> dict[str, bytes]:
 
 def crash_and_resume(family: str, root: Path) -> dict[str, Any]:
     """The reference run, the killed-and-resumed run, and how their weights compare."""
-    epochs = FAMILIES[family][1]
     ref, crash, log = root / family / "ref", root / family / "crash", root / f"{family}.log"
-    outcome, took = _run(_argv(family, ref, False), log)
+    outcome, _ = _run(_argv(family, ref, False), log)
     if outcome != "exit 0":
         return {"family": family, "error": f"reference run: {outcome}", "log": str(log)}
-    per_epoch = took / epochs
     rng = random.Random(family)
-    # (what, kill_when(elapsed)) - each reads the crash directory as it is now
-    moments = [
-        ("mid-epoch 2", lambda t: _epochs_done(crash) >= 1 and t > marks["at"]),
-        ("during a commit", lambda t: _committing(crash) or _epochs_done(crash) > marks["n"]),
-        ("soon after start", lambda t: t > marks["at"]),
-    ]
+    records = [json.loads(line) for line in (ref / "metrics.jsonl").read_text().splitlines()]
+    epoch_s = sum(r["time_s"] for r in records) / len(records)  # training only, no start-up
+    marks: dict[str, float] = {}
+
+    def mid_epoch_2(t: float) -> bool:  # a random point of the second epoch
+        if "kill" not in marks and _epochs_done(crash) >= 1:
+            marks["first"] = t
+            marks["kill"] = t + rng.uniform(0.1, 0.9) * epoch_s
+        return "kill" in marks and t > marks["kill"]
+
+    def in_a_commit(t: float) -> bool:  # or, when no temporary file was seen, just after
+        return _committing(crash) or _epochs_done(crash) > marks["n"]
+
+    def soon_after_start(t: float) -> bool:
+        return t > marks["soon"]
+
     kills = []
-    for what, when in moments:
-        marks = {"n": _epochs_done(crash),
-                 "at": (1 + rng.uniform(0.2, 0.8)) * per_epoch if what == "mid-epoch 2"
-                 else rng.uniform(0.1, 0.6) * per_epoch}
+    for what, when in (("mid-epoch 2", mid_epoch_2), ("during a commit", in_a_commit),
+                       ("soon after start", soon_after_start)):
+        marks["n"] = _epochs_done(crash)
+        marks["soon"] = rng.uniform(0.1, 0.6) * marks.get("first", 1.0)
         resume = (crash / "trainer.pt").is_file()
-        outcome, took = _run(_argv(family, crash, resume), log, when)
+        outcome, _ = _run(_argv(family, crash, resume), log, when)
         kills.append({"moment": what, "resumed": resume, "outcome": outcome,
                       "epochs_before": marks["n"], "epochs_after": _epochs_done(crash)})
-    outcome, _ = _run(_argv(family, crash, (crash / "trainer.pt").is_file()), log)
+    resume = (crash / "trainer.pt").is_file()
+    outcome, _ = _run(_argv(family, crash, resume), log)
     if outcome != "exit 0":
         return {"family": family, "error": f"final resume: {outcome}", "kills": kills,
                 "log": str(log)}
     a, b = _weights(ref / "model.safetensors"), _weights(crash / "model.safetensors")
     differ = sorted(k for k in a if a[k] != b.get(k)) + sorted(set(b) - set(a))
     return {"family": family, "exact": not differ, "differ": differ, "kills": kills,
-            "epochs": _epochs_done(crash), "reference_s_per_epoch": per_epoch}
+            "final_resumed": resume, "epochs": _epochs_done(crash), "epoch_s": epoch_s}
 
 
 def serve(families: list[str], root: Path) -> list[dict[str, Any]]:
@@ -193,7 +202,10 @@ def test_killed_and_resumed_run_ends_bit_exact(family: str, reports) -> None:
     assert "error" not in report, (report, Path(report.get("log", "")).read_text()[-3000:]
                                    if report.get("log") else "")
     assert report["epochs"] == FAMILIES[family][1]
-    assert any(k["outcome"] == "killed" for k in report["kills"]), report  # it was interrupted
+    # it was interrupted, with work left, and resumed from a checkpoint
+    killed = [k for k in report["kills"] if k["outcome"] == "killed"
+              and k["epochs_after"] < FAMILIES[family][1]]
+    assert len(killed) >= 2 and report["final_resumed"], report
     assert report["exact"], f"{family}: weights differ after kill + resume: {report}"
 
 
