@@ -4,9 +4,18 @@ The energy of an autoencoder is its reconstruction cost,
 
     E(y) = C(y, Dec(Enc(y))),   h = Enc(y) = f(W_x y + b_x),   ŷ = Dec(h) = g(W_h h + b_h),
 
-with C the binary cross-entropy (sigmoid output, data in [0, 1]) or ½‖y − ŷ‖² (identity
-output, real data), summed over features. The code h is the latent z, inferred by the
-encoder (amortised inference): ž = Enc(y) and F(y) = E(y, ž).
+with C, summed over features, either the binary cross-entropy *minus its floor* (sigmoid
+output, data in [0, 1]) or ½‖y − ŷ‖² (identity output, real data). On grey-level data the
+cross-entropy −Σ[y log ŷ + (1 − y) log(1 − ŷ)] is at least the entropy H(y) of the target
+itself, reached at ŷ = y; that floor says how grey y is, not how well it is reconstructed,
+so the energy subtracts it:
+
+    C(y, ŷ) = BCE(y, ŷ) − H(y) = Σ_i KL(Bern(y_i) ‖ Bern(ŷ_i)) ≥ 0,   = 0 iff ŷ = y.
+
+The gradients in the parameters are the BCE's (H(y) does not depend on them); on binary
+data H(y) = 0 and C is the BCE. The code h is the latent z, inferred by the encoder
+(amortised inference): ž = Enc(y), and F(y) = E(y, Enc(y)) is an upper bound of
+min_z E(y, z), not the minimum itself.
 
 Axis letters in shape comments: B batch, D features, K code size.
 """
@@ -108,6 +117,12 @@ def build_decoder(cfg: NetConfig) -> torch.nn.Module:
     if cfg.arch == "conv":
         return ConvDecoder(cfg.image_shape, cfg.code, cfg.channels, cfg.activation)
     return MLPDecoder(cfg.dim, cfg.code, cfg.hidden, cfg.depth, cfg.activation)
+
+
+def _minus_entropy(y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+    """−H(y) = Σ_i [y_i log y_i + (1 − y_i) log(1 − y_i)] (0 log 0 = 0), ``[B]``: minus the
+    floor of the binary cross-entropy against the target y."""
+    return (torch.special.xlogy(y, y) + torch.special.xlogy(1 - y, 1 - y)).sum(dim=1)
 
 
 class LeanArchitectural(ek.strategies.Architectural):
@@ -219,6 +234,8 @@ class Autoencoder(FamilyBase):
         # logits, or ½‖y − ŷ‖² with the identity output. Kept out of the module tree (a
         # tuple), so the decoder's weights are saved once.
         rec = ek.energies.Reconstruction(self.decoder, self.cost)
+        if self.bce:  # BCE − H(y): the cross-entropy minus its floor (see the module docstring)
+            rec = rec + ek.energies.Lambda(_minus_entropy, "entropy")
         self._term = (rec if self.bce else 0.5 * rec,)
 
     @property
@@ -241,7 +258,8 @@ class Autoencoder(FamilyBase):
         return self.encode(y)
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """E(y, z) = C(y, Dec(z)) with z = Enc(y) by default; ``[B]``."""
+        """E(y, z) = C(y, Dec(z)) with z = Enc(y) by default; ``[B]``. For the ``bce`` cost
+        C = BCE(y, ŷ) − H(y), zero at a perfect reconstruction."""
         y = self.flat(y)
         if z is None:
             z = self.encoder(y)
@@ -251,12 +269,18 @@ class Autoencoder(FamilyBase):
                               f"got {got}")
         out = self.decoder(z)  # [B, D], before the output activation
         # the same numbers as `self.reconstruction(y, z=z)`, without its re-checks (hot loop)
-        if self.bce:
-            return nnf.binary_cross_entropy_with_logits(out, y, reduction="none").sum(dim=1)
+        if self.bce:  # Σ KL(Bern(y_i) ‖ Bern(ŷ_i)) = BCE − H(y)
+            bce = nnf.binary_cross_entropy_with_logits(out, y, reduction="none").sum(dim=1)
+            return bce + _minus_entropy(y)
         return 0.5 * (y - out).square().sum(dim=1)  # [B]
 
     def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
-        """F(y) = C(y, Dec(Enc(y))), ``[B]`` (the input is checked once)."""
+        """F(y) = C(y, Dec(Enc(y))), ``[B]`` (the input is checked once).
+
+        Amortised: the encoder's code, not a minimisation over z, so F(y) ≥ min_z E(y, z)
+        (an upper bound; ``ek.FreeEnergy(model.reconstruction, ek.latent.GradientDescent(...))``
+        minimises over z).
+        """
         return self.energy(y)
 
     def default_strategy(self) -> Any:

@@ -1,14 +1,29 @@
 """The variational autoencoder as a latent-variable energy-based model.
 
-Joint energy E(y, z) = −log p_θ(y | z) − log p(z), with p(z) = N(0, I) and a Bernoulli or
-Gaussian decoder p_θ(y | z). A stochastic encoder q_φ(z | y) = N(μ_φ(y), diag σ²_φ(y))
-stands in for the intractable posterior, and the free energy trained and reported is the
-variational one,
+Joint energy E(y, z) = −log p_θ(y | z) − log p(z), with p(z) = N(0, I) and a decoder
+p_θ(y | z) that is a density on the data's space. A stochastic encoder
+q_φ(z | y) = N(μ_φ(y), diag σ²_φ(y)) stands in for the intractable posterior, and the free
+energy trained and reported is the variational one,
 
-    F(y) = −ELBO(y) = E_q[−log p_θ(y | z)] + β · KL(q_φ(z | y) ‖ N(0, I))      (β = 1),
+    F(y) = −ELBO(y) = E_q[−log p_θ(y | z)] + w · KL(q_φ(z | y) ‖ N(0, I))      (w = 1),
 
-an upper bound on −log p_θ(y). ``log_likelihood(y, k)`` tightens it with k importance
+an upper bound on −log p_θ(y) when the KL weight w (``kl_weight``; β in the β-VAE papers,
+*not* an inverse temperature) is 1. ``log_likelihood(y, k)`` tightens it with k importance
 samples (Burda et al., 2016).
+
+Decoders (``likelihood``):
+
+- ``"continuous_bernoulli"`` (the default for data in [0, 1]; Loaiza-Ganem & Cunningham
+  2019): p(y | λ) = C(λ) λ^y (1 − λ)^(1−y) on y ∈ [0, 1], a normalised density, so grey-level
+  pixels get a proper likelihood, in nats;
+- ``"gaussian"`` N(ŷ, σ²) (the default for real data), a density too;
+- ``"bernoulli"``: kept for binary data. On grey-level pixels it is *not* a normalised
+  density (the Bernoulli has mass only on {0, 1}); its "log-likelihood" is then minus a
+  cross-entropy, not nats of any density on [0, 1].
+
+On quantised data (digits take 17 grey levels) a density's value at the data points is
+comparable with other densities only after dequantisation (adding uniform noise within
+each level, as the tests do).
 
 Axis letters in shape comments: B batch, D features, K code size, S samples of z.
 """
@@ -16,6 +31,7 @@ Axis letters in shape comments: B batch, D features, K code size, S samples of z
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +39,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from ebmkit.config import at_least
+from ebmkit.config import at_least, number, one_of
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -39,6 +55,27 @@ from .models import (
 __all__ = ["VariationalAutoencoder", "VariationalConfig"]
 
 _LOG_2PI = math.log(2 * math.pi)
+_LIKELIHOODS = ("continuous_bernoulli", "gaussian", "bernoulli")
+
+
+def cb_log_norm(logits: Tensor) -> Tensor:
+    """log C(λ) of the continuous Bernoulli with λ = σ(η), elementwise.
+
+    C(λ) = 2 atanh(1 − 2λ) / (1 − 2λ) = η / tanh(η/2) in the logit η, which tends to 2 at
+    η = 0 (Taylor: log 2 + η²/12 near it, where the quotient is 0/0).
+    """
+    small = logits.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    exact = torch.log(safe.abs()) - torch.log(torch.tanh(safe.abs() / 2))
+    return torch.where(small, math.log(2.0) + logits.square() / 12, exact)
+
+
+def cb_mean(logits: Tensor) -> Tensor:
+    """E[y] of the continuous Bernoulli with logit η: σ(η)/tanh(η/2) − 1/η (½ + η/12 near 0)."""
+    small = logits.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    exact = torch.sigmoid(safe) / torch.tanh(safe / 2) - 1 / safe
+    return torch.where(small, 0.5 + logits / 12, exact)
 
 
 @dataclass
@@ -47,8 +84,11 @@ class VariationalConfig(NetConfig):
 
     code: int = 8
     hidden: int = 256
-    likelihood: str = "auto"  # "bernoulli", "gaussian" or "auto" (bernoulli in [0, 1])
-    beta: float = 1.0  # weight β of the KL term
+    # "continuous_bernoulli", "gaussian", "bernoulli" or "auto" (continuous Bernoulli in
+    # [0, 1], gaussian otherwise)
+    likelihood: str = "auto"
+    kl_weight: float = 1.0  # weight w of the KL term (the β-VAE's β); 1 gives the ELBO
+    beta: float | None = None  # deprecated alias of kl_weight (β is an inverse temperature elsewhere)
     samples: int = 1  # draws of z per ELBO estimate
     iw_samples: int = 64  # k of the importance-weighted log-likelihood metric
     std: float | None = None  # gaussian: fixed decoder σ; None learns one σ per feature
@@ -65,18 +105,20 @@ class VariationalAutoencoder(FamilyBase):
         super().__init__()
         who = self.name
         check_net_config(cfg, who)
-        if cfg.likelihood not in ("auto", "bernoulli", "gaussian"):
-            raise ConfigError(f"{who}: likelihood must be 'bernoulli', 'gaussian' or 'auto', got "
-                              f"{cfg.likelihood!r}")
+        one_of("likelihood", cfg.likelihood, ("auto", *_LIKELIHOODS), who=who)
         in_unit_box = cfg.low >= 0 and cfg.high <= 1
-        if cfg.likelihood == "bernoulli" and not in_unit_box:
-            raise ConfigError(f"{who}: likelihood='bernoulli' needs data in [0, 1], but "
+        if cfg.likelihood in ("bernoulli", "continuous_bernoulli") and not in_unit_box:
+            raise ConfigError(f"{who}: likelihood={cfg.likelihood!r} needs data in [0, 1], but "
                               f"low={cfg.low}, high={cfg.high}; use likelihood='gaussian'")
         self.likelihood = (cfg.likelihood if cfg.likelihood != "auto"
-                           else ("bernoulli" if in_unit_box else "gaussian"))
-        self.bce = self.likelihood == "bernoulli"
-        if not cfg.beta >= 0:
-            raise ConfigError(f"{who}: beta must be >= 0, got {cfg.beta!r}")
+                           else ("continuous_bernoulli" if in_unit_box else "gaussian"))
+        self.bce = self.likelihood != "gaussian"  # logits out, y must lie in [0, 1]
+        if cfg.beta is not None:
+            warnings.warn(f"{who}: beta is deprecated, use kl_weight (the KL term's weight; "
+                          f"beta means an inverse temperature elsewhere in ebmkit)",
+                          DeprecationWarning, stacklevel=3)
+            cfg.kl_weight, cfg.beta = cfg.beta, None
+        number("kl_weight", cfg.kl_weight, low=0.0, who=who)
         at_least("samples", cfg.samples, who=who)
         at_least("iw_samples", cfg.iw_samples, who=who)
         if cfg.std is not None and not cfg.std > 0:
@@ -103,9 +145,12 @@ class VariationalAutoencoder(FamilyBase):
         return self.posterior(y)[0]
 
     def decode(self, z: Tensor) -> Tensor:
-        """The decoder's mean E[y | z] in data space, flat ``[B, D]``."""
+        """The decoder's mean E[y | z] in data space, flat ``[B, D]`` (for the continuous
+        Bernoulli this is not λ = σ(logits) but the distribution's mean)."""
         check_input(z, "z", shape=(None, self.cfg.code), finite=False)
         out = self.decoder(z)
+        if self.likelihood == "continuous_bernoulli":
+            return cb_mean(out)
         return torch.sigmoid(out) if self.bce else out
 
     def log_px(self, y: Tensor, z: Tensor) -> Tensor:
@@ -113,8 +158,10 @@ class VariationalAutoencoder(FamilyBase):
         against its leading axes. Returns z's leading shape."""
         out = self.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], y.shape[-1])
         if self.bce:
-            return -nnf.binary_cross_entropy_with_logits(
-                out, y.expand_as(out), reduction="none").sum(dim=-1)
+            per = -nnf.binary_cross_entropy_with_logits(out, y.expand_as(out), reduction="none")
+            if self.likelihood == "continuous_bernoulli":
+                per = per + cb_log_norm(out)
+            return per.sum(dim=-1)
         log_std = self.log_std
         per = 0.5 * ((y - out) * torch.exp(-log_std)).square() + log_std + 0.5 * _LOG_2PI
         return -per.sum(dim=-1)
@@ -138,7 +185,9 @@ class VariationalAutoencoder(FamilyBase):
         return -self.log_px(y, z) - self.log_prior(z)
 
     def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
-        """ž = μ(y), the mode of q(z | y)."""
+        """ž = μ(y), the mode of q(z | y): an amortised guess from the encoder, not the
+        argmin of E(y, z) (use ``ek.FreeEnergy(..., ek.latent.GradientDescent(...))`` on
+        ``energy`` for that)."""
         return self.encode(y)
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -146,7 +195,8 @@ class VariationalAutoencoder(FamilyBase):
         return 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=1)
 
     def elbo(self, y: Tensor, samples: int | None = None, beta: float = 1.0) -> Tensor:
-        """E_q[log p(y | z)] − β·KL(q ‖ p), ``[B]``, with ``samples`` draws of z."""
+        """E_q[log p(y | z)] − w·KL(q ‖ p), ``[B]``, with ``samples`` draws of z and w =
+        ``beta`` (the KL weight; 1, the default, gives the ELBO itself)."""
         y = self.flat(y)
         mu, logvar = self.posterior(y)
         z, _ = self._draw(mu, logvar, samples or self.cfg.samples)
@@ -154,7 +204,7 @@ class VariationalAutoencoder(FamilyBase):
 
     def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """F(y) = −ELBO(y) (with β: E_q[−log p(y | z)] + β·KL), ``[B]``; stochastic."""
-        return -self.elbo(y, beta=self.cfg.beta)
+        return -self.elbo(y, beta=self.cfg.kl_weight)
 
     def log_likelihood(self, y: Tensor, k: int | None = None, chunk: int = 64) -> Tensor:
         """Importance-weighted estimate of log p(y) with k samples of q (no gradients):
@@ -190,6 +240,10 @@ class VariationalAutoencoder(FamilyBase):
             y = self.decode(z)
             if mean:
                 return y
+            if self.likelihood == "continuous_bernoulli":  # by the inverse CDF
+                u = torch.rand(y.shape, generator=generator, device=where).to(self.device)
+                lam = torch.sigmoid(self.decoder(z)).clamp(1e-6, 1 - 1e-6)
+                return torch.distributions.ContinuousBernoulli(probs=lam).icdf(u).clamp(0, 1)
             if self.bce:
                 return torch.bernoulli(y, generator=generator)
             noise = torch.randn(y.shape, generator=generator, device=where).to(self.device)

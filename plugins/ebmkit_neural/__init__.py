@@ -1,6 +1,7 @@
 """Built-in plugin ``ebmkit_neural``: neural energies trained by contrastive divergence.
 
-``neural.mlp`` (vectors, e.g. 2-D toys) and ``neural.conv`` (images). Registered through the
+``neural.mlp`` (vectors, e.g. 2-D toys), ``neural.conv`` (images) and ``neural.jem`` (a
+classifier read as an energy, Grathwohl et al. 2020). Registered through the
 public hooks exactly as a third-party plugin would be; the model code is imported only when a
 model is built.
 """
@@ -21,5 +22,14 @@ def register_models(register: Any) -> None:
                    "options": {"hidden": 64, "langevin_steps": 20, "step_size": 0.01}})
     register("neural.conv", ek.plugins.lazy("ebmkit_neural.models:ConvEnergy.from_options",
                                             signature="ebmkit_neural.models:ConvConfig"),
-             summary="A convolutional energy for images, trained by persistent CD with Langevin",
-             demo={"data": "digits", "epochs": 8, "options": {"channels": 16}})
+             summary="A convolutional energy for images, trained by short-run CD with Langevin",
+             demo={"data": "digits", "epochs": 40, "batch_size": 64, "lr": 1e-3,
+                   "options": {"channels": 16, "langevin_steps": 30},
+                   "tour": {"epochs": 10}})
+    register("neural.jem", ek.plugins.lazy("ebmkit_neural.jem:JEM.from_options",
+                                           signature="ebmkit_neural.jem:JEMConfig"),
+             summary="JEM: a classifier whose logits are energies, E(y, c) = −f(y)_c, "
+                     "F(y) = −logsumexp f(y)",
+             demo={"data": "digits", "epochs": 20, "batch_size": 64, "lr": 1e-3,
+                   "options": {"channels": 16},
+                   "tour": {"epochs": 5}})

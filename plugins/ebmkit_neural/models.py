@@ -1,8 +1,13 @@
-"""Neural energies E_θ(y) trained by persistent contrastive divergence with Langevin chains.
+"""Neural energies E_θ(y) trained by contrastive divergence with Langevin chains.
 
 The density is p_θ(y) = exp(−E_θ(y)) / Z_θ. The gradient of the negative log-likelihood is
 ∇_θ E_θ(y₊) − E_{y₋∼p_θ}[∇_θ E_θ(y₋)]: push the energy down on data, up on samples of
-the model, which come from Langevin chains kept alive across steps in a replay buffer.
+the model, which come from Langevin chains — kept alive across steps in a replay buffer
+(persistent CD, ``neural.mlp``), or started afresh from uniform noise every step and run
+for a fixed, short number of steps (``neural.conv``'s default, ``buffer_size=0``: the
+non-persistent short-run chains of Nijkamp et al. 2019, whose model learns to make its
+samples in exactly that many steps, so ``sample(n)`` runs the very sampler it was trained
+with).
 
 Axis letters in shape comments: B batch, D features, C channels, H height, W width.
 """
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from einops import rearrange, reduce
+from einops import rearrange
 from torch import Tensor, nn
 
 import ebmkit as ek
@@ -28,7 +33,7 @@ class SamplerConfig:
     langevin_steps: int = 20
     step_size: float = 0.01
     noise: float | None = None  # None: √(2·step_size), exact SGLD
-    buffer_size: int = 10_000
+    buffer_size: int = 10_000  # replay-buffer slots; 0: no buffer, every chain starts from noise
     reinit: float = 0.05
     alpha: float = 0.1  # energy-magnitude penalty α·(E₊² + E₋²)
     low: float = -4.0  # box where chains start and stay
@@ -46,16 +51,22 @@ class MLPConfig(SamplerConfig):
 
 @dataclass
 class ConvConfig(SamplerConfig):
-    """A convolutional energy for images, trained by persistent CD with Langevin."""
+    """A convolutional energy for images, trained by short-run CD with Langevin."""
 
     image_shape: list[int] = field(default_factory=lambda: [1, 8, 8])
-    channels: int = 32
+    channels: int = 16
+    activation: str = "silu"  # Swish, IGEBM's
+    spectral_norm: bool = False
     low: float = 0.0
     high: float = 1.0
     # short-run chains (Nijkamp et al. 2019; Du & Mordatch 2019): big gradient steps, little
-    # noise; the model learns to make its samples in exactly this many steps
+    # noise, every chain from uniform noise; the model learns to make its samples in exactly
+    # this many steps
+    langevin_steps: int = 30
     step_size: float = 1.0
     noise: float | None = 0.005
+    buffer_size: int = 0
+    data_noise: float = 0.01  # σ of the Gaussian noise on the data (IGEBM, JEM)
 
 
 class _NeuralEnergy(ek.EnergyModel):
@@ -69,8 +80,9 @@ class _NeuralEnergy(ek.EnergyModel):
         if not cfg.high > cfg.low:
             raise ek.errors.ConfigError(f"{self.name}: expected high > low, got low={cfg.low}, "
                                         f"high={cfg.high}")
-        for key in ("langevin_steps", "buffer_size"):
-            ek.config.at_least(key, getattr(cfg, key), who=self.name)
+        ek.config.at_least("langevin_steps", cfg.langevin_steps, who=self.name)
+        ek.config.at_least("buffer_size", cfg.buffer_size, 0, who=self.name)
+        ek.config.number("data_noise", getattr(cfg, "data_noise", 0.0), low=0.0, who=self.name)
 
     def langevin(self, steps: int | None = None) -> Any:
         cfg = self.cfg
@@ -81,11 +93,15 @@ class _NeuralEnergy(ek.EnergyModel):
         return torch.rand_like(like) * (self.cfg.high - self.cfg.low) + self.cfg.low
 
     def default_strategy(self) -> Any:
+        """Contrastive divergence on Langevin chains: persistent in a replay buffer, or (with
+        ``buffer_size=0``) from fresh uniform noise each step; data noised by ``data_noise``."""
+        from .strategy import NoisyCD
+
         cfg = self.cfg
-        return ek.strategies.ContrastiveDivergence(
-            sampler=self.langevin(),
-            buffer=ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit),
-            alpha=cfg.alpha, init=self._uniform)
+        buffer = (ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit)
+                  if cfg.buffer_size else None)
+        return NoisyCD(sampler=self.langevin(), buffer=buffer, alpha=cfg.alpha,
+                       init=self._uniform, data_noise=getattr(cfg, "data_noise", 0.0))
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                steps: int | None = None) -> Tensor:
@@ -110,7 +126,7 @@ class _NeuralEnergy(ek.EnergyModel):
             self.train(was_training)
 
     def score(self, y: Tensor) -> Tensor:
-        """Anomaly score: the energy (high = unlike the training data)."""
+        """Anomaly score: the free energy F(y), ``[B]`` (high = unlike the training data)."""
         with torch.no_grad():
             return self.free_energy(y)
 
@@ -151,25 +167,24 @@ class MLPEnergy(_NeuralEnergy):
 
 
 class ConvEnergy(_NeuralEnergy):
-    """E(y) = ConvNet(y): three SiLU convolutions (the last two stride 2), pooled, one scalar."""
+    """E(y) = w · ConvBody(y) + b: five convolutions (two of them stride 2), no batch norm,
+    optionally spectrally normalised, read out linearly to one scalar."""
 
     name = "neural.conv"
     config_class = ConvConfig
 
     def __init__(self, cfg: ConvConfig) -> None:
         super().__init__()
+        from .nets import ConvBody
+
         self.cfg = cfg
         self._check_sampler_config()
         shape = list(cfg.image_shape)
         if len(shape) != 3 or min(shape) <= 0:
             raise ek.errors.ConfigError(f"neural.conv: image_shape must be [C, H, W], got {shape}")
-        c, ch = shape[0], cfg.channels
-        self.net = nn.Sequential(
-            nn.Conv2d(c, ch, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(2 * ch, 2 * ch, 3, stride=2, padding=1), nn.SiLU(),
-        )
-        self.head = nn.Linear(2 * ch, 1)
+        ek.config.at_least("channels", cfg.channels, who=self.name)
+        self.body = ConvBody(shape, cfg.channels, cfg.activation, cfg.spectral_norm)
+        self.head = self.body.head(1)
         self.flat_dim = math.prod(shape)
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
@@ -178,5 +193,4 @@ class ConvEnergy(_NeuralEnergy):
             check_input(y, "y", shape=(None, c * h * w), finite=False)
             y = rearrange(y, "b (c h w) -> b c h w", c=c, h=h, w=w)
         check_input(y, "y", shape=(None, c, h, w), finite=False)
-        features = reduce(self.net(y), "b c h w -> b c", "mean")  # global average pool
-        return self.head(features).squeeze(-1)  # [B]
+        return self.head(self.body(y)).squeeze(-1)  # [B]

@@ -37,20 +37,28 @@ def soft_threshold(v: Tensor, theta: Tensor) -> Tensor:
 
 
 class LISTAEncoder(nn.Module):
-    """T unrolled ISTA steps with learned W_e ``[M, D]``, S ``[M, M]`` (or ``[T, M, M]``
-    untied) and thresholds θ ``[M]`` (or ``[T, M]``). Usable as ``ek.latent.Amortized``."""
+    """T unrolled ISTA steps — exactly T shrinkages — with learned W_e ``[M, D]``, S and
+    thresholds θ: z_1 = h_θ₁(W_e y), z_{t+1} = h_θ_{t+1}(W_e y + S_t z_t) for t < T.
+
+    Tied: one S ``[1, M, M]`` and one θ ``[1, M]`` shared by every layer. Untied: S
+    ``[T − 1, M, M]`` (the first layer has no S) and θ ``[T, M]``. Every parameter is used
+    (for T = 1, S is empty).
+    Usable as ``ek.latent.Amortized``.
+    """
 
     def __init__(self, dim: int, atoms: int, layers: int, tied: bool = True) -> None:
         super().__init__()
         self.layers, self.tied = layers, tied
-        n = 1 if tied else layers
         self.w_e = nn.Parameter(torch.zeros(atoms, dim))
-        self.s = nn.Parameter(torch.zeros(n, atoms, atoms))
-        self.theta = nn.Parameter(torch.zeros(n + 1, atoms))
+        n_s = min(1, layers - 1) if tied else layers - 1  # T = 1: no recurrence, no S
+        self.s = nn.Parameter(torch.zeros(n_s, atoms, atoms))
+        self.theta = nn.Parameter(torch.zeros(1 if tied else layers, atoms))
 
     @torch.no_grad()
     def init_from_dictionary(self, w: Tensor, lam: float) -> None:
-        """Start at ISTA: W_e = Wᵀ/L, S = I − WᵀW/L, θ = λ/L with L = ‖W‖₂² (½ scaling)."""
+        """Start at ISTA: W_e = Wᵀ/L, S = I − WᵀW/L, θ = λ/L with L = ‖W‖₂² (½ scaling).
+
+        The untrained encoder is then ISTA from z_0 = 0 stopped after T iterations."""
         lip = torch.linalg.matrix_norm(w, ord=2).square()
         m = w.shape[1]
         self.w_e.copy_(w.t() / lip)
@@ -60,10 +68,10 @@ class LISTAEncoder(nn.Module):
 
     def forward(self, y: Tensor) -> Tensor:
         b = y @ self.w_e.t()  # [B, M]
-        z = soft_threshold(b, self.theta[0])
-        for t in range(self.layers):
-            s = self.s[0 if self.tied else t]
-            z = soft_threshold(b + z @ s.t(), self.theta[0 if self.tied else t + 1])
+        z = soft_threshold(b, self.theta[0])  # layer 1: ISTA's first step from z_0 = 0
+        for t in range(1, self.layers):  # layers 2 … T
+            s = self.s[0 if self.tied else t - 1]
+            z = soft_threshold(b + z @ s.t(), self.theta[0 if self.tied else t])
         return z
 
 

@@ -1,0 +1,147 @@
+r"""JEM: a classifier read as an energy-based model (Grathwohl et al. 2020).
+
+A classifier's logits $f(y) \in \mathbb R^K$ define a joint energy over an image $y$ and its
+class $c$, and, by summing the class out, an energy of the image alone:
+
+$$ E(y, c) = -f(y)_c, \qquad
+   F(y) = -\log \sum_c \exp\big(-E(y, c)\big) = -\operatorname{logsumexp}_c f(y)_c . $$
+
+So $p(c \mid y) = \operatorname{softmax}(f(y))_c$ is the classifier it always was, and
+$p(y) = \exp(-F(y)) / Z$ is a density over images from the same network. In ebmkit's
+vocabulary the class is a discrete latent $z$: ``energy(y, z=c)`` is $E(y, c)$,
+``free_energy(y)`` is $F(y)$ (the soft minimum over $z$ at $\beta = 1$, exact: $K$ terms),
+``infer(y)`` is $\check z = \arg\min_c E(y, c)$, the predicted class.
+
+Training ([`JointTraining`][ebmkit_neural.strategy.JointTraining]) adds the cross-entropy of
+the labels to persistent contrastive divergence on $F$. Axis letters: B batch, K classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+import ebmkit as ek
+from ebmkit.config import at_least
+from ebmkit.errors import ConfigError
+from ebmkit.model import check_input
+
+from .models import SamplerConfig, _NeuralEnergy
+from .nets import ConvBody
+
+__all__ = ["JEM", "JEMConfig"]
+
+
+@dataclass
+class JEMConfig(SamplerConfig):
+    """JEM: a convolutional classifier whose logits are negative energies."""
+
+    image_shape: list[int] = field(default_factory=lambda: [1, 8, 8])
+    num_classes: int = 10
+    channels: int = 32
+    activation: str = "silu"
+    spectral_norm: bool = False
+    low: float = 0.0
+    high: float = 1.0
+    # JEM's sampler: short-run SGLD with step 1 and noise 0.01, a replay buffer with 5%
+    # restarts from uniform noise, data noise σ = 0.03 (Grathwohl et al. 2020, App. H)
+    langevin_steps: int = 20
+    step_size: float = 1.0
+    noise: float | None = 0.01
+    buffer_size: int = 2_000
+    reinit: float = 0.05
+    data_noise: float = 0.03
+    alpha: float = 0.1  # energy-magnitude penalty (JEM has none; see JointTraining)
+    generative: float = 1.0  # weight w of the log p(y) term; 0 trains a plain classifier
+
+
+class JEM(_NeuralEnergy):
+    """A convolutional classifier as a joint energy E(y, c) = −f(y)_c (no batch norm)."""
+
+    name = "neural.jem"
+    config_class = JEMConfig
+    cfg: JEMConfig
+
+    def __init__(self, cfg: JEMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._check_sampler_config()
+        shape = list(cfg.image_shape)
+        if len(shape) != 3 or min(shape) <= 0:
+            raise ConfigError(f"neural.jem: image_shape must be [C, H, W], got {shape}")
+        at_least("num_classes", cfg.num_classes, 2, who=self.name)
+        at_least("channels", cfg.channels, who=self.name)
+        if not cfg.data_noise >= 0 or not cfg.generative >= 0:
+            raise ConfigError(f"neural.jem: data_noise and generative must be >= 0, got "
+                              f"{cfg.data_noise!r} and {cfg.generative!r}")
+        self.body = ConvBody(shape, cfg.channels, cfg.activation, cfg.spectral_norm)
+        self.head = self.body.head(cfg.num_classes)
+        self.flat_dim = math.prod(shape)
+
+    def _images(self, y: Tensor) -> Tensor:
+        c, h, w = self.cfg.image_shape
+        if y.dim() == 2:
+            check_input(y, "y", shape=(None, c * h * w), finite=False)
+            return rearrange(y, "b (c h w) -> b c h w", c=c, h=h, w=w)
+        return check_input(y, "y", shape=(None, c, h, w), finite=False)
+
+    def logits(self, y: Tensor) -> Tensor:
+        """f(y): the class logits, ``[B, K]`` (y flat ``[B, C·H·W]`` or ``[B, C, H, W]``)."""
+        return self.head(self.body(self._images(y)))
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(y, c) = −f(y)_c for classes ``z`` (int64 ``[B]``); without z, F(y). ``[B]``."""
+        logits = self.logits(y)
+        if z is None:
+            return -torch.logsumexp(logits, dim=1)
+        if not isinstance(z, Tensor) or z.shape != logits.shape[:1] or z.is_floating_point():
+            got = f"{z.dtype} {list(z.shape)}" if isinstance(z, Tensor) else type(z).__name__
+            raise ConfigError(f"neural.jem: z is the class, int64 [{logits.shape[0]}] in "
+                              f"0…{self.cfg.num_classes - 1}; got {got}")
+        return -logits.gather(1, z.long().unsqueeze(1)).squeeze(1)
+
+    def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """F(y) = −logsumexp_c f(y)_c, exact (the class summed out), ``[B]``."""
+        return -torch.logsumexp(self.logits(y), dim=1)
+
+    def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """ž = argmin_c E(y, c) = argmax_c f(y)_c: the predicted class, int64 ``[B]``."""
+        with torch.no_grad():
+            return self.logits(y).argmax(dim=1)
+
+    predict = infer
+
+    def predict_proba(self, y: Tensor) -> Tensor:
+        """p(c | y) = softmax(f(y)), ``[B, K]``."""
+        with torch.no_grad():
+            return torch.softmax(self.logits(y), dim=1)
+
+    def default_strategy(self) -> Any:
+        from .strategy import JointTraining
+
+        cfg = self.cfg
+        return JointTraining(
+            sampler=self.langevin(),
+            buffer=ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit),
+            alpha=cfg.alpha, init=self._uniform, data_noise=cfg.data_noise,
+            generative=cfg.generative)
+
+    def metrics(self) -> dict[str, Any]:
+        import torchmetrics
+
+        metrics = super().metrics()
+        metrics["accuracy"] = ek.metrics.Adapter(
+            torchmetrics.Accuracy(task="multiclass", num_classes=self.cfg.num_classes),
+            _predictions)
+        return metrics
+
+
+def _predictions(model: JEM, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    if "label" not in batch:
+        raise ConfigError("neural.jem accuracy needs labelled data (a batch with 'label')")
+    return model.predict(batch["y"]), batch["label"]
