@@ -558,3 +558,26 @@ def test_without_retries_the_checkpoint_weights_are_restored(tmp_path: Path) -> 
     assert info.value.restored and info.value.epoch == 2
     saved = ek.checkpoint.read_weights(tmp_path / "run" / "model.safetensors")[0]["mu"]
     assert torch.isfinite(model.mu).all() and torch.equal(model.mu.detach(), saved)
+
+
+# --------------------------------------------------------------------------- wrapped models
+def test_compiled_and_ddp_wrapped_models_are_accepted(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    model = MLPAutoencoder()
+    compiled = torch.compile(model, backend="eager")  # an OptimizedModule, not an EnergyModel
+    trainer = Trainer(compiled, epochs=1, batch_size=32, device="cpu", progress=False)
+    assert trainer.model is model  # saved, evaluated and optimised as the model itself
+    before = model.dec.weight.detach().clone()
+    trainer.fit(blob())
+    assert not torch.equal(model.dec.weight, before)
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0,
+                            world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(MLPAutoencoder())
+        trainer = Trainer(wrapped, epochs=1, batch_size=32, device="cpu", progress=False)
+        assert trainer.model is wrapped.module
+        assert math.isfinite(trainer.fit(blob())[-1]["loss"])
+    finally:
+        dist.destroy_process_group()
