@@ -267,6 +267,22 @@ def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
     assert model.controller.weight.shape == (2, cfg.code + cfg.hidden)
 
 
+@pytest.mark.slow
+def test_pipeline_dream_and_iterative_collection(tmp_path):
+    from ebmkit_worldmodels.cli import BUDGETS
+    from ebmkit_worldmodels.pipeline import RunConfig, run
+
+    cfg = RunConfig(**{**BUDGETS["tiny"], "generations": 2, "rounds": 1, "round_episodes": 4,
+                       "dream": True, "dream_generations": 2, "ablation": False})
+    _, result = run(cfg, tmp_path)
+    assert set(result.searches) == {"V+M round 0", "V+M round 1"}
+    assert "V-only" not in result.returns and len(result.returns["random"]) == 4
+    assert result.episodes_collected == cfg.episodes + cfg.round_episodes
+    assert result.speed["dream_steps"] > 0 and result.speed["dream_steps_per_s"] > 0
+    assert math.isfinite(result.dream_return)
+    assert "dream steps/s" in (tmp_path / "report.md").read_text()
+
+
 @pytest.mark.byhand
 def test_default_recipe_quality(tmp_path):
     """The default command's recipe (minutes of CPU): the quality bars of the issue."""

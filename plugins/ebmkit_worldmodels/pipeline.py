@@ -378,7 +378,7 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
     say(f"collected {len(episodes)} + {n_test} held-out random episodes "
         f"({sum(e.steps for e in episodes)} steps)")
 
-    def fit_vm(epochs_v: int, epochs_m: int) -> list[torch.Tensor]:
+    def fit_vm(epochs_v: int, epochs_m: int, refit: bool = True) -> list[torch.Tensor]:
         tic = time.perf_counter()
         frames = stack_frames(episodes)
         result.vision_losses += train_vision(model, frames, cfg, epochs_v, progress)
@@ -390,9 +390,10 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
                             seed=cfg.seed, progress=progress)
         for k, v in asdict(hist).items():
             result.memory_history.setdefault(k, []).extend(v)
-        feats = features(model, latents, episodes)
-        model.controller.fit_features(feats, cfg.whiten)
-        v_only.fit_features(feats[:, :cfg.code], cfg.whiten)
+        if refit:  # later rounds keep C's coordinates, so its search can continue
+            feats = features(model, latents, episodes)
+            model.controller.fit_features(feats, cfg.whiten)
+            v_only.fit_features(feats[:, :cfg.code], cfg.whiten)
         timer.add("M", time.perf_counter() - tic)
         return latents
 
@@ -434,7 +435,8 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
             episodes += gather(list(range(first, first + cfg.round_episodes)),
                                lambda n: Agent(model.vision, model.memory, model.controller, n),
                                f"collect (round {r + 1})")
-            latents = fit_vm(max(1, cfg.vae_epochs // 2), max(1, cfg.mdn_epochs // 2))
+            latents = fit_vm(max(1, cfg.vae_epochs // 2), max(1, cfg.mdn_epochs // 2),
+                             refit=False)
             starts = torch.stack([z[0] for z in latents])
     result.episodes_collected = len(episodes) + n_test
     result.frames_collected = int(sum(len(e.frames) for e in episodes) + sum(
