@@ -114,3 +114,24 @@ def test_generator_average_moves_towards_the_generator():
     model.update_ema()
     assert math.isclose(float((p - p_ema).abs().mean()), 0.9 * float(before), rel_tol=1e-5)
     assert ek.get_model("gan.dcgan", d_width=8, g_width=8, ema=0.0).generator_ema is None
+
+
+def test_soft_kmeans_fit_anneals_and_beats_lloyd_from_the_same_starts():
+    """With ``beta`` set, ``fit`` is soft K-means under an annealed temperature: from the
+    same k-means++ starts it ends at a lower hard inertia than Lloyd's on average, and its
+    prototypes are the responsibility-weighted means at β (a fixed point of the soft
+    M-step)."""
+    y = ek.get_dataset("digits").y
+    hard, soft = [], []
+    for seed in range(4):
+        hard.append(ek.get_model("kmeans", k=10, random_state=seed).fit(y).inertia_)
+        model = ek.get_model("kmeans", k=10, beta=10.0, random_state=seed).fit(y)
+        soft.append(model.inertia_)
+    w = model.cluster_centers_
+    r = torch.softmax(-10.0 * torch.cdist(y, w).square(), dim=1)  # [N, K]
+    torch.testing.assert_close((r.T @ y) / r.sum(0)[:, None], w, atol=1e-3, rtol=1e-3)
+    print(f"\nmean inertia over 4 starts: Lloyd {sum(hard) / 4:.0f}, soft β=10 {sum(soft) / 4:.0f}")
+    assert sum(soft) < sum(hard)
+    # above the critical temperature every prototype sits at the data mean
+    hot = ek.get_model("kmeans", k=10, beta=0.5, random_state=0).fit(y)
+    assert (hot.cluster_centers_ - y.mean(0)).norm(dim=1).max() < 0.05

@@ -7,9 +7,10 @@ The energy of a sample y and a one-hot code z over K prototypes (the columns of 
 built from the core term ``ek.energies.Reconstruction`` with a bias-free linear decoder.
 Inference is exhaustive: ž is the nearest prototype. The free energy is F∞(y) = min_k
 ‖y − w_k‖² (hard K-means), or at inverse temperature β the soft minimum
-F_β(y) = −1/β · log Σ_k exp(−β‖y − w_k‖²) (soft K-means). Training is either Lloyd's
-closed-form update (``fit``, or the ``Lloyd`` strategy through ``ek.Trainer``) or gradient
-descent on the free energy (``training="gradient"``).
+F_β(y) = −1/β · log Σ_k exp(−β‖y − w_k‖²) (soft K-means; β is an inverse temperature).
+Training is either closed-form (``fit``: Lloyd's algorithm, or with ``beta`` set, soft
+K-means EM under an annealed temperature; the ``Lloyd`` strategy through ``ek.Trainer`` is
+mini-batch K-means) or gradient descent on the free energy (``training="gradient"``).
 
 Axis letters in shape comments: N/B samples, D features, K prototypes.
 """
@@ -49,7 +50,8 @@ class KMeansConfig:
     tol: float = 1e-4  # relative to the data's mean variance, as in scikit-learn
     n_init: int = 1
     random_state: int | None = None
-    beta: float | None = None  # None: hard F∞; a number: soft K-means F_β
+    beta: float | None = None  # None: hard F∞ and Lloyd; a number: soft K-means F_β, soft fit
+    anneal: int = 30  # soft fit: iterations over which β rises geometrically from β/100 to β
     training: str = "lloyd"  # "lloyd" (closed form) or "gradient" (through the energy)
     chunk_size: int | None = None  # samples per chunk of exhaustive inference (None: cache-sized)
 
@@ -58,8 +60,11 @@ class KMeans(ek.EnergyModel):
     """K-means clustering as an energy-based model, with scikit-learn's interface.
 
     ``fit(y)`` runs Lloyd's algorithm ``n_init`` times from k-means++ (or random, or given)
-    prototypes and keeps the run of lowest inertia; ``predict``, ``transform``,
-    ``inertia_``, ``cluster_centers_``, ``labels_`` and ``n_iter_`` follow scikit-learn.
+    prototypes and keeps the run of lowest inertia (with ``beta`` set: soft K-means, see
+    ``fit``); ``predict``, ``transform``, ``inertia_``, ``cluster_centers_``, ``labels_`` and
+    ``n_iter_`` follow scikit-learn. ``score`` does not: it is ebmkit's per-sample anomaly
+    score F(y), ``[N]``, as in every family; scikit-learn's ``KMeans.score(X)`` (−inertia,
+    one number) is ``-model.score(X).sum()`` for the hard model.
 
     Example:
         >>> import torch, ebmkit as ek
@@ -156,6 +161,14 @@ class KMeans(ek.EnergyModel):
     def fit(self, y: Any) -> KMeans:
         """Lloyd's algorithm, ``n_init`` restarts; keeps the lowest inertia. Returns self.
 
+        With ``beta`` set, soft K-means instead: EM on the mixture the soft free energy
+        defines, responsibilities r_nk = softmax_k(−β_t ‖y_n − w_k‖²) and prototypes
+        w_k = Σ_n r_nk y_n / Σ_n r_nk, with β_t rising geometrically from β/100 to β over
+        ``anneal`` iterations (deterministic annealing, Rose 1998: at high temperature the
+        prototypes feel all the data, so poor starts are smoothed out), then iterated at β
+        until the prototypes move less than ``tol``. The run kept is the one of lowest
+        Σ_n F_β(y_n); ``inertia_`` is still the hard Σ_n min_k ‖y_n − w_k‖².
+
         Raises:
             ConfigError: ``y`` is not ``[N, dim]``, has NaN rows, or has fewer rows than k.
         """
@@ -170,13 +183,46 @@ class KMeans(ek.EnergyModel):
         best = None
         for _ in range(runs):
             start = self.initial_centers(y, gen)
-            centers, labels, inertia, n_iter = kernels.lloyd(
-                y, start, self.cfg.max_iter, tol, self.cfg.chunk_size, check_every=check)
-            if best is None or inertia < best[2]:
-                best = (centers, labels, inertia, n_iter)
-        centers, self.labels_, self.inertia_, self.n_iter_ = best
+            if self.cfg.beta is None:
+                centers, labels, inertia, n_iter = kernels.lloyd(
+                    y, start, self.cfg.max_iter, tol, self.cfg.chunk_size, check_every=check)
+                run = (centers, labels, inertia, n_iter, inertia)
+            else:
+                run = self._soft_fit(y, start, float(self.cfg.beta), tol)
+            if best is None or run[4] < best[4]:
+                best = run
+        centers, self.labels_, self.inertia_, self.n_iter_, _ = best
         self.set_centers(centers)
         return self
+
+    def _soft_fit(self, y: Tensor, centers: Tensor, beta: float,
+                  tol: float) -> tuple[Tensor, Tensor, float, int, float]:
+        """Annealed soft K-means from ``centers``: ``(centers, labels, inertia, iterations,
+        Σ F_β)``."""
+        anneal = max(1, min(self.cfg.anneal, self.cfg.max_iter))
+        c = kernels.chunk_rows(self.cfg.k, self.cfg.chunk_size)
+        y_sq = torch.einsum("nd,nd->n", y, y)  # [N]
+        n_iter = 0
+        for n_iter in range(1, self.cfg.max_iter + 1):
+            b = beta * 100.0 ** (min(n_iter, anneal) / anneal - 1)  # β/100 → β, geometric
+            w_sq = torch.einsum("kd,kd->k", centers, centers)
+            sums, mass = torch.zeros_like(centers), centers.new_zeros(self.cfg.k)
+            for start in range(0, y.shape[0], c):
+                part = y[start:start + c]
+                d = (y_sq[start:start + c, None] - 2 * part @ centers.t() + w_sq).clamp_min(0)
+                r = torch.softmax(-b * d, dim=1)  # [C, K] responsibilities
+                sums += r.t() @ part
+                mass += r.sum(0)
+            new = torch.where(mass[:, None] > 1e-12, sums / mass.clamp_min(1e-12)[:, None],
+                              centers)  # a prototype no sample weighs on stays put
+            shift = float((new - centers).square().sum())
+            centers = new
+            if n_iter >= anneal and shift <= tol:
+                break
+        labels, dist = kernels.assign(y, centers, chunk=self.cfg.chunk_size)
+        self.set_centers(centers)
+        soft = float(self.soft_free_energy(y, beta).sum())
+        return centers, labels, float(dist.sum()), n_iter, soft
 
     def fit_predict(self, y: Any) -> Tensor:
         """``fit(y).labels_``."""
@@ -203,7 +249,12 @@ class KMeans(ek.EnergyModel):
         return kernels.distances(self._check_y(y), self.cluster_centers_, self.cfg.chunk_size)
 
     def score(self, y: Tensor) -> Tensor:
-        """Anomaly score: the free energy (squared distance to the nearest prototype)."""
+        """Anomaly score: the free energy F(y) per sample, ``[N]`` (squared distance to the
+        nearest prototype, or F_β with ``beta``); high = unlike the training data.
+
+        The same meaning as every family's ``score``; *not* scikit-learn's
+        ``KMeans.score(X)``, which is one number, −inertia (``-model.score(X).sum()`` here).
+        """
         with torch.no_grad():
             return self.free_energy(y)
 
@@ -280,7 +331,7 @@ def _sync_fitted(module: KMeans, incompatible: Any) -> None:
 
 
 def _check_config(cfg: KMeansConfig) -> None:
-    for key in ("k", "dim", "max_iter", "n_init"):
+    for key in ("k", "dim", "max_iter", "n_init", "anneal"):
         at_least(key, getattr(cfg, key), who="kmeans")
     if isinstance(cfg.init, str) and cfg.init not in INITS:
         raise ConfigError(f"kmeans: init must be 'k-means++', 'random' or initial centroids "
@@ -304,13 +355,18 @@ def _ensure_started(model: KMeans, y: Tensor) -> None:
 
 
 class Lloyd(ek.strategies.Strategy):
-    """Architectural training by closed-form Lloyd updates, one batch at a time.
+    """Architectural training by closed-form updates, one batch at a time: mini-batch
+    K-means (Sculley 2010), not Lloyd's algorithm.
 
-    Each batch is assigned to its nearest prototypes and every prototype moves to the
-    running mean of all samples ever assigned to it: w_k ← w_k + (s_k − n_k w_k)/N_k with
-    batch sums s_k, batch counts n_k and running counts N_k (mini-batch K-means, Sculley
-    2010). Over the whole data at once it is exactly Lloyd's M-step. Nothing is learned by
-    gradient, so the trainer builds no optimizer. Logs ``e_pos`` (the batch's mean F∞).
+    Each batch is assigned to its nearest prototypes and every prototype moves towards the
+    batch's mean of its samples with a per-prototype rate that decays as 1/N_k:
+    w_k ← w_k + (s_k − n_k w_k)/N_k with batch sums s_k, batch counts n_k and running counts
+    N_k over every batch so far. So w_k is the mean of all samples ever assigned to it,
+    each under the prototypes of *its* step (stale assignments are never revised). Only
+    the very first step, if it sees the whole data, equals one Lloyd M-step; later epochs
+    are not further Lloyd iterations (``fit`` runs those). Hard assignments even when
+    ``beta`` is set. Nothing is learned by gradient, so the trainer builds no optimizer.
+    Logs ``e_pos`` (the batch's mean F∞).
     """
 
     def __init__(self) -> None:
