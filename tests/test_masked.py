@@ -181,6 +181,14 @@ def test_sample_draws_valid_text(method):
     assert (out[:, 0] == 10).all() and (out != MASK).all()
 
 
+def test_fill_in_text(tmp_path, text):
+    model = _lm()
+    (path,) = model.plots(text[1], tmp_path)
+    lines = path.read_text("utf-8").splitlines()
+    assert path.name == "fill-in.txt" and lines[2].startswith("input      _")
+    assert lines[4] == "truth      " + model.decode(text[1].y[:1])[0].replace("\n", "⏎")
+
+
 def test_mh_follows_the_energy():
     """With proposals ≠ target, MH corrects towards exp(−score); Gibbs need not: on a
     two-token sequence, MH's chain has a lower mean score than the uniform proposal's."""
