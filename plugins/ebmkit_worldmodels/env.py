@@ -99,25 +99,37 @@ class FrameSpec:
 
     def __call__(self, frames: np.ndarray | Tensor | Sequence[np.ndarray],
                  device: torch.device | str | None = None) -> Tensor:
-        """``uint8 [N, H, W, 3]`` (or one ``[H, W, 3]``) → ``float [N, size²]`` in [0, 1]."""
-        if isinstance(frames, (list, tuple)):
-            frames = np.stack(frames)
-        t = torch.as_tensor(frames)
-        if t.dim() == 3:
-            t = t[None]
-        if t.dim() != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
-            raise ConfigError(f"frame: expected uint8 [H, W, 3] (gymnasium rgb_array) or "
-                              f"[N, H, W, 3], got {t.dtype} {list(t.shape)}")
-        if self.crop is not None:
-            top, bottom, left, right = self.crop
-            if t.shape[1] < bottom or t.shape[2] < right:
-                raise ConfigError(f"frame: the crop {self.crop} needs at least {bottom}×{right} "
-                                  f"pixels, got {t.shape[1]}×{t.shape[2]}")
-            t = t[:, top:bottom, left:right]
-        t = t.to(device) if device is not None else t
-        grey = 1.0 - t.float().mean(dim=-1, keepdim=True).movedim(-1, 1) / 255.0  # [N, 1, H, W]
-        small = nnf.adaptive_avg_pool2d(grey, self.size)  # [N, 1, size, size]
-        return small.flatten(1)  # [N, size²]
+        """``uint8 [N, H, W, 3]`` (or one ``[H, W, 3]``) → ``float [N, size²]`` in [0, 1].
+
+        When the (cropped) frame divides into ``size × size`` blocks, the block sums are
+        taken on the CPU in integers (crop first, then one pass); otherwise an area
+        interpolation (``adaptive_avg_pool2d``) on the device.
+        """
+        if isinstance(frames, Tensor):
+            frames = frames.cpu().numpy()
+        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+            frames = [frames]
+        for f in frames:
+            if not isinstance(f, np.ndarray) or f.ndim != 3 or f.shape[-1] != 3 \
+                    or f.dtype != np.uint8:
+                got = (f"{f.dtype} {list(f.shape)}" if isinstance(f, np.ndarray)
+                       else type(f).__name__)
+                raise ConfigError(f"frame: expected uint8 [H, W, 3] (gymnasium rgb_array) or "
+                                  f"[N, H, W, 3], got {got}")
+        top, bottom, left, right = self.crop or (0, frames[0].shape[0], 0, frames[0].shape[1])
+        if frames[0].shape[0] < bottom or frames[0].shape[1] < right:
+            raise ConfigError(f"frame: the crop {self.crop} needs at least {bottom}×{right} "
+                              f"pixels, got {frames[0].shape[0]}×{frames[0].shape[1]}")
+        arr = np.stack([f[top:bottom, left:right] for f in frames])  # uint8 [N, h, w, 3]
+        n, h, w, _ = arr.shape
+        s = self.size
+        if h % s == 0 and w % s == 0:  # exact block means, summed in integers
+            sums = arr.reshape(n, s, h // s, s, 3 * (w // s)).sum(axis=(2, 4), dtype=np.uint32)
+            grey = torch.from_numpy(sums.astype(np.float32)).to(device)  # [N, s, s]
+            return 1.0 - grey.flatten(1) / (255.0 * 3 * (h // s) * (w // s))
+        t = torch.from_numpy(arr).to(device)
+        grey = 1.0 - t.float().mean(dim=-1, keepdim=True).movedim(-1, 1) / 255.0  # [N, 1, h, w]
+        return nnf.adaptive_avg_pool2d(grey, s).flatten(1)  # [N, size²]
 
 
 @dataclass
