@@ -372,7 +372,18 @@ class SparseConfig(AutoencoderConfig):
 
 
 class SparseAutoencoder(Autoencoder):
-    """C(y, Dec(Enc(y))), trained with λ·Ω(h): Σ_i |h_i| or Σ_j KL(ρ ‖ ρ̂_j)."""
+    """C(y, Dec(Enc(y))), trained with λ·Ω(h): Σ_i |h_i| or Σ_j KL(ρ ‖ ρ̂_j).
+
+    This is Ng's sparse autoencoder (the ``kl`` default: a firing-rate penalty on sigmoid
+    units), not the lecture's predictive sparse decomposition (PSD, Kavukcuoglu, Ranzato &
+    LeCun 2008), whose energy E(y, z) = C(y, Dec(z)) + λ|z|₁ + α‖z − Enc(y)‖² has the
+    penalty *inside* the energy and infers z by minimising it (the encoder only predicts
+    the minimiser). Here the penalty is a training regulariser outside the energy —
+    ``energy``/``free_energy``/``score`` are the reconstruction cost alone — z = Enc(y) is
+    amortised, and ``active`` counts a sigmoid unit as active when h > ½. For PSD-style
+    sparse coding with inference by minimisation, see ``sparse.coding`` and
+    ``sparse.lista``.
+    """
 
     name = "autoencoder.sparse"
     config_class = SparseConfig

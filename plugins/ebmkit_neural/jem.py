@@ -125,9 +125,11 @@ class JEM(_NeuralEnergy):
         from .strategy import JointTraining
 
         cfg = self.cfg
+        buffer = (ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit)
+                  if cfg.buffer_size else None)  # 0: short-run chains from noise
         return JointTraining(
             sampler=self.langevin(),
-            buffer=ek.samplers.ReplayBuffer(capacity=cfg.buffer_size, reinit=cfg.reinit),
+            buffer=buffer,
             alpha=cfg.alpha, init=self._uniform, data_noise=cfg.data_noise,
             generative=cfg.generative)
 

@@ -91,7 +91,10 @@ class LISTAConfig:
 
 
 class LISTA(ek.EnergyModel):
-    """The sparse-coding energy with a LISTA encoder as its (amortised) inference."""
+    """The sparse-coding energy with a LISTA encoder as its (amortised) inference.
+
+    ``free_energy(y)`` = E(y, LISTA(y)) is the energy at the encoder's code, an upper bound
+    of F∞(y) = min_z E(y, z) (``optimal_codes`` runs FISTA for the minimiser itself)."""
 
     name = "sparse.lista"
     config_class = LISTAConfig
@@ -204,11 +207,22 @@ class DrSAEConfig:
 
 
 class DrSAE(ek.EnergyModel):
-    """Discriminative recurrent sparse autoencoder (Rolfe & LeCun 2013).
+    """Discriminative recurrent sparse autoencoder (Rolfe & LeCun 2013), simplified.
 
     z_0 = ReLU(E y − b), z_{t+1} = ReLU(E y + S z_t − b) for T steps; the energy of the
     code is E(y, z) = ½‖y − D z‖² + λ|z|₁ with unit-norm decoder columns, and a linear
     classifier reads z_T. Training minimises E(y, z_T) + ``classification``·CE.
+
+    Where this departs from the paper (kept simpler on purpose, and measured as such):
+
+    - the classifier reads the raw code z_T; the paper's logistic regression reads the
+      L2-normalised code z_T / ‖z_T‖;
+    - reconstruction, sparsity and classification are trained jointly from the first step;
+      the paper first trains the unsupervised part alone, then adds the discriminative
+      loss;
+    - the bias b is a free parameter; the paper keeps the thresholds non-negative;
+    - F(y) = E(y, z_T) is the energy at the encoder's code: an upper bound of
+      min_z E(y, z), not the minimum (amortised inference).
     """
 
     name = "sparse.drsae"
