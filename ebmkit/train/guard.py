@@ -78,11 +78,13 @@ def snapshot(trainer: Trainer) -> dict[str, Any] | None:
     return {
         "tensors": [t.detach().to(where, copy=True, non_blocking=non_blocking)
                     for t in trainer._state],
-        "optimizer": (to_device(clone_tree(opt.state_dict()), where)
+        # moved first, then cloned (tensors already there would otherwise be aliased): a
+        # snapshot headed for the host never doubles the optimizer state on the device
+        "optimizer": (clone_tree(to_device(opt.state_dict(), where))
                       if opt is not None and opt.state else None),
         "lrs": [g["lr"] for g in opt.param_groups] if opt is not None else [],
         "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
-        "strategy": to_device(clone_tree(trainer._strategy_state()), where),
+        "strategy": clone_tree(to_device(trainer._strategy_state(), where)),
         "rng": local_rng(trainer.device, trainer._gen),
         "step": trainer.step,
     }
