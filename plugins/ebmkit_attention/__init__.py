@@ -48,5 +48,5 @@ def register_models(register: Any) -> None:
                              signature=f"{_PKG}.energy_transformer:EnergyTransformerConfig"),
              summary="Energy transformer: tokens descend one attention + Hopfield energy; "
                      "completes masked image patches (NaN = hidden)",
-             demo={"data": "digits", "epochs": 60, "batch_size": 64, "lr": 3e-3,
-                   "tour": {"epochs": 10}})
+             demo={"data": "digits", "epochs": 60, "batch_size": 32, "lr": 3e-3,
+                   "tour": {"epochs": 8}})

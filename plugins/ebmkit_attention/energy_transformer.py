@@ -20,7 +20,7 @@ gradient −∇_x E = −(∂g/∂x)ᵀ ∂E/∂g, plain gradient descent on one
 enough step size lowers E at every discrete step. The step size α is learned (kept in
 (0, ``max_step``)); ``predict(x, return_energies=True)`` returns E after every step so the
 descent can be checked, and the tests check it on held-out digits. Also simpler than the
-paper: one shared block (the paper's default too), no CLS token, a linear decoder.
+paper: one shared block (the paper's default too), no CLS token, a small MLP decoder per token.
 
 The masked-image conventions are ``masked.image``'s: x is y with hidden pixels set to NaN,
 in y's shape; ``energy(y, x=x)`` is the squared error summed over x's NaN entries, ``[B]``;
@@ -63,6 +63,7 @@ class EnergyTransformerConfig:
     max_step: float = 0.5  # α stays in (0, max_step)
     beta: float | None = None  # attention inverse temperature (None: 1/√head_dim)
     mask_ratio: float = 0.5  # share of patches hidden in training and in the metrics
+    decoder_hidden: int = 128  # width of the decoder's hidden layer (0: a linear decoder)
     seed: int = 0  # the metrics' masks
 
 
@@ -131,7 +132,12 @@ class EnergyTransformer(ek.EnergyModel):
         # α = max_step · sigmoid(a): positive and bounded, learned with the rest.
         r = cfg.step_size / cfg.max_step
         self.step_logit = nn.Parameter(torch.tensor(math.log(r / (1 - r))))
-        self.decode = nn.Linear(k, self.patch_dim)
+        ek.config.at_least("decoder_hidden", cfg.decoder_hidden, 0, who=who)
+        if cfg.decoder_hidden:
+            self.decode = nn.Sequential(nn.Linear(k, cfg.decoder_hidden), nn.GELU(),
+                                        nn.Linear(cfg.decoder_hidden, self.patch_dim))
+        else:
+            self.decode = nn.Linear(k, self.patch_dim)
         self.register_buffer("no_self", torch.eye(self.tokens, dtype=torch.bool), persistent=False)
         del hd
 
