@@ -33,7 +33,7 @@ from ebmkit.errors import ConfigError
 
 from .controller import Agent, CMAHistory, LinearController, cma_search, dream_returns
 from .env import Episode, FrameSpec, collect, make_env, require, run_episodes, stack_frames
-from .mdnrnn import MemoryHistory, mixture_nll, same_latent_nll, train_memory
+from .mdnrnn import mixture_nll, same_latent_nll, train_memory
 from .model import WorldModel, WorldModelConfig
 
 __all__ = ["RunConfig", "run", "evaluate_policy"]
