@@ -94,6 +94,13 @@ def main():
         if state:
             save_file(state, os.path.join(out, f"{mode}{rank}.safetensors"))
 
+    # FSDP resume: one more epoch from the checkpoint (weights and optimizer state sharded
+    # from rank 0's full copies) ends where the single process's resumed run ends
+    trainer = ek.Trainer(build(rank), DDPMean(), epochs=3, batch_size=batch_size, device="cpu",
+                         optimizer=sgd, seed=3, progress=False, distributed="fsdp",
+                         checkpoint_dir=os.path.join(out, "run-fsdp"), resume=True)
+    results["fsdp_resumed"] = trainer.fit(data)[-1]["loss"]
+
     # seed=None: one shared data order, disjoint shards that cover the data
     idx = torch.arange(96, dtype=torch.float32).unsqueeze(1).repeat(1, 8)
     rec = Recorder()

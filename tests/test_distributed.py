@@ -139,9 +139,10 @@ def _torchrun(script: Path, out: Path, batch: int) -> subprocess.Popen:
 def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """SGD with momentum and weight decay, an unused parameter and a BatchNorm buffer: DDP,
-    FSDP2 and the explicit path on two processes end where one process with twice the batch
-    ends; the unused parameter never moves; buffers agree across ranks; seed=None shards
-    are disjoint and cover the data; each rank resumes with its own replay buffer."""
+    FSDP2 (also resumed) and the explicit path on two processes end where one process with
+    twice the batch ends; the unused parameter never moves; buffers agree across ranks;
+    seed=None shards are disjoint and cover the data; each rank resumes with its own
+    replay buffer."""
     script = REPO / "tests" / "dist_scenarios.py"
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
@@ -175,7 +176,9 @@ def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
     for mode in ("ddp", "explicit"):
         assert torch.equal(load_file(str(tmp_path / "two" / f"{mode}0.safetensors"))[
             "unused.weight"], init)
-    # FSDP2: the full (gathered) weights rank 0 saved match one process.
+    # FSDP2 (trained 2 epochs, resumed for a 3rd): the full (gathered) weights rank 0 saved
+    # match one process's, so the optimizer's momentum came back sharded correctly too.
+    assert results[0]["fsdp_resumed"] == pytest.approx(single["fsdp_resumed"], rel=1e-4)
     two = load_file(str(tmp_path / "two" / "run-fsdp" / "model.safetensors"))
     one = load_file(str(tmp_path / "one" / "run-fsdp" / "model.safetensors"))
     for name, p in one.items():

@@ -121,7 +121,12 @@ def _restore_from_checkpoint(trainer: Trainer) -> bool:
     from .. import checkpoint as ckpt
 
     try:
-        ckpt.load_weights(trainer.model, d / "model.safetensors")
+        if trainer.mode == "fsdp":
+            from .parallel import load_full
+
+            load_full(trainer.model, ckpt.read_weights(d / "model.safetensors")[0])
+        else:
+            ckpt.load_weights(trainer.model, d / "model.safetensors")
     except Exception:  # noqa: BLE001 - a checkpoint we cannot read leaves the weights as they are
         return False
     return True

@@ -125,6 +125,36 @@ def full_state_dict(model: nn.Module, mode: str) -> dict[str, Tensor] | None:
     return sd or None
 
 
+def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """FSDP: the optimizer's full state, keyed by parameter name, on rank 0 (a collective;
+    ``{}`` on the other ranks). Plain tensors and numbers: ``weights_only`` loads it."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_optimizer_state_dict,
+    )
+
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(
+        full_state_dict=True, cpu_offload=True))
+
+
+def load_full(model: nn.Module, weights: dict[str, Tensor],
+              optimizer: torch.optim.Optimizer | None = None,
+              optimizer_state: dict[str, Any] | None = None) -> None:
+    """FSDP: shard rank 0's full weights (and optimizer state) onto every rank (a collective)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, weights, options=options)
+    if optimizer is not None and optimizer_state is not None:
+        # not strict: a parameter that never had a gradient has no state, as on one process
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(
+            full_state_dict=True, broadcast_from_rank0=True, strict=False))
+
+
 def local(t: Tensor) -> Tensor:
     """A DTensor's local shard; any other tensor as is."""
     to_local = getattr(t, "to_local", None)

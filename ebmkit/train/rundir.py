@@ -50,9 +50,10 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
         "epoch": trainer.epoch,
         "step": trainer.step,
         "optimizer_name": trainer.optimizer_name,
-        # FSDP's optimizer state is sharded (DTensors): not saved, and resume refuses fsdp.
-        "optimizer": (trainer.optimizer.state_dict()
-                      if trainer.optimizer is not None and trainer.mode != "fsdp" else None),
+        # FSDP: the full state, keyed by parameter name, gathered to rank 0 (a collective)
+        "optimizer": (None if trainer.optimizer is None
+                      else parallel.full_optimizer_state(trainer.model, trainer.optimizer)
+                      if trainer.mode == "fsdp" else trainer.optimizer.state_dict()),
         "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
         "strategy": mine,
         "strategy_ranks": _gather_strategy(trainer, mine),
@@ -118,7 +119,11 @@ def restore(trainer: Trainer) -> None:
     if not isinstance(state, dict) or state.get("format") != TRAINER_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ckpt.CheckpointError(f"{path}: expected format {TRAINER_FORMAT!r}, got {got!r}")
-    meta = ckpt.load_weights(trainer.model, d / "model.safetensors")
+    if trainer.mode == "fsdp":  # full weights and optimizer state, sharded from rank 0
+        weights, meta = ckpt.read_weights(d / "model.safetensors")
+        parallel.load_full(trainer.model, weights, trainer.optimizer, state["optimizer"])
+    else:
+        meta = ckpt.load_weights(trainer.model, d / "model.safetensors")
     if meta.get("ebmkit.step") != str(state["step"]):
         raise ckpt.CheckpointError(
             f"the checkpoint in {d} is inconsistent: model.safetensors is from step "
@@ -126,7 +131,7 @@ def restore(trainer: Trainer) -> None:
     if (state["optimizer"] is None) != (trainer.optimizer is None):
         raise ckpt.CheckpointError(f"{path}: the checkpoint's optimizer state does not fit "
                                    f"this model's trainable parameters")
-    if trainer.optimizer is not None:
+    if trainer.optimizer is not None and trainer.mode != "fsdp":
         if state.get("optimizer_name") != trainer.optimizer_name:
             raise ckpt.CheckpointError(
                 f"{path} was written with optimizer {state.get('optimizer_name')!r}; this "

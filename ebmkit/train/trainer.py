@@ -188,10 +188,6 @@ class Trainer:
 
         self.mode = parallel.resolve_mode(distributed, strategy, self.dist)
         if self.mode == "fsdp":
-            if self.resume:
-                raise ConfigError("resume=True is not supported with distributed='fsdp' yet: "
-                                  "the optimizer state is sharded; resume with 'ddp' or "
-                                  "'explicit', or start over")
             self.dist.broadcast_(model.state_dict().values())  # rank 0's weights, then shards
             parallel.shard(model)  # before the optimizer: parameters become DTensors
             self._modules = [m for root in trained for m in root.modules()]
