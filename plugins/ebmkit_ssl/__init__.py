@@ -15,43 +15,49 @@ import ebmkit as ek
 
 _PKG = "ebmkit_ssl"
 
+# The recipes: what `ebmkit train ssl.NAME` runs on digits (each about 2 to 3 minutes of one
+# CPU core, measured single-threaded; figures in docs/families/ssl.md), and the "tour"
+# override that `ebmkit demo` uses for a few seconds' look.
+_DIGITS = {"image_shape": [1, 8, 8]}
+_TOUR = {"epochs": 10}
+
+
+def _recipe(epochs: int, lr: float = 3e-3, **options: Any) -> dict[str, Any]:
+    return {"data": "digits", "epochs": epochs, "batch_size": 256, "lr": lr,
+            "options": {**_DIGITS, **options}, "tour": _TOUR}
+
+
 # name -> (module:Class, config class, summary, recipe)
 _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    # SimCLR probes a 128-d representation (conv32-conv64-fc128) under a linear head to 32-d.
     "ssl.simclr": (
         "simclr:SimCLR", "simclr:SimCLRConfig",
         "SimCLR: NT-Xent, the InfoNCE free energy of a view pair among the batch's other views",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400, hidden=0, rep_dim=128, proj_layers=1, temperature=0.5)),
     "ssl.moco": (
         "moco:MoCo", "moco:MoCoConfig",
         "MoCo: InfoNCE against a queue of keys from a momentum encoder",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400)),
     "ssl.pirl": (
         "pirl:PIRL", "pirl:PIRLConfig",
         "PIRL: InfoNCE invariance to a jigsaw shuffle, negatives from a memory bank",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400)),
     "ssl.swav": (
         "swav:SwAV", "swav:SwAVConfig",
         "SwAV: swapped prediction of Sinkhorn cluster codes over learned prototypes",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400)),
     "ssl.byol": (
         "byol:BYOL", "byol:BYOLConfig",
         "BYOL: an online predictor regresses an EMA target's embedding; no negatives",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400)),
     "ssl.barlow": (
         "barlow:BarlowTwins", "barlow:BarlowTwinsConfig",
         "Barlow Twins: the views' cross-correlation pulled to the identity",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400)),
     "ssl.vicreg": (
         "vicreg:VICReg", "vicreg:VICRegConfig",
         "VICReg: invariance energy with variance and covariance regularisers",
-        {"data": "digits", "epochs": 60, "batch_size": 256, "lr": 2e-3,
-         "tour": {"epochs": 10}}),
+        _recipe(400)),
 }
 
 

@@ -10,17 +10,21 @@ bank of earlier image embeddings, the loss is a mix of two InfoNCE free energies
 $$ L = \lambda\,\mathrm{NCE}(g(v_{I^t}) \to m_I) + (1 - \lambda)\,\mathrm{NCE}(f(v_I) \to m_I). $$
 
 Simplifications here, said plainly: the paper's $m_I$ is a per-image exponential moving
-average stored at the image's index in a bank of the whole data set; batches here carry no
-indices, so $m_I$ is the embedding of a second view of the image through the same network,
-and the bank is a FIFO of earlier such embeddings (masked where they are the query's own
-image). $g$ runs the same encoder on the shuffled image with its own head (the paper
-encodes each patch separately and concatenates).
+average of $f(v_I)$ stored at the image's index in a bank of the whole data set; batches
+here carry no indices, so $m_I$ is the embedding of the image by a moving average of the
+network (the momentum encoder of MoCo: the average is over weights, not per image), and
+the bank is a FIFO of earlier such embeddings (masked where they are the query's own image).
+Without the moving average the bank chases a drifting embedding and the run collapses (a
+first version here did, at the loss's $\log K$). $g$ runs the same encoder on the shuffled
+image with its own head (the paper encodes each patch separately and concatenates).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import copy
 
 import torch
 import torch.nn.functional as nnf
@@ -31,7 +35,7 @@ import ebmkit as ek
 from .augment import jigsaw
 from .base import JointEmbedding, SSLConfig
 from .memory import Memory
-from .nets import head
+from .nets import ema_, head
 
 __all__ = ["PIRL", "PIRLConfig", "PIRLLoss"]
 
@@ -71,9 +75,11 @@ class PIRLConfig(SSLConfig):
         tiles: Jigsaw patches per side (the paper's 3 on 255×255 crops; 2 on 8×8 digits).
         temperature: τ.
         weight: λ, the jigsaw term's share.
+        momentum: The EMA rate of the network that makes $m_I$ and the bank's entries.
     """
 
     bank: int = 1024
+    momentum: float = 0.99
     tiles: int = 2
     temperature: float = 0.2
     weight: float = 0.5
@@ -102,6 +108,9 @@ class PIRL(JointEmbedding):
         self.criterion = PIRLLoss(cfg.temperature, cfg.weight)
         self.jigsaw_head = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers)
         self.memory = Memory(cfg.bank, cfg.proj_dim, cfg.dim, who=self.name)
+        ek.config.number("momentum", cfg.momentum, low=0.0, high=1.0, who=self.name)
+        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
     def check_data(self, data: Any) -> None:
         """Refuse a memory bank larger than the data set (``ebmkit train`` calls this)."""
@@ -116,17 +125,20 @@ class PIRL(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
+        ema_(self.key_encoder, self.encoder, self.cfg.momentum)
+        ema_(self.key_projector, self.projector, self.cfg.momentum)
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         shuffled = self.shuffle(views[:n])                                         # [n, dim]
-        h = self.encode(torch.cat([views, shuffled]))                              # [3n, rep]
-        f = nnf.normalize(self.projector(h[:2 * n]), dim=1)                        # [2n, d]
-        g = nnf.normalize(self.jigsaw_head(h[2 * n:]), dim=1)                      # [n, d]
-        f1, m = f[:n], f[n:]
+        h = self.encode(torch.cat([views[:n], shuffled]))                          # [2n, rep]
+        f1 = nnf.normalize(self.projector(h[:n]), dim=1)                           # [n, d]
+        g = nnf.normalize(self.jigsaw_head(h[n:]), dim=1)                          # [n, d]
+        with torch.no_grad():                                                      # m_I
+            m = nnf.normalize(self.key_projector(self.key_encoder(views[n:])), dim=1)
         prints = self.memory.fingerprint(y)
         e_neg_f, self_share = self.memory.energies(f1, prints)
         e_neg_g, _ = self.memory.energies(g, prints)
         loss = self.criterion(f1, g, m, e_neg_f, e_neg_g)
-        self.memory.push(m.detach(), prints)
+        self.memory.push(m, prints)
         e_pos = 1.0 - (g.detach() * f1.detach()).sum(dim=1)
         finite = torch.isfinite(e_neg_f)
         e_neg = e_neg_f.detach().where(finite, 0.0).sum() / finite.sum().clamp_min(1)
