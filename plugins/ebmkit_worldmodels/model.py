@@ -25,7 +25,7 @@ from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
 from .controller import Agent, LinearController
-from .env import FrameSpec
+from .env import CROPS, FrameSpec
 from .mdnrnn import MDNRNN, mixture_nll
 
 __all__ = ["Policy", "WorldModel", "WorldModelConfig"]
@@ -37,11 +37,12 @@ class WorldModelConfig:
 
     env: str = "CartPole-v1"  # the gymnasium id the agent acts in
     frame_size: int = 64  # frames are grey, frame_size × frame_size
-    crop: list[int] | None = None  # (top, bottom, left, right) of the render; None: whole frame
-    code: int = 16  # K, V's latent size
+    # (top, bottom, left, right) of the render; None: the whole frame. Default: CartPole's
+    crop: list[int] | None = field(default_factory=lambda: list(CROPS["CartPole-v1"]))
+    code: int = 8  # K, V's latent size
     channels: int = 16  # V's conv channels (then twice that)
     vae: dict[str, Any] = field(default_factory=dict)  # more autoencoder.variational options
-    hidden: int = 64  # H, M's LSTM state size
+    hidden: int = 32  # H, M's LSTM state size
     mixtures: int = 5  # Gaussians per latent dimension in M
     actions: int = 2  # discrete actions of the environment
     temperature: float = 1.0  # τ of dreamed rollouts
