@@ -45,7 +45,8 @@ FAMILIES: dict[str, tuple[str, int, int, list[str]]] = {
     "sparse.lista": ("digits", 3, 256, ["atoms=16", "layers=2", "fista_steps=20"]),
     "sparse.drsae": ("digits", 3, 256, ["atoms=16", "layers=2"]),
     "neural.mlp": ("rings", 3, 256, ["hidden=16", "langevin_steps=5", "buffer_size=512"]),
-    "neural.conv": ("digits", 3, 256, ["channels=4", "langevin_steps=5", "buffer_size=512"]),
+    "neural.conv": ("digits", 3, 256, ["channels=4", "langevin_steps=5"]),
+    "neural.jem": ("digits", 3, 256, ["channels=4", "langevin_steps=3"]),
     "gan.dcgan": ("digits", 3, 256, ["latent_dim=4", "g_width=8", "d_width=8",
                                      "eval_samples=100"]),
     "gan.ebgan": ("digits", 3, 256, ["latent_dim=4", "g_width=8", "d_width=8", "code_dim=4",
@@ -117,7 +118,7 @@ def _run(argv: list[str], log: Path, kill_when: Any = None) -> tuple[str, float]
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return ("killed" if elapsed <= CHILD_TIMEOUT_S else "timed out"), elapsed
-        time.sleep(0.002)
+        time.sleep(0.005)
 
 
 def _weights(path: Path) -> dict[str, bytes]:
