@@ -179,9 +179,7 @@ class MaskedLM(ek.EnergyModel):
     @property
     def vocab(self) -> Any:
         """The model's ``ek.data.text.Vocabulary`` (for ``encode`` / ``decode``)."""
-        from ebmkit.data.text import Vocabulary
-
-        return Vocabulary(self.cfg.vocab, level=self.cfg.level)
+        return ek.data.Vocabulary(self.cfg.vocab, level=self.cfg.level)
 
     # ------------------------------------------------------------------ the network
     def hidden(self, x: Tensor) -> Tensor:
