@@ -39,11 +39,9 @@ class SaltAndPepper:
     """
 
     def __init__(self, p: float = 0.2, low: float = 0.0, high: float = 1.0, k: int = 1) -> None:
-        if not 0.0 < p <= 1.0:
-            raise ConfigError(f"SaltAndPepper: p must be in (0, 1], got {p!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"SaltAndPepper: k must be an int >= 1, got {k!r}")
-        self.p, self.low, self.high, self.k = float(p), float(low), float(high), k
+        p = ek.config.number("p", p, low=0.0, low_open=True, high=1.0, who="SaltAndPepper")
+        k = ek.config.at_least("k", k, who="SaltAndPepper")
+        self.p, self.low, self.high, self.k = p, float(low), float(high), k
 
     def __call__(self, y: Tensor, model: Any = None, x: Tensor | None = None) -> Tensor:
         if not isinstance(y, Tensor) or y.dim() == 0:
