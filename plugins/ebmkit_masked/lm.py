@@ -60,6 +60,9 @@ class MaskedLMConfig:
             at ``level``. ``config()`` always holds the resolved list, so a saved model
             decodes with its own vocabulary.
         block_size: The context length: sequences of any length up to it are accepted.
+            Only the positions that training blocks reach get trained position embeddings
+            (64 with ``ek.get_dataset("text")``'s default blocks): score and predict
+            sequences no longer than the training blocks, or train on longer ones.
         n_layer: Transformer blocks.
         n_head: Attention heads.
         d_model: Width.
@@ -281,7 +284,7 @@ class MaskedLM(ek.EnergyModel):
         return torch.where(masked, logits.argmax(-1), x)
 
     @torch.no_grad()
-    def score(self, y: Tensor, chunk: int = 4096) -> Tensor:
+    def score(self, y: Tensor, chunk: int = 1024) -> Tensor:
         """Pseudo-negative-log-likelihood −Σ_i log p(y_i | y with position i masked), ``[B]``.
 
         Each of the T positions is masked in turn; the B·T masked copies run as batches of
