@@ -3,7 +3,8 @@
 Both train ``gan.ebgan`` as registered (8×8 digits, latent 32, widths 64, code 32; an
 autoencoder discriminator whose reconstruction error is the energy) from the same initial
 weights on the digits train split with batch 64, for one epoch: per batch one discriminator
-update on EBGAN's margin loss E(y) + [m − E(G(z))]₊ and one generator update on
+update on EBGAN's margin loss E(y) + [m − E(G(z))]₊ (m the model's margin in the energy's
+units, ``model.loss_margin``: per pixel times the pixels) and one generator update on
 E(G(z)) + w·PT (the pulling-away term of the discriminator's codes), Adam with the model's
 learning rates and β₁ = 0.5, the rows in the same order and the same z. The hand loop is
 Zhao, Mathieu & LeCun's step written out in PyTorch over the same two modules, the losses
@@ -31,7 +32,7 @@ def _pulling_away(code: torch.Tensor) -> torch.Tensor:
     return (cos2.sum() - cos2.diagonal().sum()) / (n * (n - 1))
 
 
-def _hand_epoch(y: torch.Tensor, g: nn.Module, d: nn.Module, cfg) -> float:
+def _hand_epoch(y: torch.Tensor, g: nn.Module, d: nn.Module, cfg, margin: float) -> float:
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     torch.manual_seed(SEED)
@@ -42,7 +43,7 @@ def _hand_epoch(y: torch.Tensor, g: nn.Module, d: nn.Module, cfg) -> float:
         real = y.index_select(0, perm[start:start + BATCH]).view(-1, c, s, s)
         b = real.shape[0]
         fake = g(torch.randn(b, cfg.latent_dim, device=y.device))
-        loss_d = d(real).mean() + torch.relu(cfg.margin - d(fake.detach())).mean()
+        loss_d = d(real).mean() + torch.relu(margin - d(fake.detach())).mean()
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
@@ -67,6 +68,8 @@ def run(smoke: bool) -> list[Result]:
     model = ek.get_model("gan.ebgan").to(device)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     g, d = model.generator, model.discriminator
+    # the margin in the energy's units (the summed squared error): m per pixel times the pixels
+    margin = float(getattr(model, "loss_margin", model.cfg.margin))
 
     def trainer_epoch() -> float:
         trainer = ek.Trainer(model, epochs=1, batch_size=BATCH, device=device, seed=SEED,
@@ -77,7 +80,7 @@ def run(smoke: bool) -> list[Result]:
     torch.set_num_threads(1 if device.type == "cpu" else threads)
     try:
         times, losses = interleaved_epochs(
-            {"ebmkit": trainer_epoch, "hand": lambda: _hand_epoch(data.y, g, d, model.cfg)},
+            {"ebmkit": trainer_epoch, "hand": lambda: _hand_epoch(data.y, g, d, model.cfg, margin)},
             lambda: model.load_state_dict(init), device, repeats)
     finally:
         torch.set_num_threads(threads)
@@ -86,7 +89,7 @@ def run(smoke: bool) -> list[Result]:
         raise RuntimeError(f"ebmkit and the hand EBGAN loop disagree: mean D loss "
                            f"{losses['ebmkit']} vs {losses['hand']}")
     steps = -(-len(data) // BATCH)
-    note = (f"one epoch = {steps} EBGAN steps (D then G, margin {model.cfg.margin:g}, "
+    note = (f"one epoch = {steps} EBGAN steps (D then G, margin {margin:g}, "
             f"pulling-away weight {model.cfg.pt_weight:g}) of batch {BATCH} on digits 8×8; "
             f"median of {repeats} interleaved repeats; mean D loss {losses['ebmkit']:.5f} vs "
             f"{losses['hand']:.5f}")
