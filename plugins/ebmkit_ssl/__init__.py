@@ -29,11 +29,10 @@ def _recipe(epochs: int, lr: float = 3e-3, **options: Any) -> dict[str, Any]:
 
 # name -> (module:Class, config class, summary, recipe)
 _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
-    # SimCLR probes a 128-d representation (conv32-conv64-fc128) under a linear head to 32-d.
     "ssl.simclr": (
         "simclr:SimCLR", "simclr:SimCLRConfig",
         "SimCLR: NT-Xent, the InfoNCE free energy of a view pair among the batch's other views",
-        _recipe(400, hidden=0, rep_dim=128, proj_layers=1, temperature=0.5)),
+        _recipe(500)),
     "ssl.moco": (
         "moco:MoCo", "moco:MoCoConfig",
         "MoCo: InfoNCE against a queue of keys from a momentum encoder",
@@ -41,11 +40,11 @@ _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssl.pirl": (
         "pirl:PIRL", "pirl:PIRLConfig",
         "PIRL: InfoNCE invariance to a jigsaw shuffle, negatives from a memory bank",
-        _recipe(400)),
+        _recipe(300)),  # three encoder passes a step
     "ssl.swav": (
         "swav:SwAV", "swav:SwAVConfig",
         "SwAV: swapped prediction of Sinkhorn cluster codes over learned prototypes",
-        _recipe(400)),
+        _recipe(300)),  # four views a step
     "ssl.byol": (
         "byol:BYOL", "byol:BYOLConfig",
         "BYOL: an online predictor regresses an EMA target's embedding; no negatives",
