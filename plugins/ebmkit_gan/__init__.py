@@ -24,7 +24,7 @@ def register_models(register: Any) -> None:
     register("gan.dcgan", ek.plugins.lazy("ebmkit_gan.models:DCGAN.from_options",
                                           signature="ebmkit_gan.models:DCGANConfig"),
              summary="DCGAN: the discriminator as an energy, the generator as contrastive sampler",
-             demo={"data": "digits", "epochs": 40, "batch_size": 64})
+             demo={"data": "digits", "epochs": 30, "batch_size": 32, "tour": {"epochs": 10}})
     register("gan.ebgan", ek.plugins.lazy("ebmkit_gan.models:EBGAN.from_options",
                                           signature="ebmkit_gan.models:EBGANConfig"),
              summary="EBGAN: an autoencoder energy with a margin, and the pulling-away term",

@@ -13,6 +13,7 @@ Axis letters in shape comments: B batch, Z latent, C channels, S image side, D =
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 import ebmkit as ek
-from ebmkit.config import at_least
+from ebmkit.config import at_least, number
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
@@ -47,11 +48,14 @@ class DCGANConfig:
     loss: str = "non_saturating"  # minimax | non_saturating | hinge
     d_steps: int = 1
     g_steps: int = 1
-    lr_d: float = 5e-4
-    lr_g: float = 5e-4
+    lr_d: float = 1e-3
+    lr_g: float = 1e-3
     beta1: float = 0.5
     beta2: float = 0.999
     margin: float = 1.0  # hinge margin
+    spectral_norm: bool = False  # on the discriminator's layers (it has no batch norm)
+    r1: float = 1.0  # γ of the R1 penalty on the discriminator's gradient at the data
+    ema: float = 0.995  # decay of the generator's moving average that samples; 0: off
     eval_data: str | None = None  # data set of the classifier scores; None: by image shape
     eval_samples: int = 1000
 
@@ -62,8 +66,15 @@ class EBGANConfig(DCGANConfig):
 
     loss: str = "margin"
     code_dim: int = 32
-    margin: float = 1.0  # m, in units of the summed squared reconstruction error
+    # m per pixel: the loss uses m·D against the summed squared error (1/64: the former
+    # summed margin of 1 at 8×8)
+    margin: float = 0.015625
     pt_weight: float = 0.1
+    spectral_norm: bool = False  # on the encoder's layers
+    r1: float = 0.0  # EBGAN has no R1 penalty by default
+    # the autoencoder's normalisation: "batch" (training only: `energy` runs it per sample,
+    # in eval mode), "sample" (GroupNorm) or "none"
+    d_norm: str = "batch"
 
 
 class _GAN(ek.EnergyModel):
@@ -160,17 +171,45 @@ class _GAN(ek.EnergyModel):
         return torch.randn(n, self.cfg.latent_dim, device=device, dtype=dtype, generator=generator)
 
     def generate(self, z: Tensor) -> Tensor:
-        """G(z): ``[B, Z] -> [B, C, S, S]`` in [0, 1] (with its graph)."""
+        """G(z): ``[B, Z] -> [B, C, S, S]`` in [0, 1] (with its graph): the trained generator."""
         return self.generator(z)
 
+    def _init_ema(self) -> None:
+        """The generator's exponential moving average Ḡ (Yazıcı et al. 2019; Karras et al.
+        2018), what ``decode``/``sample`` run when ``ema`` > 0: a GAN's generator oscillates
+        around the equilibrium, and the average of its recent weights sits closer to it."""
+        number("ema", self.cfg.ema, low=0.0, high=1.0, who=self.name)
+        self.generator_ema = copy.deepcopy(self.generator) if self.cfg.ema > 0 else None
+        if self.generator_ema is not None:
+            self.generator_ema.requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Ḡ ← ema·Ḡ + (1 − ema)·G on the weights; batch-norm statistics copied. Called by
+        the ``Adversarial`` strategy after each generator step."""
+        if self.generator_ema is None:
+            return
+        ema = self.generator_ema
+        for p_ema, p in zip(ema.parameters(), self.generator.parameters()):
+            p_ema.lerp_(p, 1.0 - self.cfg.ema)
+        for b_ema, b in zip(ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+
+    @property
+    def sampler_network(self) -> nn.Module:
+        """The network ``decode``/``sample`` run: Ḡ when ``ema`` > 0, else G."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     def decode(self, z: Tensor) -> Tensor:
-        """G(z) flat, ``[B, D]``, in eval mode and without a graph."""
+        """Ḡ(z) (G(z) with ``ema=0``) flat, ``[B, D]``, in eval mode and without a graph."""
         check_input(z, "z", shape=(None, self.cfg.latent_dim))
-        with torch.no_grad(), _eval(self.generator):
-            return self.generator(z.to(self.device)).flatten(1)
+        net = self.sampler_network
+        with torch.no_grad(), _eval(net):
+            return net(z.to(self.device)).flatten(1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` samples G(z), z ~ N(0, I), flat ``[n, D]`` like the data, in [0, 1]."""
+        """``n`` samples Ḡ(z) (G(z) with ``ema=0``), z ~ N(0, I), flat ``[n, D]`` like the
+        data, in [0, 1]."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"{self.name}.sample: n must be a positive integer, got {n!r}")
         return self.decode(self.latent(n, generator=generator))
@@ -205,7 +244,13 @@ class _GAN(ek.EnergyModel):
         cfg = self.cfg
         return Adversarial(loss=cfg.loss, d_steps=cfg.d_steps, g_steps=cfg.g_steps,
                            lr_d=cfg.lr_d, lr_g=cfg.lr_g, betas=(cfg.beta1, cfg.beta2),
-                           margin=cfg.margin, pt_weight=getattr(cfg, "pt_weight", 0.0))
+                           margin=self.loss_margin, pt_weight=getattr(cfg, "pt_weight", 0.0),
+                           r1=cfg.r1)
+
+    @property
+    def loss_margin(self) -> float:
+        """The margin m the loss uses, in the energy's units."""
+        return float(self.cfg.margin)
 
     def eval_data(self) -> str | None:
         """The data set the classifier scores compare with (None: no scores)."""
@@ -221,7 +266,8 @@ class _GAN(ek.EnergyModel):
         return metrics
 
     def score(self, y: Tensor) -> Tensor:
-        """Anomaly score: the energy (high = unlike the training data), eval mode."""
+        """Anomaly score: the free energy, here the energy E(y) (no latent), ``[B]``; high =
+        unlike the training data."""
         with torch.no_grad(), _eval(self):
             return self.energy(y)
 
@@ -261,8 +307,10 @@ class DCGAN(_GAN):
             raise ConfigError("gan.dcgan: loss 'margin' is EBGAN's (a non-negative energy); use "
                               "gan.ebgan, or one of 'non_saturating', 'minimax', 'hinge'")
         self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
-        self.discriminator = discriminator or Discriminator(self.image_shape, cfg.d_width)
+        self.discriminator = discriminator or Discriminator(self.image_shape, cfg.d_width,
+                                                            cfg.spectral_norm)
         init_weights(self)
+        self._init_ema()
         self._check_players()
 
     def discriminate(self, images: Tensor, return_code: bool = False) -> Any:
@@ -280,8 +328,11 @@ class DCGAN(_GAN):
 class EBGAN(_GAN):
     """EBGAN (Zhao, Mathieu & LeCun 2016): E(y) = ‖y − Dec(Enc(y))‖², summed over pixels.
 
-    Trained with the margin loss E(y) + [m − E(G(z))]₊ for the discriminator and
-    E(G(z)) + w·PT for the generator.
+    Trained with the margin loss E(y) + [m·D − E(G(z))]₊ for the discriminator and
+    E(G(z)) + w·PT for the generator. The margin ``margin`` = m is per pixel (D pixels):
+    the energy is a sum over pixels, so a fixed m would shrink relative to it as images
+    grow (at 28×28 a summed margin of 1 is a per-pixel error of 0.0013, which samples
+    almost always exceed, and the push-up term would almost never act).
     """
 
     name = "gan.ebgan"
@@ -297,12 +348,28 @@ class EBGAN(_GAN):
             raise ConfigError(f"gan.ebgan: pt_weight must be >= 0, got {cfg.pt_weight!r}")
         self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
         self.discriminator = discriminator or AutoencoderDiscriminator(
-            self.image_shape, cfg.d_width, cfg.code_dim)
+            self.image_shape, cfg.d_width, cfg.code_dim, cfg.spectral_norm, cfg.d_norm)
         init_weights(self)
+        self._init_ema()
         self._check_players()
 
     def discriminate(self, images: Tensor, return_code: bool = False) -> Any:
+        """The training hot path: with ``d_norm="batch"`` it uses the batch's statistics in
+        training mode, as EBGAN's discriminator loss does."""
         return self.discriminator(images, return_code=return_code)
+
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(y) = ‖y − Dec(Enc(y))‖², ``[B]``, each sample on its own: batch norm (if any)
+        runs on its running statistics here, whatever the module's mode, so E(y) never
+        depends on the rest of the batch. (The adversarial loss, through ``discriminate``,
+        trains with batch statistics, as the paper's discriminator does.)"""
+        with _eval(self.discriminator):
+            return super().energy(y, x=x, z=z)
+
+    @property
+    def loss_margin(self) -> float:
+        """m·D: the per-pixel margin in units of the summed squared error."""
+        return float(self.cfg.margin) * self.flat_dim
 
     def reconstruct(self, y: Tensor) -> Tensor:
         """The discriminator's reconstruction of y, flat ``[B, D]``."""

@@ -2,8 +2,17 @@
 
 The generator maps z ``[B, Z]`` to images ``[B, C, S, S]`` with transposed convolutions,
 batch norm and ReLU (a sigmoid at the end: pixels live in [0, 1]); the discriminator
-mirrors it with strided convolutions and LeakyReLU(0.2), batch norm on every layer but the
-first, down to one scalar per image. An image size S = b·2^k (k ≥ 1 stride-2 layers, base
+mirrors it with strided convolutions and LeakyReLU(0.2) down to one scalar per image.
+
+Departure from DCGAN, on purpose: the discriminator is an *energy*, one scalar per sample
+that depends on that sample alone, so it has **no batch norm** (DCGAN's discriminator
+normalises with the statistics of the batch in training mode, which makes E(y) a function
+of the rest of the batch). What stabilises training instead is the strategy's R1 penalty
+(and, optionally, spectral normalisation of the layers, Miyato et al. 2018). EBGAN's
+autoencoder discriminator keeps DCGAN's batch norm for training (without it, or with a
+per-sample ``GroupNorm``, it trained far worse on digits), and the model evaluates the
+energy it exposes with the running statistics, i.e. per sample (see ``EBGAN.energy``).
+The generator keeps batch norm: it is not an energy, and sampling runs it in eval mode. An image size S = b·2^k (k ≥ 1 stride-2 layers, base
 side b in 2…7) is what the architecture can produce: 8 (b = 2), 16, 32, 64 (b = 4), 14, 28,
 56 (b = 7), among others.
 
@@ -11,6 +20,8 @@ Axis letters in shape comments: B batch, Z latent, C channels, S image side.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from einops import rearrange
 from torch import Tensor, nn
@@ -41,13 +52,18 @@ def plan(image_size: int, who: str = "gan") -> tuple[int, int]:
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN's initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
+    """DCGAN's initialisation: conv weights ~ N(0, 0.02), normalisation scales ~ N(1, 0.02).
+
+    Spectrally normalised layers keep PyTorch's default initialisation (the normalisation
+    rescales whatever scale they start at)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            if nn.utils.parametrize.is_parametrized(m):
+                continue
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -66,17 +82,18 @@ class Generator(nn.Module):
         width: Channels of the last hidden layer (doubling towards the base resolution).
     """
 
-    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], width: int) -> None:
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], width: int,
+                 norm: str = "batch") -> None:
         super().__init__()
         c, s, _ = image_shape
         base, k = plan(s)
         ch = _widths(width, k)
         layers: list[nn.Module] = [  # [B, Z, 1, 1] -> [B, ch0, b, b]
             nn.ConvTranspose2d(latent_dim, ch[0], base, 1, 0, bias=False),
-            nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
+            _norm(norm, ch[0]), nn.ReLU(True)]
         for i in range(k - 1):  # doubles the side each time
             layers += [nn.ConvTranspose2d(ch[i], ch[i + 1], 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch[i + 1]), nn.ReLU(True)]
+                       _norm(norm, ch[i + 1]), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ch[-1], c, 4, 2, 1, bias=False), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
         self.latent_dim, self.image_shape = latent_dim, (c, s, s)
@@ -85,19 +102,36 @@ class Generator(nn.Module):
         return self.net(rearrange(z, "b z -> b z 1 1"))  # [B, C, S, S]
 
 
-class _Encoder(nn.Sequential):
-    """Strided convolutions ``[B, C, S, S] -> [B, out, 1, 1]`` (the DCGAN discriminator body)."""
+def _norm(kind: str, channels: int) -> nn.Module:
+    """``"batch"`` (across the batch: generators only), ``"sample"`` (GroupNorm with one
+    group: over one sample's channels and pixels) or ``"none"``."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "sample":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"unknown normalisation {kind!r}; expected 'batch', 'sample' or 'none'")
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, out: int) -> None:
+
+class _Encoder(nn.Sequential):
+    """Strided convolutions ``[B, C, S, S] -> [B, out, 1, 1]`` (the DCGAN discriminator body),
+    with ``norm`` ``"none"``, ``"sample"`` (GroupNorm) or ``"batch"`` (for EBGAN, whose model
+    evaluates its energy in eval mode), optionally spectrally normalised."""
+
+    def __init__(self, image_shape: tuple[int, int, int], width: int, out: int,
+                 norm: str = "none", spectral_norm: bool = False) -> None:
+        sn: Callable[[nn.Module], nn.Module] = (
+            nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m))
         c, s, _ = image_shape
         base, k = plan(s)
         ch = _widths(width, k)[::-1]  # w … w·2^(k-1)
-        layers: list[nn.Module] = [nn.Conv2d(c, ch[0], 4, 2, 1, bias=False),
+        layers: list[nn.Module] = [sn(nn.Conv2d(c, ch[0], 4, 2, 1, bias=False)),
                                    nn.LeakyReLU(0.2, inplace=True)]
         for i in range(k - 1):
-            layers += [nn.Conv2d(ch[i], ch[i + 1], 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch[i + 1]), nn.LeakyReLU(0.2, inplace=True)]
-        layers.append(nn.Conv2d(ch[-1], out, base, 1, 0, bias=False))  # [B, out, 1, 1]
+            layers += [sn(nn.Conv2d(ch[i], ch[i + 1], 4, 2, 1, bias=False)),
+                       _norm(norm, ch[i + 1]), nn.LeakyReLU(0.2, inplace=True)]
+        layers.append(sn(nn.Conv2d(ch[-1], out, base, 1, 0, bias=False)))  # [B, out, 1, 1]
         super().__init__(*layers)
 
 
@@ -105,11 +139,13 @@ class Discriminator(nn.Module):
     """The DCGAN discriminator read as an energy: E(y) = −logit D(y), shape ``[B]``.
 
     D(y) = σ(−E(y)) is the probability that y is data: low energy on data, high elsewhere.
+    No batch norm; spectral normalisation by default (see the module docstring).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], width: int,
+                 spectral_norm: bool = True) -> None:
         super().__init__()
-        self.net = _Encoder(image_shape, width, 1)
+        self.net = _Encoder(image_shape, width, 1, norm="none", spectral_norm=spectral_norm)
         self.image_shape = tuple(image_shape)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -120,13 +156,17 @@ class AutoencoderDiscriminator(nn.Module):
     """EBGAN's discriminator: an autoencoder whose reconstruction error is the energy.
 
     E(y) = ‖y − Dec(Enc(y))‖², summed over pixels, shape ``[B]``; ``Enc(y)`` is a code of
-    ``code_dim`` numbers (the embedding the pulling-away term decorrelates).
+    ``code_dim`` numbers (the embedding the pulling-away term decorrelates). ``norm``:
+    ``"batch"`` (the paper's; a per-sample function only in eval mode), ``"sample"``
+    (GroupNorm over each sample's channels and pixels) or ``"none"``.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, code_dim: int) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], width: int, code_dim: int,
+                 spectral_norm: bool = False, norm: str = "batch") -> None:
         super().__init__()
-        self.encoder = _Encoder(image_shape, width, code_dim)
-        self.decoder = Generator(code_dim, image_shape, width)
+        self.encoder = _Encoder(image_shape, width, code_dim, norm=norm,
+                                spectral_norm=spectral_norm)
+        self.decoder = Generator(code_dim, image_shape, width, norm=norm)
         self.image_shape = tuple(image_shape)
 
     def forward(self, images: Tensor, return_code: bool = False) -> Tensor | tuple[Tensor, Tensor]:

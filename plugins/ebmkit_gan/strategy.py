@@ -69,7 +69,8 @@ class Adversarial(Strategy):
     ``loss.d(E(y), E(G(z)))`` with fresh $z \sim \mathcal N(0, I)$ each, then ``g_steps``
     generator updates on ``loss.g(E(G(z)))`` (plus $w_{PT}$ times the pulling-away term of
     the discriminator's codes for EBGAN). The first generator update reuses the last
-    discriminator update's samples, as the reference DCGAN loop does.
+    discriminator update's samples, as the reference DCGAN loop does. After each generator
+    update the model's ``update_ema()`` (if it has one) moves the generator's average.
 
     Logs (per step, detached): ``loss_d``, ``loss_g``, ``e_pos`` (energy of data),
     ``e_neg`` (energy of samples), ``grad_g`` (the generator's gradient norm: near zero
@@ -88,6 +89,9 @@ class Adversarial(Strategy):
         grad_clip: Clip each player's gradient norm to this (None: no clipping).
         lr_backoff: Factor on both learning rates each time the trainer's divergence
             guard restarts an epoch.
+        r1: γ of the R1 penalty γ/2 · E_data ‖∇_y E(y)‖² added to the discriminator's
+            loss (Mescheder, Geiger & Nowozin 2018): it damps the discriminator's gradient
+            on the data, the oscillation that makes GAN training cycle (0: off).
 
     The model must provide ``generator``, ``discriminator``, ``latent(n)``,
     ``generate(z)``, ``as_images(y)`` and ``discriminate(images, return_code=False)``.
@@ -97,7 +101,7 @@ class Adversarial(Strategy):
                  lr_d: float = 2e-4, lr_g: float = 2e-4,
                  betas: tuple[float, float] | list[float] = (0.5, 0.999), margin: float = 1.0,
                  pt_weight: float = 0.0, grad_clip: float | None = None,
-                 lr_backoff: float = 0.5) -> None:
+                 lr_backoff: float = 0.5, r1: float = 0.0) -> None:
         self.loss = get_gan_loss(loss)
         self.d_steps, self.g_steps = _count("d_steps", d_steps), _count("g_steps", g_steps)
         self.lr_d, self.lr_g = _positive("lr_d", lr_d), _positive("lr_g", lr_g)
@@ -106,6 +110,7 @@ class Adversarial(Strategy):
         self.betas = (float(betas[0]), float(betas[1]))
         self.margin = _positive("margin", margin)
         self.pt_weight = _positive("pt_weight", pt_weight, allow_zero=True)
+        self.r1 = _positive("r1", r1, allow_zero=True)
         self.grad_clip = None if grad_clip is None else _positive("grad_clip", grad_clip)
         self.lr_backoff = _positive("lr_backoff", lr_backoff)
         if self.lr_backoff > 1:
@@ -175,8 +180,13 @@ class Adversarial(Strategy):
             else:
                 with torch.no_grad():
                     fake_in = g(z)
-            e_pos, e_neg = d(real), d(fake_in)
+            real_in = real.detach().requires_grad_(True) if self.r1 else real
+            e_pos, e_neg = d(real_in), d(fake_in)
             loss_d = loss.d(e_pos, e_neg, **d_kw)
+            if self.r1:  # R1 (Mescheder et al. 2018): γ/2 · mean ‖∇_y E(y)‖² on data
+                (grad,) = torch.autograd.grad(e_pos.sum(), real_in, create_graph=True)
+                r1_penalty = grad.square().flatten(1).sum(1).mean()
+                loss_d = loss_d + 0.5 * self.r1 * r1_penalty
             self._update(self.opt_d, self.d_params, loss_d)
         pt = None
         d_params = self.d_params
@@ -193,6 +203,8 @@ class Adversarial(Strategy):
                 else:
                     loss_g = loss.g(d(fake))
                 self._update(self.opt_g, self.g_params, loss_g)
+                if hasattr(model, "update_ema"):  # the generator's moving average, if any
+                    model.update_ema()
         finally:
             for p in d_params:
                 p.requires_grad_(True)
@@ -206,6 +218,8 @@ class Adversarial(Strategy):
                 "grad_g": grad_g.detach(), "diversity": spread}
         if pt is not None:
             logs["pt"] = pt.detach()
+        if self.r1:
+            logs["r1"] = r1_penalty.detach()
         self.step += 1
         self._live = True
         # The players are already updated: the trainer steps on a loss tied to no parameter.
@@ -257,6 +271,7 @@ class Adversarial(Strategy):
     def __repr__(self) -> str:
         extra = f", margin={self.margin:g}" if self.loss.takes_margin else ""
         extra += f", pt_weight={self.pt_weight:g}" if self.pt_weight else ""
+        extra += f", r1={self.r1:g}" if self.r1 else ""
         return (f"Adversarial(loss={self.loss.name!r}, d_steps={self.d_steps}, "
                 f"g_steps={self.g_steps}, lr_d={self.lr_d:g}, lr_g={self.lr_g:g}, "
                 f"betas={self.betas}{extra})")
