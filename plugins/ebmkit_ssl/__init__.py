@@ -44,7 +44,7 @@ _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssl.swav": (
         "swav:SwAV", "swav:SwAVConfig",
         "SwAV: swapped prediction of Sinkhorn cluster codes over learned prototypes",
-        _recipe(300)),  # four views a step
+        _recipe(200)),  # four views a step
     "ssl.byol": (
         "byol:BYOL", "byol:BYOLConfig",
         "BYOL: an online predictor regresses an EMA target's embedding; no negatives",
@@ -52,7 +52,7 @@ _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssl.barlow": (
         "barlow:BarlowTwins", "barlow:BarlowTwinsConfig",
         "Barlow Twins: the views' cross-correlation pulled to the identity",
-        _recipe(400)),
+        _recipe(200)),  # 400 epochs scored lower (0.983 vs 0.986 linear probe)
     "ssl.vicreg": (
         "vicreg:VICReg", "vicreg:VICRegConfig",
         "VICReg: invariance energy with variance and covariance regularisers",
