@@ -251,7 +251,7 @@ class ModernHopfield(ek.EnergyModel):
             steps: Updates; the config's ``steps`` when None.
             tol: Stop early once no query's energy fell by more than ``tol·(|E| + 1)`` in the
                 last update (one host sync per step); the config's ``tol`` when None.
-            trace: Return a [`Retrieval`][ebmkit_attention.hopfield.Retrieval] with the energy
+            trace: Return a ``Retrieval`` with the energy
                 after every step, the last attention weights and the kind of fixed point.
             states: With ``trace``, also keep every intermediate state.
 
