@@ -72,8 +72,8 @@ def _compiled_row(chains: int, smoke: bool, device) -> Result:
     """``Langevin(compile=True)`` against the hand-written loop at ``chains`` chains.
 
     64 chains is the overhead-bound case (Python and autograd per step, tiny kernels), where
-    the compiled loop (``torch.func.grad`` traced, ten steps per graph, CUDA graphs on a
-    GPU) should pay off; 4096 chains is compute-bound, where it can only fuse elementwise
+    the compiled loop (``torch.func.grad`` traced, twenty steps per graph, CUDA graphs on a
+    GPU, an inference graph) should pay off; 4096 chains is compute-bound, where it can only fuse elementwise
     work. The first call compiles and is not timed.
     """
     import torch
@@ -113,20 +113,34 @@ def _compiled_row(chains: int, smoke: bool, device) -> Result:
         sync()
         return out
 
+    import statistics
     import time
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     a = ours()  # compiles
-    compile_s = time.perf_counter() - t0
+    compile_s, compile_cpu = time.perf_counter() - t0, time.process_time() - c0
     b = reference()
     diff = float((a - b).abs().max())
-    a1, r1, r2, a2 = interleaved_times([ours, reference, reference, ours], repeats)
+    cpu: dict[str, list[float]] = {"ours": [], "reference": []}
+
+    def cpu_timed(fn, name: str):  # CPU time of this process too: wall is inflated by load
+        def timed() -> None:
+            c = time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - c)
+        return timed
+
+    o, r = cpu_timed(ours, "ours"), cpu_timed(reference, "reference")
+    a1, r1, r2, a2 = interleaved_times([o, r, r, o], repeats)
+    cpu_ratio = statistics.median(cpu["ours"]) / statistics.median(cpu["reference"])
     notes = (f"Langevin(compile=True) vs the hand-written JEM loop: MLP energy {dim}→{hidden}→"
              f"{hidden}→1 (SiLU), {chains} chains, {steps} steps, η={step_size:g}, "
-             f"σ={noise:g}; median of {repeats} interleaved ABBA repeats after one compiling "
-             f"call ({compile_s:.1f} s); max |Δ| to the eager loop {diff:.1e} (same noise "
-             f"draws, other rounding order)")
+             f"σ={noise:g}, {torch.get_num_threads()} intra-op threads; median of {repeats} "
+             f"interleaved ABBA repeats after one compiling call ({compile_s:.1f} s wall, "
+             f"{compile_cpu:.1f} s CPU); CPU-time ratio {cpu_ratio:.2f}; max |Δ| to the eager "
+             f"loop {diff:.1e} (same noise draws, other rounding order)")
     target = 0.7 if chains == 64 else None
     return Result(f"Langevin compiled, {chains} chains", (a1 + a2) / 2, (r1 + r2) / 2,
                   "hand-written JEM loop", target, device=device.type, notes=notes,
-                  extra={"compile_s": compile_s})
+                  extra={"compile_s": compile_s, "compile_cpu_s": compile_cpu,
+                         "cpu_time_ratio": cpu_ratio})
