@@ -72,9 +72,9 @@ def _compiled_row(chains: int, smoke: bool, device) -> Result:
     """``Langevin(compile=True)`` against the hand-written loop at ``chains`` chains.
 
     64 chains is the overhead-bound case (Python and autograd per step, tiny kernels), where
-    the compiled loop (``torch.func.grad`` traced, twenty steps per graph, CUDA graphs on a
-    GPU, an inference graph) should pay off; 4096 chains is compute-bound, where it can only fuse elementwise
-    work. The first call compiles and is not timed.
+    the compiled loop (``torch.func.grad`` traced, twenty steps per inference graph, CUDA
+    graphs on a GPU) should pay off; 4096 chains is compute-bound, where it can only fuse
+    elementwise work. The first call compiles and is not timed.
     """
     import torch
     from torch import nn
