@@ -11,9 +11,11 @@ __all__ = ["setup"]
 #: ``--budget``: named recipes. ``default`` is the full one; ``tiny`` checks the plumbing.
 BUDGETS: dict[str, dict[str, Any]] = {
     "default": {},
-    "small": {"episodes": 150, "vae_epochs": 4, "mdn_epochs": 15, "generations": 10},
+    "small": {"episodes": 150, "vae_epochs": 4, "mdn_epochs": 15, "generations": 10,
+              "minutes": None},
     "tiny": {"episodes": 24, "vae_epochs": 1, "mdn_epochs": 2, "generations": 3, "popsize": 6,
-             "rollouts": 2, "max_steps": 60, "eval_episodes": 4, "frame_size": 32},
+             "rollouts": 2, "max_steps": 60, "eval_episodes": 4, "frame_size": 32,
+             "minutes": None},
 }
 
 
@@ -36,7 +38,7 @@ def setup(parser: argparse.ArgumentParser) -> Any:
                              "test)")
     parser.add_argument("--minutes", type=float,
                         help="a wall-clock cap: C's searches stop early to keep it (default: "
-                             "none; the budget is the number of generations)")
+                             "13; 0 for none, then the generations are the budget)")
     parser.add_argument("--generations", type=_positive_int, help="CMA-ES generations per search")
     parser.add_argument("--rounds", type=int,
                         help="iterative collection rounds with the current controller")
@@ -54,6 +56,8 @@ def setup(parser: argparse.ArgumentParser) -> Any:
         for key in ("minutes", "generations", "rounds", "temperature"):
             if getattr(args, key) is not None:
                 options[key] = getattr(args, key)
+        if options.get("minutes") == 0:
+            options["minutes"] = None
         if args.dream:
             options["dream"] = True
         if args.no_ablation:

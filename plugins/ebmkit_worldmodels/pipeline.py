@@ -73,7 +73,7 @@ class RunConfig:
     temperature: float = 1.0  # τ of dreamed rollouts
     eval_episodes: int = 20
     ablation: bool = True  # also train and evaluate the V-only controller
-    minutes: float | None = None  # wall-clock cap; C's searches stop early to keep it
+    minutes: float | None = 13.0  # wall-clock cap; C's searches stop early to keep it
 
     def check(self) -> None:
         for key in ("frame_size", "code", "channels", "hidden", "mixtures", "episodes",
