@@ -40,8 +40,8 @@ def run(smoke: bool) -> list[Result]:
     y = digits.y[:BATCH * STEPS].to(device)
     data = ek.data.TensorData({"y": y}, name="digits", split="train")
     torch.manual_seed(SEED)
-    model = ek.get_model("ssl.simclr", dim=64, image_shape=[1, 8, 8],
-                         **plan.get("options", {})).to(device)
+    options = {"dim": 64, "image_shape": [1, 8, 8], **plan.get("options", {})}
+    model = ek.get_model("ssl.simclr", **options).to(device)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     params = list(model.parameters())
     tau = model.cfg.temperature
