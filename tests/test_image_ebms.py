@@ -117,14 +117,14 @@ def test_jem_trains_jointly_and_reports_accuracy():
 @pytest.mark.slow
 def test_conv_recipe_makes_digits(scores, tmp_path):
     """``neural.conv`` on its recipe: short-run Langevin samples from uniform noise that the
-    outside classifier reads as digits, far below the noise ceiling (measured: FID 2.4 vs
-    1.8 for the fitted Gaussian; the rarest digit 3.7%, short of the issue's 4%)."""
+    outside classifier reads as digits, every class ≥ 4%, far below the noise ceiling
+    (measured: FID 1.95, the fitted Gaussian 1.8, the rarest digit 6.1%)."""
     model, history = train_recipe("neural.conv")
     report = scores(model, "digits", n=1000)
     baseline = scores(gaussian_baseline(), "digits")
     print(f"\nneural.conv: {report}\n  Gaussian fitted to the data: FID {baseline.fid:.3g}")
     assert report.fid < report.fid_ceiling / 4, report
-    assert min(report.class_shares) >= 0.03, report.class_shares  # measured 3.7%
+    assert min(report.class_shares) >= 0.04, report.class_shares  # measured 6.1%
     ek.viz.plot_images(model.sample(64), tmp_path / "conv.png", image_shape=(1, 8, 8), nrow=8)
 
 

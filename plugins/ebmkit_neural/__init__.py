@@ -23,7 +23,7 @@ def register_models(register: Any) -> None:
     register("neural.conv", ek.plugins.lazy("ebmkit_neural.models:ConvEnergy.from_options",
                                             signature="ebmkit_neural.models:ConvConfig"),
              summary="A convolutional energy for images, trained by short-run CD with Langevin",
-             demo={"data": "digits", "epochs": 40, "batch_size": 64, "lr": 1e-3,
+             demo={"data": "digits", "epochs": 60, "batch_size": 64, "lr": 1e-3,
                    "options": {"channels": 16, "langevin_steps": 30},
                    "tour": {"epochs": 10}})
     register("neural.jem", ek.plugins.lazy("ebmkit_neural.jem:JEM.from_options",
