@@ -63,10 +63,13 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
              f"Test-split metrics:", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4g} |" for k, v in report.items()]
     lines.append("")
-    for png in ("landscape.png", "samples.png", "reconstructions.png", "embedding.png",
-                "retrieval.png", "completion.png", "energy.png", "attention.png", "curve.png"):
-        if (run / png).is_file():
-            lines += [f"![{entry.name} {png[:-4]}]({entry.name}/{png})", ""]
+    # Every picture the run wrote (the core's and the family's own plots()), the curve last.
+    pngs = sorted(p.name for p in run.glob("*.png"))
+    pngs = [p for p in pngs if p != "curve.png"] + (["curve.png"] if "curve.png" in pngs else [])
+    for png in pngs:
+        lines += [f"![{entry.name} {png[:-4]}]({entry.name}/{png})", ""]
+    for txt in sorted(run.glob("*.txt")):  # e.g. masked.lm's fill-in.txt
+        lines += [f"`{txt.name}`:", "", "```text", txt.read_text(encoding="utf-8").rstrip(), "```", ""]
     lines.append(f"Run directory: `{run}` (try `ebmkit eval {run}` and `ebmkit sample {run}`).")
     return lines
 

@@ -219,6 +219,14 @@ def sample_run(run: str | os.PathLike[str], n: int = 64, out: str | os.PathLike[
         title = f"reconstructions by {model.name}"
     else:
         raise ConfigError(f"model {model.name!r} can neither sample(n) nor reconstruct(y)")
+    if not ys.is_floating_point() and callable(getattr(model, "decode", None)):
+        # token ids (e.g. masked.lm's Gibbs samples): a text file, one sample a line
+        text = out.with_suffix(".txt")
+        lines = [f"# {title}", *(line.replace("\n", " ") for line in model.decode(ys))]
+        from .checkpoint import atomic_write_text
+
+        atomic_write_text(text, "\n".join(lines) + "\n")
+        return text
     if image_shape:
         path = viz.plot_images(ys, out, image_shape=image_shape, title=title)
         family_plots = getattr(model, "plots", None)

@@ -40,6 +40,7 @@ def scores():
         yield evaluate_samples
 
 
+@pytest.mark.slow  # trains both recipes (~1 min of CPU each)
 @pytest.mark.parametrize("name", ["gan.dcgan", "gan.ebgan"])
 def test_samples_score_well_and_cover_every_digit(name, scores, tmp_path):
     model, history = _train(name)

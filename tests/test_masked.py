@@ -295,6 +295,19 @@ def test_image_cli_writes_inpainting(tmp_path):
     assert (out / "inpainting.png").is_file()
 
 
+def test_lm_cli_sample_writes_text(tmp_path):
+    """`ebmkit sample` on a masked.lm run writes the Gibbs samples as text (ids are not images)."""
+    from ebmkit.cli import main
+
+    out = tmp_path / "run"
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    assert main(["train", "masked.lm", "--data", "text", "--epochs", "1", "--batch-size", "256",
+                 *sets, "--out", str(out)]) == 0
+    assert main(["sample", str(out), "-n", "3"]) == 0
+    lines = (out / "samples.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# 3 samples") and len(lines) == 4 and all(lines[1:])
+
+
 # --------------------------------------------------------------------------- quality (slow)
 def _swap_pairs(y, x, rng):
     """For each row, y with two hidden positions holding different characters swapped."""
