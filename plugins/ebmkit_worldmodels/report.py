@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 import ebmkit as ek
-from ebmkit.checkpoint import atomic_write_text
 
 from .env import Episode, stack_frames
 from .mdnrnn import sample_mixture
@@ -136,5 +135,5 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
     ]
     if pictures:
         lines += ["## Pictures", ""] + [f"![{p}]({p})" for p in pictures] + [""]
-    atomic_write_text(out / "report.md", "\n".join(lines))
-    atomic_write_text(out / "result.json", json.dumps(asdict(result), indent=1, default=float))
+    ek.checkpoint.atomic_write_text(out / "report.md", "\n".join(lines))
+    ek.checkpoint.atomic_write_text(out / "result.json", json.dumps(asdict(result), indent=1, default=float))
