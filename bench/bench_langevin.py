@@ -11,24 +11,20 @@ from __future__ import annotations
 from .harness import Result, interleaved_times
 
 
-def run(smoke: bool) -> list[Result]:
+def _pair(sampler, dim: int, hidden: int, chains: int, steps: int, step_size: float,
+          noise: float, device):
+    """The bench's MLP energy, its start and the two timed callables: ``sampler.sample`` and
+    the hand-written JEM loop (``autograd.grad`` then ``x.data += ...``), each seeded alike."""
     import torch
     from torch import nn
 
     from ebmkit.energy import Network
-    from ebmkit.samplers import Langevin
-
-    dim, batch, steps, hidden = (8, 8, 5, 16) if smoke else (64, 128, 60, 256)
-    repeats = 1 if smoke else 9
-    step_size, noise = 10.0, 0.005
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                         nn.Linear(hidden, 1)).to(device)
     energy = Network(net)  # the same callable for both
-    init = torch.rand(batch, dim, device=device)  # pixels in [0, 1], like digits
-    sampler = Langevin(steps=steps, step_size=step_size, noise=noise)
+    init = torch.rand(chains, dim, device=device)  # pixels in [0, 1], like digits
 
     def sync() -> None:
         if device.type == "cuda":
@@ -49,6 +45,22 @@ def run(smoke: bool) -> list[Result]:
         out = x_k.detach()
         sync()
         return out
+
+    return net, ours, reference
+
+
+def run(smoke: bool) -> list[Result]:
+    import torch
+
+    from ebmkit.samplers import Langevin
+
+    dim, batch, steps, hidden = (8, 8, 5, 16) if smoke else (64, 128, 60, 256)
+    repeats = 1 if smoke else 9
+    step_size, noise = 10.0, 0.005
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    sampler = Langevin(steps=steps, step_size=step_size, noise=noise)
+    net, ours, reference = _pair(sampler, dim, hidden, batch, steps, step_size, noise, device)
 
     a, b = ours(), reference()  # also the warm-up
     # Same arithmetic up to float rounding order (ours adds −ηg and σε one after the other).
@@ -77,41 +89,15 @@ def _compiled_row(chains: int, smoke: bool, device) -> Result:
     elementwise work. The first call compiles and is not timed.
     """
     import torch
-    from torch import nn
 
-    from ebmkit.energy import Network
     from ebmkit.samplers import Langevin
 
     dim, steps, hidden = (8, 10, 16) if smoke else (64, 60, 256)
     chains = min(chains, 16) if smoke else chains
     repeats = 1 if smoke else (9 if chains <= 64 else 3)
     step_size, noise = 10.0, 0.005
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                        nn.Linear(hidden, 1)).to(device)
-    energy = Network(net)
-    init = torch.rand(chains, dim, device=device)
     compiled = Langevin(steps=steps, step_size=step_size, noise=noise, compile=True)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def ours() -> torch.Tensor:
-        torch.manual_seed(1)
-        out = compiled.sample(energy, init)
-        sync()
-        return out
-
-    def reference() -> torch.Tensor:
-        torch.manual_seed(1)
-        x_k = init.clone().requires_grad_(True)
-        for _ in range(steps):
-            f_prime = torch.autograd.grad(energy(x_k).sum(), [x_k])[0]
-            x_k.data += -step_size * f_prime + noise * torch.randn_like(x_k)
-        out = x_k.detach()
-        sync()
-        return out
+    _, ours, reference = _pair(compiled, dim, hidden, chains, steps, step_size, noise, device)
 
     import statistics
     import time
