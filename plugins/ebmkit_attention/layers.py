@@ -173,7 +173,31 @@ class Hopfield(nn.Module):
         return hopfield_energy(q, k, self.beta).sum(dim=(1, 2))
 
 
-class HopfieldPooling(nn.Module):
+class _QueryKeyLayer(nn.Module):
+    """What ``HopfieldPooling`` and ``HopfieldLayer`` share: given their ``_qk(x)`` (queries
+    and keys, ``[b, h, m, d]`` and ``[b, h, n, d]``), the attention weights and the energy."""
+
+    hopfield: Hopfield
+
+    def _qk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def attention(self, x: Tensor) -> Tensor:
+        """Attention weights after the update steps, ``[B, heads, queries, keys]``
+        (pooling: the learned queries over the set; layer: the inputs over the patterns)."""
+        h = self.hopfield
+        q, k = self._qk(x)
+        q, _ = h._update(q, k, False)
+        return torch.softmax(h.beta * q @ k.transpose(-1, -2), dim=-1)
+
+    def energy(self, x: Tensor) -> Tensor:
+        """The Hopfield energy of the queries against the keys, summed over heads and
+        queries, ``[B]``."""
+        q, k = self._qk(x)
+        return hopfield_energy(q, k, self.hopfield.beta).sum(dim=(1, 2))
+
+
+class HopfieldPooling(_QueryKeyLayer):
     """Pool a set ``[B, N, input_size]`` into ``queries`` vectors with learned state patterns.
 
     The learned queries live in the associative space directly (one per head and query) and
@@ -215,20 +239,9 @@ class HopfieldPooling(nn.Module):
         out = out.squeeze(1) if out.shape[1] == 1 else out
         return (out, torch.stack(energies)) if return_energies else out
 
-    def attention(self, x: Tensor) -> Tensor:
-        """Pooling weights ``[B, heads, queries, N]``."""
-        h = self.hopfield
-        q, k = self._qk(x)
-        q, _ = h._update(q, k, False)
-        return torch.softmax(h.beta * q @ k.transpose(-1, -2), dim=-1)
-
-    def energy(self, x: Tensor) -> Tensor:
-        """E of the learned queries against the projected set, ``[B]``."""
-        q, k = self._qk(x)
-        return hopfield_energy(q, k, self.hopfield.beta).sum(dim=(1, 2))
 
 
-class HopfieldLayer(nn.Module):
+class HopfieldLayer(_QueryKeyLayer):
     """A learned key-value store: inputs ``[B, M, input_size]`` query ``patterns`` learned
     keys and values (the memory is a parameter, shared by every sample).
 
@@ -265,15 +278,3 @@ class HopfieldLayer(nn.Module):
                                                scale=h.beta)  # [b, h, m, d]
         out = h.out_proj(rearrange(out, "b h m d -> b m (h d)"))
         return (out, torch.stack(energies)) if return_energies else out
-
-    def attention(self, x: Tensor) -> Tensor:
-        """Lookup weights ``[B, heads, M, patterns]``."""
-        h = self.hopfield
-        q, k = self._qk(x)
-        q, _ = h._update(q, k, False)
-        return torch.softmax(h.beta * q @ k.transpose(-1, -2), dim=-1)
-
-    def energy(self, x: Tensor) -> Tensor:
-        """E of the projected inputs against the learned keys, ``[B]``."""
-        q, k = self._qk(x)
-        return hopfield_energy(q, k, self.hopfield.beta).sum(dim=(1, 2))
