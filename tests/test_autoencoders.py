@@ -5,8 +5,8 @@ Quality bars (asserted; the measured figures are printed, see ``pytest -s``):
 - ``autoencoder`` with code 16: test MSE ≤ 0.75 × scikit-learn PCA with 16 components;
 - ``autoencoder.denoising`` with 50% masking: PSNR of reconstructions of masked test digits
   ≥ 5 dB above that of the masked input;
-- ``autoencoder.sparse``: mean fraction of active code units below the target ρ, test MSE
-  within 1.5× of the plain model's;
+- ``autoencoder.sparse`` with ``kind="ng"`` (Ng's): mean fraction of active code units below
+  the target ρ, test MSE within 1.5× of the plain model's (the default, PSD: test_psd.py);
 - ``autoencoder.contractive``: encoder Jacobian norm below the plain model's at comparable
   MSE;
 - ``autoencoder.variational``: held-out importance-weighted log-likelihood above a diagonal
@@ -90,7 +90,9 @@ def test_energies_and_interface_on_every_device(name, device):
     assert model.reconstruct(y).shape == y.shape and not model.reconstruct(y).requires_grad
     assert model.score(y).shape == (6,)
     assert model.infer(y).shape == (6, 8)
-    if name != "autoencoder.variational":  # deterministic: F(y) = E(y, Enc(y))
+    if name == "autoencoder.sparse":  # PSD: F(y) = E(y, ž), ž minimises, Enc(y) is a guess
+        torch.testing.assert_close(model.free_energy(y), model.energy(y, z=model.infer(y)))
+    elif name != "autoencoder.variational":  # deterministic: F(y) = E(y, Enc(y))
         torch.testing.assert_close(model.free_energy(y), model.energy(y, z=model.encode(y)))
     step = model.default_strategy()(model, {"y": y})
     step.loss.backward()
@@ -156,14 +158,14 @@ def test_denoising_restores_masked_digits(digits):
 
 def test_sparse_code_is_sparse_and_reconstructs(plain, digits):
     train, test = digits
-    model = _fit("autoencoder.sparse", train, epochs=40, code=64, penalty="kl", rho=0.05,
-                 weight=0.1)
+    model = _fit("autoencoder.sparse", train, epochs=40, kind="ng", code=64, penalty="kl",
+                 rho=0.05, weight=0.1)
     active, mse, ref = model.active_fraction(test.y), _mse(model, test.y), _mse(plain, test.y)
     print(f"\nsparse (64 sigmoid units, KL to rho 0.05): active fraction {active:.4f} "
           f"(bar < 0.05), test MSE {mse:.5f} = {mse / ref:.3f} × plain (bar ≤ 1.5×)")
     assert active < 0.05
     assert mse <= 1.5 * ref
-    l1 = ek.get_model("autoencoder.sparse", penalty="l1", code_activation="relu")
+    l1 = ek.get_model("autoencoder.sparse", kind="ng", penalty="l1", code_activation="relu")
     h = torch.rand(4, 64)
     torch.testing.assert_close(l1.regularizer(torch.rand(4, 64), z=h), h.abs().sum(1))
 
@@ -321,7 +323,7 @@ def test_bad_input_is_explained():
     with pytest.raises(ConfigError, match="image_shape .* has 784 features but dim=64"):
         ek.get_model("autoencoder", image_shape=[1, 28, 28])
     with pytest.raises(ConfigError, match="penalty='kl' .* needs code_activation='sigmoid'"):
-        ek.get_model("autoencoder.sparse", code_activation="relu")
+        ek.get_model("autoencoder.sparse", kind="ng", code_activation="relu")
     with pytest.raises(ConfigError, match="no option 'cod'"):
         ek.get_model("autoencoder", cod=3)
     with pytest.raises(ConfigError, match="likelihood must be"):

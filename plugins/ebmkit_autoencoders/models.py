@@ -362,27 +362,36 @@ class DenoisingAutoencoder(Autoencoder):
 # ------------------------------------------------------------------------------- sparse
 @dataclass
 class SparseConfig(AutoencoderConfig):
-    """A sparse autoencoder: a penalty keeps few code units active."""
+    """``autoencoder.sparse``: PSD (``kind="psd"``, the lecture's) or Ng's (``kind="ng"``).
 
+    ``lam``, ``alpha``, ``steps`` and ``solver`` are PSD's; ``penalty``, ``weight``, ``rho``,
+    ``tied`` and ``cost`` are Ng's. ``code_activation="auto"`` is ``identity`` for PSD (signed
+    codes) and ``sigmoid`` for Ng's (firing rates).
+    """
+
+    kind: str = "psd"  # "psd": E = ½‖y − Wz‖² + λ|z|₁ + ½α‖z − Enc(y)‖²; "ng": KL firing rates
     code: int = 64
-    code_activation: str = "sigmoid"
-    penalty: str = "kl"  # "kl": KL(ρ ‖ ρ̂_j) to a target rate; "l1": λ Σ|h_i|
-    weight: float = 0.1  # λ
-    rho: float = 0.05  # target rate ρ (kl)
+    code_activation: str = "auto"
+    lam: float = 0.2  # psd: λ, the weight of |z|₁
+    alpha: float = 1.0  # psd: α, the weight of ½‖z − Enc(y)‖²
+    steps: int = 30  # psd: solver iterations per inference, started at Enc(y)
+    solver: str = "fista"  # psd: "fista" or "ista"
+    penalty: str = "kl"  # ng: "kl": KL(ρ ‖ ρ̂_j) to a target rate; "l1": λ Σ|h_i|
+    weight: float = 0.1  # ng: λ
+    rho: float = 0.05  # ng: target rate ρ (kl)
 
 
 class SparseAutoencoder(Autoencoder):
-    """C(y, Dec(Enc(y))), trained with λ·Ω(h): Σ_i |h_i| or Σ_j KL(ρ ‖ ρ̂_j).
+    """Ng's sparse autoencoder (``kind="ng"``): C(y, Dec(Enc(y))), trained with λ·Ω(h):
+    Σ_i |h_i| or Σ_j KL(ρ ‖ ρ̂_j).
 
-    This is Ng's sparse autoencoder (the ``kl`` default: a firing-rate penalty on sigmoid
-    units), not the lecture's predictive sparse decomposition (PSD, Kavukcuoglu, Ranzato &
-    LeCun 2008), whose energy E(y, z) = C(y, Dec(z)) + λ|z|₁ + α‖z − Enc(y)‖² has the
-    penalty *inside* the energy and infers z by minimising it (the encoder only predicts
-    the minimiser). Here the penalty is a training regulariser outside the energy —
-    ``energy``/``free_energy``/``score`` are the reconstruction cost alone — z = Enc(y) is
-    amortised, and ``active`` counts a sigmoid unit as active when h > ½. For PSD-style
-    sparse coding with inference by minimisation, see ``sparse.coding`` and
-    ``sparse.lista``.
+    Kept as an option of ``autoencoder.sparse``, whose default is the lecture's predictive
+    sparse decomposition (PSD, Kavukcuoglu, Ranzato & LeCun 2008; see
+    [`PredictiveSparseDecomposition`][ebmkit_autoencoders.psd.PredictiveSparseDecomposition]):
+    there the penalty is *inside* the energy and z is inferred by minimising it. Here the
+    penalty is a training regulariser outside the energy — ``energy``/``free_energy``/
+    ``score`` are the reconstruction cost alone — z = Enc(y) is amortised, and ``active``
+    counts a sigmoid unit as active when h > ½ (a firing-rate reading, not exact zeros).
     """
 
     name = "autoencoder.sparse"
@@ -391,6 +400,9 @@ class SparseAutoencoder(Autoencoder):
 
     def __init__(self, cfg: SparseConfig) -> None:
         who = self.name
+        one_of("kind", cfg.kind, ("ng",), who=f"{who} (SparseAutoencoder)")
+        if cfg.code_activation == "auto":
+            cfg.code_activation = "sigmoid"
         if cfg.penalty not in ("kl", "l1"):
             raise ConfigError(f"{who}: penalty must be 'kl' or 'l1', got {cfg.penalty!r}")
         if not cfg.weight >= 0:
