@@ -134,6 +134,29 @@ class JointEmbedding(ek.EnergyModel):
             self._generators[device] = g
         return g
 
+    def view_state(self) -> dict[str, Tensor]:
+        """The augmentations' generator states, ``{str(device): state}``: what a checkpoint
+        keeps so that a resumed run draws the same views as an uninterrupted one."""
+        return {str(dev): g.get_state() for dev, g in self._generators.items()}
+
+    def load_view_state(self, state: dict[str, Tensor]) -> None:
+        """Restore [`view_state`][ebmkit_ssl.base.JointEmbedding.view_state]. A state saved on
+        another kind of device (a CUDA run resumed on the CPU) cannot be carried over: that
+        device's generator starts again from the seed, with a warning."""
+        for key, value in state.items():
+            dev = torch.device(key)
+            try:
+                g = torch.Generator(device=dev)
+                g.set_state(value.detach().cpu())
+            except (RuntimeError, ValueError) as exc:
+                import warnings
+
+                warnings.warn(f"{self.name}: the saved augmentation state for {key} cannot be "
+                              f"restored here ({exc}); views on that device start again from "
+                              f"seed {self.cfg.seed}", stacklevel=2)
+                continue
+            self._generators[dev] = g
+
     def augment(self, y: Tensor, transform: Transform | None = None) -> Tensor:
         """One random view per sample: ``y`` ``[B, dim]`` → ``[B, dim]`` (no gradient)."""
         self.check(y)
@@ -219,11 +242,42 @@ class JointEmbedding(ek.EnergyModel):
 
 class SelfSupervised(ek.strategies.Strategy):
     """The joint-embedding strategy: ``loss, logs = model.step(batch["y"])``. Labels in the
-    batch are ignored. The method's own anti-collapse term is inside ``step``."""
+    batch are ignored. The method's own anti-collapse term is inside ``step``.
+
+    Its checkpoint state is the model's augmentation generators
+    ([`view_state`][ebmkit_ssl.base.JointEmbedding.view_state]), so a resumed run, or an
+    epoch replayed by the divergence guard, draws the same views as an uninterrupted run. A
+    state loaded before the first step waits until the strategy meets its model.
+    """
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._pending: dict[str, Tensor] | None = None
 
     def __call__(self, model: Any, batch: dict[str, Tensor]) -> Any:
+        if self._model is not model:
+            self._model = model
+        if self._pending is not None:
+            model.load_view_state(self._pending)
+            self._pending = None
         loss, logs = model.step(batch["y"])
         return ek.StepOutput(loss, logs)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._pending is not None:
+            return {"views": dict(self._pending)}
+        if self._model is None:
+            return {}
+        return {"views": self._model.view_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        views = state.get("views")
+        if views is None:
+            return
+        if self._model is not None:
+            self._model.load_view_state(views)
+        else:
+            self._pending = dict(views)
 
     def __repr__(self) -> str:
         return "SelfSupervised()"
