@@ -3,7 +3,9 @@
 The tour covers every plugin and what it registers, every registered dataset loaded offline
 and pictured (image grids, 2-D samples beside their exact densities, decoded text), and every
 model whose plugin registered a demo recipe (``register(name, factory, demo={"data": ...})``),
-trained on embedded data and evaluated on its test split, with its plots.
+trained on embedded data and evaluated on its test split, with its plots; then every command
+registered with a short demo (``register(name, setup, demo={"args": [...]})``), run with those
+arguments and ``--out DIR``, its ``DIR/report.md`` shown.
 """
 
 from __future__ import annotations
@@ -74,6 +76,38 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
     return lines
 
 
+def _command_section(entry: Any, out: Path) -> list[str]:
+    """Run one command's short demo; return its report section.
+
+    A command registered with ``demo={"args": [...]}`` is run as ``ebmkit NAME ARGS --out
+    out/NAME`` (its printed lines are swallowed); the ``report.md`` it writes there becomes the
+    section, its headings demoted and its relative pictures re-linked into ``NAME/``.
+    """
+    import argparse
+    import contextlib
+    import io
+    import re
+
+    where = out / entry.name
+    argv = [*entry.demo["args"], "--out", str(where)]
+    parser = argparse.ArgumentParser(prog=f"ebmkit {entry.name}")
+    run = entry.factory(parser)
+    start = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            run(parser.parse_args(argv))
+    except EbmkitError as exc:  # e.g. an optional extra that is not installed
+        return [f"### `ebmkit {entry.name}`", "", f"Not available here: {exc}"]
+    took = time.perf_counter() - start
+    lines = [f"### `ebmkit {entry.name} {' '.join(entry.demo['args'])}`", "", entry.summary, "",
+             f"Ran in {took:.1f} s (a short budget); its report `{where / 'report.md'}`:", ""]
+    for line in (where / "report.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            line = "###" + line  # "# Title" → "#### Title", under this section
+        lines.append(re.sub(r"\]\((?![a-z]+:|/)([^)]+)\)", rf"]({entry.name}/\1)", line))
+    return lines
+
+
 def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool = False,
              train: bool = True) -> Path:
     """Run the tour and write ``out/report.md`` (and PNGs unless ``plots=False``).
@@ -123,6 +157,12 @@ def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool 
     recipes = [e for e in models if e.demo] if train else []
     for entry in tqdm(recipes, desc="models", disable=not progress, unit="model"):
         lines += ["", *_train_section(entry, out, plots)]
+    # Commands with a short demo (``register(name, setup, demo={"args": [...]})``).
+    commands = [e for e in list_entries("commands") if e.demo] if train else []
+    if commands:
+        lines += ["", "## Commands", ""]
+    for entry in tqdm(commands, desc="commands", disable=not progress, unit="command"):
+        lines += ["", *_command_section(entry, out)]
 
     lines += ["", "## Datasets", ""]
     entries = list_entries("datasets")

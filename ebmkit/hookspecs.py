@@ -136,5 +136,7 @@ def register_commands(register: Register) -> None:
     Args:
         register: Call ``register(name, setup, summary=...)``. ``setup(parser)`` receives an
             ``argparse.ArgumentParser`` to add arguments to and returns the function that runs
-            the command: ``run(args: argparse.Namespace) -> int | None``.
+            the command: ``run(args: argparse.Namespace) -> int | None``. With
+            ``demo={"args": [...]}`` (a short run), ``ebmkit demo`` runs the command with
+            these arguments plus ``--out DIR`` and shows the ``DIR/report.md`` it writes.
     """

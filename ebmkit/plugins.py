@@ -130,7 +130,10 @@ class _Register:
             aliases = (aliases,)
         self._registry.validate(name, factory, self._plugin, aliases)
         if demo is not None:
-            _check_demo(self._plugin, name, demo)
+            if self._registry.kind == "commands":
+                _check_command_demo(self._plugin, name, demo)
+            else:
+                _check_demo(self._plugin, name, demo)
         kind = self._registry.kind
         if any(e.kind == kind and e.name == name for e in self._staged):
             raise PluginError(f"plugin {self._plugin!r} registered {self._registry.noun} "
@@ -156,6 +159,18 @@ def _check_demo(plugin: str, name: str, demo: Any) -> None:
         raise PluginError(
             f"plugin {plugin!r} registered {name!r} with demo['tour']={tour!r}; expected a dict "
             f"overriding some of {', '.join(sorted(_TOUR_KEYS))} for `ebmkit demo`'s short run")
+
+
+def _check_command_demo(plugin: str, name: str, demo: Any) -> None:
+    """A command's demo is ``{"args": [...]}``: ``ebmkit demo`` runs it with these arguments
+    plus ``--out DIR`` and shows the ``DIR/report.md`` it writes."""
+    args = demo.get("args") if isinstance(demo, Mapping) else None
+    if (not isinstance(demo, Mapping) or set(demo) != {"args"}
+            or not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args)):
+        raise PluginError(
+            f"plugin {plugin!r} registered command {name!r} with demo={demo!r}; expected "
+            "{'args': [str, ...]}: the arguments `ebmkit demo` runs it with (plus --out DIR), "
+            "after which it shows DIR/report.md")
 
 
 def _env_list(var: str) -> set[str] | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import ebmkit as ek
 from ebmkit.cli import main, parse_set
 from ebmkit.errors import ConfigError, PluginWarning
 
@@ -139,3 +140,55 @@ def test_demo_refuses_a_file_as_output(capsys, tmp_path):
     target.write_text("x")
     code, _, err = run(capsys, "demo", "--out", str(target), "--no-plots")
     assert code == 2 and "expected a directory" in err
+
+
+class _ReportCommand:
+    """A command with a short demo: writes DIR/report.md with a heading and a picture."""
+
+    @staticmethod
+    def _setup(parser):
+        parser.add_argument("--word", required=True)
+        parser.add_argument("--out", type=Path, required=True)
+
+        def go(args):
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "p.png").write_bytes(b"png")
+            (args.out / "report.md").write_text(f"# Title\n\nsaid {args.word}\n\n![p](p.png)\n")
+            print("noise that the demo swallows")
+            return 0
+
+        return go
+
+    @ek.hookimpl
+    def register_commands(self, register):
+        register("say-report", self._setup, summary="writes a report",
+                 demo={"args": ["--word", "hi"]})
+
+
+def test_demo_shows_the_report_of_a_command_with_a_demo(capsys, tmp_path, fresh_plugins):
+    import dataclasses
+
+    from ebmkit.demo import run_demo
+
+    fresh_plugins.register_plugin(_ReportCommand(), name="say-report")
+    for kind in ("models", "commands"):  # only this command's demo runs
+        registry = fresh_plugins.host().registries[kind]
+        for name, entry in list(registry._entries.items()):
+            if name != "say-report":
+                registry._entries[name] = dataclasses.replace(entry, demo=None)
+    report = run_demo(tmp_path, plots=False).read_text()
+    assert "## Commands" in report and "### `ebmkit say-report --word hi`" in report
+    assert "#### Title" in report and "said hi" in report
+    assert "![p](say-report/p.png)" in report and (tmp_path / "say-report" / "p.png").is_file()
+    assert "noise" not in capsys.readouterr().out
+
+
+def test_a_command_demo_must_be_its_arguments(fresh_plugins):
+    class Bad:
+        @ek.hookimpl
+        def register_commands(self, register):
+            register("bad-demo", lambda parser: None, demo={"data": "digits"})
+
+    with pytest.warns(PluginWarning, match=r"expected \{'args': \[str, \.\.\.\]\}"):
+        info = fresh_plugins.register_plugin(Bad(), name="bad-demo")
+    assert info.status == "failed"

@@ -119,6 +119,9 @@ def test_demo_trains_the_family(tmp_path, monkeypatch, fresh_plugins):
         else:
             short = None  # other families' demos are checked by their own tests
         registry._entries[name] = dataclasses.replace(entry, demo=short)
+    commands = fresh_plugins.host().registries["commands"]  # e.g. worldmodels' short run
+    for name, entry in list(commands._entries.items()):
+        commands._entries[name] = dataclasses.replace(entry, demo=None)
     report = run_demo(tmp_path, plots=True).read_text()
     assert "### `neural.mlp` on `rings`" in report and "### `neural.conv` on `digits`" in report
     assert "| log_likelihood |" in report

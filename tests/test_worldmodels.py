@@ -283,6 +283,39 @@ def test_pipeline_dream_and_iterative_collection(tmp_path):
     assert "dream steps/s" in (tmp_path / "report.md").read_text()
 
 
+def test_the_default_budget_is_a_fixed_amount_of_work():
+    """No wall-clock cap by default: the result must not depend on the machine's speed."""
+    from ebmkit_worldmodels.cli import BUDGETS
+    from ebmkit_worldmodels.pipeline import RunConfig
+
+    cfg = RunConfig(**BUDGETS["default"])
+    assert cfg.minutes is None and cfg.generations > 0 and cfg.dream
+    for bad in ({"stop_at": 0.0}, {"dream_rollouts": 0}, {"minutes": -1.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            RunConfig(**bad).check()
+
+
+@pytest.mark.slow
+def test_demo_shows_the_short_run(tmp_path, fresh_plugins, monkeypatch):
+    """`ebmkit demo` runs `ebmkit worldmodels --budget tiny` and shows its report."""
+    import dataclasses
+
+    from ebmkit.demo import run_demo
+
+    monkeypatch.setenv("EBMKIT_DISABLE_PLUGINS", "broken")
+    for kind in ("models", "commands"):  # only the world-models section here
+        registry = fresh_plugins.host().registries[kind]
+        for name, entry in list(registry._entries.items()):
+            if name != "worldmodels":
+                registry._entries[name] = dataclasses.replace(entry, demo=None)
+    report = run_demo(tmp_path, plots=True).read_text()
+    assert "### `ebmkit worldmodels --budget tiny`" in report
+    for who in ("V+M", "V-only", "random"):
+        assert f"- {who}: mean return" in report
+    assert "![frames.png](worldmodels/frames.png)" in report
+    assert (tmp_path / "worldmodels" / "frames.png").stat().st_size > 1000
+
+
 @pytest.mark.byhand
 def test_default_recipe_quality(tmp_path):
     """The default command's recipe (minutes of CPU): the quality bars of the issue."""

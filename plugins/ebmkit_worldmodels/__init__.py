@@ -28,7 +28,7 @@ def register_models(register: Any) -> None:
 @ek.hookimpl
 def register_commands(register: Any) -> None:
     register("worldmodels", _setup, summary="World Models on a gymnasium environment's pixels: "
-             "collect, train V, M and C, write a report")
+             "collect, train V, M and C, write a report", demo={"args": ["--budget", "tiny"]})
 
 
 def _setup(parser: argparse.ArgumentParser) -> Any:

@@ -8,14 +8,15 @@ from typing import Any
 
 __all__ = ["setup"]
 
-#: ``--budget``: named recipes. ``default`` is the full one; ``tiny`` checks the plumbing.
+#: ``--budget``: named recipes, each a fixed amount of work (no clock). ``default`` is the
+#: full one (``RunConfig``'s defaults); ``tiny`` checks the plumbing in seconds.
 BUDGETS: dict[str, dict[str, Any]] = {
     "default": {},
     "small": {"episodes": 150, "vae_epochs": 4, "mdn_epochs": 15, "generations": 10,
-              "minutes": None},
+              "dream_generations": 20},
     "tiny": {"episodes": 24, "vae_epochs": 1, "mdn_epochs": 2, "generations": 3, "popsize": 6,
-             "rollouts": 2, "max_steps": 60, "eval_episodes": 4, "frame_size": 32,
-             "minutes": None},
+             "rollouts": 2, "max_steps": 60, "stop_at": None, "eval_episodes": 4,
+             "frame_size": 32, "dream": False},
 }
 
 
@@ -37,13 +38,16 @@ def setup(parser: argparse.ArgumentParser) -> Any:
                         help="a named recipe: default (the full run), small, or tiny (a smoke "
                              "test)")
     parser.add_argument("--minutes", type=float,
-                        help="a wall-clock cap: C's searches stop early to keep it (default: "
-                             "13; 0 for none, then the generations are the budget)")
-    parser.add_argument("--generations", type=_positive_int, help="CMA-ES generations per search")
+                        help="an optional wall-clock cap: C's real searches stop early to keep "
+                             "it, so the result depends on the machine (default: none; the "
+                             "budget is the generation count)")
+    parser.add_argument("--generations", type=_positive_int,
+                        help="CMA-ES generations per real search, at most (default: 40)")
     parser.add_argument("--rounds", type=int,
                         help="iterative collection rounds with the current controller")
-    parser.add_argument("--dream", action="store_true",
-                        help="search C inside M's dream first, then in the real environment")
+    parser.add_argument("--no-dream", action="store_true",
+                        help="skip the search inside M's dream (default: dream first, then "
+                             "search in the real environment from the dream's controller)")
     parser.add_argument("--temperature", type=float, help="τ of the dream (default: 1.0)")
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the V-only controller")
@@ -58,8 +62,8 @@ def setup(parser: argparse.ArgumentParser) -> Any:
                 options[key] = getattr(args, key)
         if options.get("minutes") == 0:
             options["minutes"] = None
-        if args.dream:
-            options["dream"] = True
+        if args.no_dream:
+            options["dream"] = False
         if args.no_ablation:
             options["ablation"] = False
         cfg = RunConfig(env=args.env, seed=args.seed, device=args.device, **options)

@@ -60,31 +60,35 @@ class RunConfig:
     mdn_epochs: int = 30
     mdn_lr: float = 3e-3
     popsize: int = 16
-    rollouts: int = 3  # real (or dreamed) episodes averaged per candidate
-    generations: int = 40  # CMA-ES generations per search
+    rollouts: int = 2  # real episodes averaged per candidate
+    generations: int = 40  # CMA-ES generations per real search (at most: see stop_at)
+    stop_at: float | None = 0.95  # a search stops once a generation's mean ≥ this × max_steps
     sigma0: float = 0.5
     whiten: bool = True  # C's features whitened on the collected steps (else standardised)
-    max_steps: int = 500  # cap of one training episode
+    max_steps: int = 200  # cap of one search episode (finalists and evaluation: the env's)
     rounds: int = 0  # iterative collection rounds after the first search
     round_episodes: int = 40  # episodes collected with the controller per round
     epsilon: float = 0.1  # random-action probability while collecting with the controller
-    dream: bool = False  # search C in M's dream first, then in the real environment
-    dream_generations: int = 30
+    dream: bool = True  # search C in M's dream first, then in the real environment
+    dream_generations: int = 40
+    dream_rollouts: int = 8  # dreamed episodes averaged per candidate
     temperature: float = 1.0  # τ of dreamed rollouts
     eval_episodes: int = 20
     ablation: bool = True  # also train and evaluate the V-only controller
-    minutes: float | None = 13.0  # wall-clock cap; C's searches stop early to keep it
+    minutes: float | None = None  # optional wall-clock cap on C's searches (machine-dependent)
 
     def check(self) -> None:
         for key in ("frame_size", "code", "channels", "hidden", "mixtures", "episodes",
                     "vae_epochs", "vae_batch", "mdn_epochs", "popsize", "rollouts",
-                    "max_steps", "round_episodes", "eval_episodes"):
+                    "max_steps", "round_episodes", "eval_episodes", "dream_rollouts"):
             at_least(key, getattr(self, key), 2 if key == "popsize" else 1, who="worldmodels")
         for key in ("generations", "rounds", "dream_generations"):
             at_least(key, getattr(self, key), 0, who="worldmodels")
         number("epsilon", self.epsilon, low=0.0, high=1.0, who="worldmodels")
         number("temperature", self.temperature, low=0.0, who="worldmodels")
         number("sigma0", self.sigma0, low=0.0, low_open=True, who="worldmodels")
+        if self.stop_at is not None:
+            number("stop_at", self.stop_at, low=0.0, low_open=True, who="worldmodels")
         if self.minutes is not None:
             number("minutes", self.minutes, low=0.0, low_open=True, who="worldmodels")
 
@@ -180,11 +184,16 @@ def features(model: WorldModel, latents: list[torch.Tensor],
 def _search(model: WorldModel, controller: LinearController, cfg: RunConfig, *, memory: bool,
             generations: int, timer: Timer, deadline: float | None, x0: np.ndarray | None,
             seed_base: int, progress: bool, desc: str) -> tuple[np.ndarray, CMAHistory]:
-    """CMA-ES of C in the real environment; the finalist with the best fresh-seed return."""
+    """CMA-ES of C in the real environment; the finalist with the best fresh-seed return.
+
+    Search episodes stop after ``cfg.max_steps``; the search stops early once a generation's
+    mean return reaches ``cfg.stop_at × cfg.max_steps``. The finalists are then compared on
+    fresh seeds over whole episodes (to the environment's own limit).
+    """
     spec = model.frames
     r = cfg.rollouts
 
-    def evaluate(cands: np.ndarray, gen: int) -> np.ndarray:
+    def evaluate(cands: np.ndarray, gen: int, max_steps: int | None = None) -> np.ndarray:
         if x0 is not None:
             cands = cands + x0
         w, b = controller.unflatten(torch.as_tensor(cands, dtype=torch.float32,
@@ -193,25 +202,29 @@ def _search(model: WorldModel, controller: LinearController, cfg: RunConfig, *, 
                       use_memory=memory, w=w.repeat_interleave(r, 0),
                       b=b.repeat_interleave(r, 0))
         seeds = [seed_base + gen * r + k for k in range(r)] * len(cands)
-        return _real(agent, seeds, spec, cfg, timer).reshape(len(cands), r).mean(1)
+        rets = _real(agent, seeds, spec, cfg, timer, max_steps=max_steps or cfg.max_steps)
+        return rets.reshape(len(cands), r).mean(1)
 
+    target = cfg.stop_at * cfg.max_steps if cfg.stop_at is not None else None
     finalists, hist = cma_search(evaluate, controller.size, generations=generations,
                                  popsize=cfg.popsize, sigma0=cfg.sigma0, seed=cfg.seed,
-                                 deadline=deadline, progress=progress, desc=desc)
+                                 deadline=deadline, target=target, progress=progress, desc=desc)
     if x0 is not None:
         finalists = [f + x0 for f in finalists]
     # pick among the finalists on fresh seeds (the search's returns are optimistic)
     flat = np.stack(finalists)
-    scores = evaluate(flat - (x0 if x0 is not None else 0), generations + 1000)
+    scores = evaluate(flat - (x0 if x0 is not None else 0), generations + 1000, 10**9)
     return flat[int(np.argmax(scores))], hist
 
 
 def _real(agent: Agent | None, seeds: list[int], spec: FrameSpec, cfg: RunConfig,
-          timer: Timer, rng: np.random.Generator | None = None) -> np.ndarray:
+          timer: Timer, rng: np.random.Generator | None = None,
+          max_steps: int | None = None) -> np.ndarray:
+    """Returns of one real episode per seed (``max_steps=None``: the environment's limit)."""
     clock: dict[str, float] = {}
     steps = [0]
     start = time.perf_counter()
-    rets, _ = run_episodes(cfg.env, seeds, spec, agent, max_steps=cfg.max_steps, clock=clock,
+    rets, _ = run_episodes(cfg.env, seeds, spec, agent, max_steps=max_steps, clock=clock,
                            rng=rng, on_step=lambda n: steps.__setitem__(0, steps[0] + n))
     timer.add("env", clock["env"])
     timer.add("C", time.perf_counter() - start - clock["env"])  # V, M, C acting, batched
@@ -228,17 +241,17 @@ def evaluate_policy(model: WorldModel, controller: LinearController | None, memo
     if controller is not None:
         agent = Agent(model.vision, model.memory, controller, len(seeds), use_memory=memory)
     rng = np.random.default_rng(EVAL_SEED + cfg.seed)
-    saved, cfg.max_steps = cfg.max_steps, 10**9  # evaluate to the env's own limit
-    try:
-        return _real(agent, seeds, model.frames, cfg, timer, rng=rng)
-    finally:
-        cfg.max_steps = saved
+    return _real(agent, seeds, model.frames, cfg, timer, rng=rng)  # to the env's own limit
 
 
 def _dream_search(model: WorldModel, controller: LinearController, cfg: RunConfig,
-                  starts: torch.Tensor, timer: Timer, progress: bool) -> np.ndarray:
-    """CMA-ES of C inside M's dream: returns the distribution's final mean."""
-    r = cfg.rollouts
+                  starts: torch.Tensor, timer: Timer, progress: bool,
+                  memory: bool = True) -> tuple[np.ndarray, CMAHistory]:
+    """CMA-ES of C inside M's dream: the distribution's final mean, and the history.
+
+    ``memory=False`` searches the V-only controller (on z alone) in the same dream.
+    """
+    r = cfg.dream_rollouts
     g = torch.Generator(device=model.device).manual_seed(cfg.seed)
 
     def evaluate(cands: np.ndarray, gen: int) -> np.ndarray:
@@ -249,7 +262,7 @@ def _dream_search(model: WorldModel, controller: LinearController, cfg: RunConfi
         tic = time.perf_counter()
         rets = dream_returns(model.memory, controller, z0, w.repeat_interleave(r, 0),
                              b.repeat_interleave(r, 0), max_steps=cfg.max_steps,
-                             tau=cfg.temperature, generator=g)
+                             tau=cfg.temperature, use_memory=memory, generator=g)
         out = rets.reshape(len(cands), r).mean(1).cpu().numpy()
         timer.seconds["dream"] += time.perf_counter() - tic
         timer.dream_steps += int(rets.sum())
@@ -257,8 +270,9 @@ def _dream_search(model: WorldModel, controller: LinearController, cfg: RunConfi
 
     finalists, hist = cma_search(evaluate, controller.size, generations=cfg.dream_generations,
                                  popsize=cfg.popsize, sigma0=cfg.sigma0, seed=cfg.seed,
-                                 progress=progress, desc="C (dream)")
-    return finalists[2]
+                                 progress=progress,
+                                 desc="C (dream)" if memory else "C (V only, dream)")
+    return finalists[2], hist
 
 
 def dream_mean_return(model: WorldModel, controller: LinearController, starts: torch.Tensor,
@@ -285,7 +299,8 @@ class Result:
     vision_test: dict[str, float] = field(default_factory=dict)  # held-out free energy, baseline
     memory_history: dict[str, list[float]] = field(default_factory=dict)
     memory_test: dict[str, float] = field(default_factory=dict)  # held-out NLL, baseline
-    searches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    searches: dict[str, dict[str, Any]] = field(default_factory=dict)  # real searches
+    dream_searches: dict[str, dict[str, Any]] = field(default_factory=dict)
     frames_collected: int = 0
     episodes_collected: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -412,8 +427,9 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
     x0 = None
     if cfg.dream and cfg.dream_generations > 0:
         tic = time.perf_counter()
-        x0 = _dream_search(model, model.controller, cfg, starts, timer, progress)
+        x0, d_hist = _dream_search(model, model.controller, cfg, starts, timer, progress)
         model.controller.set_flat(x0)
+        result.dream_searches["V+M"] = asdict(d_hist)
         timer.add("C", time.perf_counter() - tic)
         say(f"C in the dream: {timer.dream_steps} dreamed steps")
     searches = cfg.rounds + 1
@@ -444,8 +460,15 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
 
     # 3. the V-only ablation: a controller on z alone, same search budget
     if cfg.ablation:
+        v_x0 = None
+        if cfg.dream and cfg.dream_generations > 0:  # the same budget: dream, then real
+            tic = time.perf_counter()
+            v_x0, d_hist = _dream_search(model, v_only, cfg, starts, timer, progress,
+                                         memory=False)
+            result.dream_searches["V-only"] = asdict(d_hist)
+            timer.add("C", time.perf_counter() - tic)
         v_best, v_hist = _search(model, v_only, cfg, memory=False, generations=cfg.generations,
-                                 timer=timer, deadline=remaining_deadline(0.5), x0=None,
+                                 timer=timer, deadline=remaining_deadline(0.5), x0=v_x0,
                                  seed_base=(cfg.seed + 1) * 1_000_000 + 900_000,
                                  progress=progress, desc="C (V only)")
         v_only.set_flat(v_best)

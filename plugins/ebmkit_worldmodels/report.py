@@ -84,13 +84,31 @@ def _plots(out: Path, model: WorldModel, result: Result, test: list[Episode]) ->
         ax.plot(gens, hist["mean"], "--", label=f"{name}: mean")
         if name != "V-only":
             offset += len(hist["best"])
-    ax.set_xlabel("CMA-ES generation")
-    ax.set_ylabel(f"return (mean of {result.config['rollouts']} episodes)")
+    for name, hist in result.dream_searches.items():  # before the real search: x < 0
+        gens = np.arange(-len(hist["mean"]), 0)
+        ax.plot(gens, hist["mean"], ":", label=f"{name} in M's dream: mean")
+    ax.set_xlabel("CMA-ES generation" + (" (< 0: in M's dream)" if result.dream_searches
+                                         else ""))
+    ax.set_ylabel("mean return of the candidate's episodes")
     ax.legend(fontsize=7)
-    ax.set_title("C's search in the real environment")
+    ax.set_title("C's search" + (" in M's dream, then" if result.dream_searches else "")
+                 + " in the real environment")
     ek.viz.save_figure(fig, out / "learning_curve.png")
     names.append("learning_curve.png")
     return names
+
+
+def _budget_line(result: Result) -> str:
+    """What C's searches did: generations in the dream and in the real environment."""
+    cfg = result.config
+    parts = [f"{name} {len(h['mean'])} in M's dream" for name, h in result.dream_searches.items()]
+    parts += [f"{name} {len(h['mean'])} real" for name, h in result.searches.items()]
+    stop = (f", stopping once a generation's mean reaches {cfg['stop_at'] * cfg['max_steps']:g}"
+            if cfg.get("stop_at") else "")
+    return (f"C's search budget: at most {cfg['generations']} real generations per search "
+            f"(episodes capped at {cfg['max_steps']} steps{stop}), after "
+            f"{cfg['dream_generations'] if cfg['dream'] else 0} in M's dream; generations run: "
+            + "; ".join(parts) + ".")
 
 
 def write_report(out: Path, model: WorldModel, result: Result, test: list[Episode]) -> None:
@@ -112,6 +130,7 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
         f"{cfg['code']}; M: LSTM {cfg['hidden']} + {cfg['mixtures']} Gaussians per latent; "
         f"C: linear on [z, h] (CMA-ES, population {cfg['popsize']}, {cfg['rollouts']} "
         "rollouts per candidate).", "",
+        _budget_line(result), "",
         "## Returns in the real environment (seeded evaluation episodes)", "",
         *[f"- {line}" for line in ablation_lines(result)], "",
         f"Dream vs real: the V+M controller survives {result.dream_return:.1f} steps on "
