@@ -55,6 +55,28 @@ def test_store_replaces_the_memory():
     assert ek.get_model("hopfield", **net.config()).memory.shape == (2, 4)
 
 
+def test_normalised_keys_follow_the_memory():
+    """The normalised keys are cached per memory: store(), in-place edits and loading miss."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.rand(20, 8, generator=g), torch.rand(3, 8, generator=g)
+
+    def fresh(M: torch.Tensor) -> torch.Tensor:
+        return ek.get_model("hopfield", dim=8, beta=4.0, normalize=True).store(M).retrieve(y)
+
+    net = ek.get_model("hopfield", dim=8, beta=4.0, normalize=True).store(X)
+    assert net.keys()[0] is net.keys()[0]  # computed once
+    torch.testing.assert_close(net.retrieve(y), fresh(X))
+    net.memory.mul_(2)
+    torch.testing.assert_close(net.retrieve(y), fresh(2 * X))
+    net.store(X ** 2)
+    torch.testing.assert_close(net.retrieve(y), fresh(X ** 2))
+    net.load_state_dict({"memory": X + 1})
+    torch.testing.assert_close(net.retrieve(y), fresh(X + 1))
+    learned = ek.get_model("hopfield", dim=8, normalize=True, patterns=5)
+    learned.energy(y).sum().backward()  # under autograd the keys stay in the graph
+    assert learned.memory.grad is not None and bool(learned.memory.grad.abs().sum() > 0)
+
+
 def test_energy_never_rises_over_many_updates(digits_all):
     """float64, 10 updates for every query, N ∈ {50, 200, 1797}, β ∈ {16, 64, 256}: no update
     raises E by more than 1e-10·(|E| + 1). Normalised (the recipe), and raw at N = 200."""
@@ -88,17 +110,24 @@ def test_retrieval_quality_on_digits(digits_all):
 
 
 def test_retrieval_of_fifty_digits(digits_all):
-    """≥ 0.99 at N = 50 for the median over 5 permutations: which 50 digits are drawn matters
-    more than the model here (the permutation of seed 0 gives 0.96, nearest-neighbour lookup
-    of the masked query the same)."""
+    """≥ 0.99 at N = 50 for the typical draw of 50 digits: the median over 20 permutations
+    (torch seeds 0-19). No single draw is asserted, because which 50 digits are drawn decides
+    it, not the model: on every draw one update matches nearest-neighbour lookup of the
+    masked query to within 0.01 (the hidden half is missing information no β restores), and
+    that lookup gets 0.967 on the permutation of seed 0, 0.96-1.00 over these 20 (over 100
+    permutations: median 0.993, half of them ≥ 0.99; the docs list the protocol readings
+    tried)."""
     y = ek.get_dataset("digits", split="all").y.double()
     scores = []
-    for seed in range(5):
+    for seed in range(20):
         perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
         net = ek.get_model("hopfield", beta=64.0, normalize=True).store(y[perm[:50]])
-        scores.append(stored_recall(net))
+        one, lookup = stored_recall(net), stored_recall(net, steps=None)
+        assert abs(one - lookup) <= 0.01, (seed, one, lookup)
+        scores.append(one)
     print("N=50 per permutation:", [round(s, 3) for s in scores])
-    assert sorted(scores)[2] >= 0.99 and min(scores) >= 0.95
+    # sorted [9]: the lower median of the 20
+    assert sorted(scores)[9] >= 0.99 and sum(scores) / 20 >= 0.985 and min(scores) >= 0.95
 
 
 def test_fixed_point_kinds_follow_beta(digits_all):
