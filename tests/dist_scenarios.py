@@ -123,6 +123,16 @@ def main():
                progress=False, checkpoint_dir=run, resume=True).fit(data)
     results["buffer_own"] = bool(torch.equal(again.buffer.storage, first.buffer.storage))
     results["buffer_sum"] = float(first.buffer.storage.sum())
+
+    # K-means' closed-form mini-batch update (the explicit path, no gradient): the ranks sum
+    # their batch sums and counts and draw the first prototypes (k-means++, each rank's own
+    # RNG) on rank 0 from the union of their first batches
+    km = ek.get_model("kmeans", k=4, dim=8)
+    trainer = ek.Trainer(km, epochs=2, batch_size=batch_size, device="cpu", seed=3,
+                         progress=False)
+    results["kmeans_mode"] = trainer.mode
+    trainer.fit(data)
+    results["kmeans"] = km.cluster_centers_.tolist()
     with open(os.path.join(out, f"result{rank}.json"), "w") as f:
         json.dump(results, f)
 

@@ -142,7 +142,8 @@ def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
     FSDP2 (also resumed) and the explicit path on two processes end where one process with
     twice the batch ends; the unused parameter never moves; buffers agree across ranks;
     seed=None shards are disjoint and cover the data; each rank resumes with its own
-    replay buffer."""
+    replay buffer; K-means' closed-form Lloyd strategy holds one process's prototypes on
+    every rank."""
     script = REPO / "tests" / "dist_scenarios.py"
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
@@ -192,6 +193,13 @@ def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
     assert results[0]["buffer_sum"] != results[1]["buffer_sum"]
     state = torch.load(tmp_path / "two" / "run-cd" / "trainer.pt", weights_only=True)
     assert len(state["strategy_ranks"]) == 2
+    # K-means' Lloyd strategy: the same prototypes on both ranks, those of one process on
+    # the whole data (up to the order of the sums); a rank that summed only its own shard
+    # would differ from the other by far more than rounding.
+    assert [r["kmeans_mode"] for r in results] == ["explicit", "explicit"]
+    assert results[0]["kmeans"] == results[1]["kmeans"]
+    centers, reference = torch.tensor(results[0]["kmeans"]), torch.tensor(single["kmeans"])
+    assert torch.allclose(centers, reference, rtol=1e-5, atol=1e-6), (centers - reference)
 
 
 class Net(torch.nn.Module):  # the scenario's Net, for the unused parameter's initial value

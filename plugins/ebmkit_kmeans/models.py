@@ -345,13 +345,49 @@ def _check_config(cfg: KMeansConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------- training
+def _world() -> int:
+    """Processes in the initialised default process group (1 without one)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def _global_batch(y: Tensor, world: int) -> Tensor:
+    """Every rank's batch in one ``[world·B, D]``, in the order one process would have had.
+
+    Rank r holds positions r, r + W, r + 2W, ... of the global batch (the trainer's
+    ``DistributedSampler`` layout), so the gathered ``[W, B, D]`` is interleaved back.
+    """
+    sizes = [torch.zeros(1, dtype=torch.long, device=y.device) for _ in range(world)]
+    torch.distributed.all_gather(sizes, torch.tensor([y.shape[0]], device=y.device))
+    if len({int(s) for s in sizes}) != 1:
+        raise ConfigError(f"kmeans: the first batches of the {world} processes have "
+                          f"{[int(s) for s in sizes]} samples; expected equally many (shard "
+                          f"the data as ek.Trainer or a padded DistributedSampler does)")
+    parts = [torch.empty_like(y) for _ in range(world)]
+    torch.distributed.all_gather(parts, y.contiguous())
+    return rearrange(torch.stack(parts), "w b d -> (b w) d")
+
+
 def _ensure_started(model: KMeans, y: Tensor) -> None:
-    """First step: prototypes from the first batch by the ``init`` method."""
-    if not model._fitted:
-        if y.shape[0] < model.cfg.k:
-            raise ConfigError(f"kmeans: the first batch has {y.shape[0]} samples, fewer than "
-                              f"k={model.cfg.k}; use a batch size of at least k")
-        model.set_centers(model.initial_centers(y, model._generator(y.device)))
+    """First step: prototypes from the first batch by the ``init`` method.
+
+    Distributed (a process group is initialised): from the union of every rank's first
+    batch, drawn on rank 0 and broadcast, so all ranks start from the prototypes one process
+    would draw from the whole global batch.
+    """
+    if model._fitted:
+        return
+    world = _world()
+    if world > 1:
+        y = _global_batch(y, world)
+    if y.shape[0] < model.cfg.k:
+        raise ConfigError(f"kmeans: the first batch has {y.shape[0]} samples, fewer than "
+                          f"k={model.cfg.k}; use a batch size of at least k")
+    centers = model.initial_centers(y, model._generator(y.device))
+    if world > 1:
+        torch.distributed.broadcast(centers, src=0)  # the ranks' RNGs differ: rank 0's draw
+    model.set_centers(centers)
 
 
 class Lloyd(ek.strategies.Strategy):
@@ -367,6 +403,11 @@ class Lloyd(ek.strategies.Strategy):
     are not further Lloyd iterations (``fit`` runs those). Hard assignments even when
     ``beta`` is set. Nothing is learned by gradient, so the trainer builds no optimizer.
     Logs ``e_pos`` (the batch's mean F∞).
+
+    Distributed (``Trainer(distributed=...)``, any process group): the batch sums and counts
+    are summed over the ranks (one ``all_reduce`` of ``[K, D + 1]`` per step) and the first
+    prototypes come from the union of the ranks' first batches, so every rank holds the same
+    prototypes, those of one process on the global batch (up to the order of the sums).
     """
 
     def __init__(self) -> None:
@@ -382,6 +423,10 @@ class Lloyd(ek.strategies.Strategy):
             self.counts = torch.zeros(k, dtype=y.dtype, device=y.device)
         sums = torch.zeros_like(w).index_add_(0, labels, y)  # [K, D]
         n = torch.bincount(labels, minlength=k).to(y.dtype)  # [K]
+        if _world() > 1:  # the global batch's sums and counts, one collective
+            stats = torch.cat([sums, n.unsqueeze(1)], dim=1)  # [K, D + 1]
+            torch.distributed.all_reduce(stats)
+            sums, n = stats[:, :-1], stats[:, -1]
         self.counts += n
         new = w + (sums - n.unsqueeze(1) * w) / self.counts.clamp(min=1).unsqueeze(1)
         model.set_centers(new)
