@@ -289,7 +289,7 @@ def test_the_default_budget_is_a_fixed_amount_of_work():
     from ebmkit_worldmodels.pipeline import RunConfig
 
     cfg = RunConfig(**BUDGETS["default"])
-    assert cfg.minutes is None and cfg.generations > 0 and cfg.dream
+    assert cfg.minutes is None and cfg.generations > 0 and cfg.stop_at is not None
     for bad in ({"stop_at": 0.0}, {"dream_rollouts": 0}, {"minutes": -1.0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             RunConfig(**bad).check()

@@ -16,7 +16,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
               "dream_generations": 20},
     "tiny": {"episodes": 24, "vae_epochs": 1, "mdn_epochs": 2, "generations": 3, "popsize": 6,
              "rollouts": 2, "max_steps": 60, "stop_at": None, "eval_episodes": 4,
-             "frame_size": 32, "dream": False},
+             "frame_size": 32},
 }
 
 
@@ -45,9 +45,9 @@ def setup(parser: argparse.ArgumentParser) -> Any:
                         help="CMA-ES generations per real search, at most (default: 40)")
     parser.add_argument("--rounds", type=int,
                         help="iterative collection rounds with the current controller")
-    parser.add_argument("--no-dream", action="store_true",
-                        help="skip the search inside M's dream (default: dream first, then "
-                             "search in the real environment from the dream's controller)")
+    parser.add_argument("--dream", action="store_true",
+                        help="search C inside M's dream first, then in the real environment "
+                             "from the dream's controller")
     parser.add_argument("--temperature", type=float, help="τ of the dream (default: 1.0)")
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the V-only controller")
@@ -62,8 +62,8 @@ def setup(parser: argparse.ArgumentParser) -> Any:
                 options[key] = getattr(args, key)
         if options.get("minutes") == 0:
             options["minutes"] = None
-        if args.no_dream:
-            options["dream"] = False
+        if args.dream:
+            options["dream"] = True
         if args.no_ablation:
             options["ablation"] = False
         cfg = RunConfig(env=args.env, seed=args.seed, device=args.device, **options)

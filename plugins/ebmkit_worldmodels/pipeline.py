@@ -60,7 +60,7 @@ class RunConfig:
     mdn_epochs: int = 30
     mdn_lr: float = 3e-3
     popsize: int = 16
-    rollouts: int = 2  # real episodes averaged per candidate
+    rollouts: int = 3  # real episodes averaged per candidate
     generations: int = 40  # CMA-ES generations per real search (at most: see stop_at)
     stop_at: float | None = 0.95  # a search stops once a generation's mean ≥ this × max_steps
     sigma0: float = 0.5
@@ -69,7 +69,7 @@ class RunConfig:
     rounds: int = 0  # iterative collection rounds after the first search
     round_episodes: int = 40  # episodes collected with the controller per round
     epsilon: float = 0.1  # random-action probability while collecting with the controller
-    dream: bool = True  # search C in M's dream first, then in the real environment
+    dream: bool = False  # search C in M's dream first, then in the real environment
     dream_generations: int = 40
     dream_rollouts: int = 8  # dreamed episodes averaged per candidate
     temperature: float = 1.0  # τ of dreamed rollouts
