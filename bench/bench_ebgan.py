@@ -1,10 +1,11 @@
 """EBGAN training steps: ``ek.Trainer`` + the ``Adversarial`` strategy against a hand loop.
 
 Both train ``gan.ebgan`` as registered (8×8 digits, latent 32, widths 64, code 32; an
-autoencoder discriminator whose reconstruction error is the energy) from the same initial
-weights on the digits train split with batch 64, for one epoch: per batch one discriminator
-update on EBGAN's margin loss E(y) + [m − E(G(z))]₊ (m the model's margin in the energy's
-units, ``model.loss_margin``: per pixel times the pixels) and one generator update on
+autoencoder discriminator, normalised per sample, whose reconstruction error is the
+energy) from the same initial weights on the digits train split with batch 64, for one
+epoch: per batch one discriminator update on EBGAN's margin loss E(y) + [m − E(G(z))]₊
+(m the model's margin in the energy's units, ``model.loss_margin``: per pixel times the
+pixels) plus the default R1 penalty γ/2·‖∇_y E(y)‖² on the data, and one generator update on
 E(G(z)) + w·PT (the pulling-away term of the discriminator's codes), Adam with the model's
 learning rates and β₁ = 0.5, the rows in the same order and the same z. The hand loop is
 Zhao, Mathieu & LeCun's step written out in PyTorch over the same two modules, the losses
@@ -43,7 +44,12 @@ def _hand_epoch(y: torch.Tensor, g: nn.Module, d: nn.Module, cfg, margin: float)
         real = y.index_select(0, perm[start:start + BATCH]).view(-1, c, s, s)
         b = real.shape[0]
         fake = g(torch.randn(b, cfg.latent_dim, device=y.device))
-        loss_d = d(real).mean() + torch.relu(margin - d(fake.detach())).mean()
+        real_in = real.detach().requires_grad_(True)
+        e_pos = d(real_in)
+        loss_d = e_pos.mean() + torch.relu(margin - d(fake.detach())).mean()
+        if cfg.r1:  # R1: γ/2 · mean ‖∇_y E(y)‖² on the data
+            (grad,) = torch.autograd.grad(e_pos.sum(), real_in, create_graph=True)
+            loss_d = loss_d + 0.5 * cfg.r1 * grad.square().flatten(1).sum(1).mean()
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
@@ -90,7 +96,8 @@ def run(smoke: bool) -> list[Result]:
                            f"{losses['ebmkit']} vs {losses['hand']}")
     steps = -(-len(data) // BATCH)
     note = (f"one epoch = {steps} EBGAN steps (D then G, margin {margin:g}, "
-            f"pulling-away weight {model.cfg.pt_weight:g}) of batch {BATCH} on digits 8×8; "
+            f"R1 {model.cfg.r1:g}, pulling-away weight {model.cfg.pt_weight:g}) of batch {BATCH} "
+            f"on digits 8×8; "
             f"median of {repeats} interleaved repeats; mean D loss {losses['ebmkit']:.5f} vs "
             f"{losses['hand']:.5f}")
     return [Result("EBGAN step, both players", t_e / steps, t_h / steps,

@@ -69,12 +69,13 @@ class EBGANConfig(DCGANConfig):
     # m per pixel: the loss uses m·D against the summed squared error (1/64: the former
     # summed margin of 1 at 8×8)
     margin: float = 0.015625
-    pt_weight: float = 0.1
+    pt_weight: float = 2.0  # w of the pulling-away term (the paper: 0.1; see EBGAN)
     spectral_norm: bool = False  # on the encoder's layers
-    r1: float = 0.0  # EBGAN has no R1 penalty by default
-    # the autoencoder's normalisation: "batch" (training only: `energy` runs it per sample,
-    # in eval mode), "sample" (GroupNorm) or "none"
-    d_norm: str = "batch"
+    r1: float = 1.0  # γ of R1 on ‖∇_y E(y)‖² at the data (the paper has none; see EBGAN)
+    # the autoencoder's normalisation: "sample" (GroupNorm per sample: E(y) depends on y
+    # alone, in training too), "none", or "batch" (the paper's; batch statistics in the
+    # adversarial loss, running statistics in `energy`)
+    d_norm: str = "sample"
 
 
 class _GAN(ek.EnergyModel):
@@ -333,6 +334,14 @@ class EBGAN(_GAN):
     the energy is a sum over pixels, so a fixed m would shrink relative to it as images
     grow (at 28×28 a summed margin of 1 is a per-pixel error of 0.0013, which samples
     almost always exceed, and the push-up term would almost never act).
+
+    Departures from the paper, on purpose: the autoencoder normalises each sample on its own
+    (``d_norm="sample"``, a one-group GroupNorm) instead of with batch norm, so E(y) is a
+    function of y alone in training as in use — the energy trained is the energy exposed —
+    and an R1 penalty (γ = ``r1``) on ‖∇_y E(y)‖² at the data stands in for the
+    stabilisation that batch statistics gave (without it, per-sample EBGAN collapses onto a
+    few digits). ``d_norm="batch"`` restores the paper's network: its adversarial loss then
+    sees batch statistics, while ``energy`` runs on the running ones.
     """
 
     name = "gan.ebgan"
@@ -349,20 +358,26 @@ class EBGAN(_GAN):
         self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
         self.discriminator = discriminator or AutoencoderDiscriminator(
             self.image_shape, cfg.d_width, cfg.code_dim, cfg.spectral_norm, cfg.d_norm)
-        init_weights(self)
+        init_weights(self.generator)
+        if cfg.d_norm == "batch" or discriminator is not None:
+            # DCGAN's N(0, 0.02) goes with batch norm; without it the autoencoder keeps
+            # PyTorch's default (Kaiming-uniform) scale, with which it trains far better
+            init_weights(self.discriminator)
         self._init_ema()
         self._check_players()
 
     def discriminate(self, images: Tensor, return_code: bool = False) -> Any:
-        """The training hot path: with ``d_norm="batch"`` it uses the batch's statistics in
-        training mode, as EBGAN's discriminator loss does."""
+        """The training hot path: the same per-sample energy as ``energy`` by default; with
+        ``d_norm="batch"`` it uses the batch's statistics in training mode, as the paper's
+        discriminator loss does."""
         return self.discriminator(images, return_code=return_code)
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """E(y) = ‖y − Dec(Enc(y))‖², ``[B]``, each sample on its own: batch norm (if any)
-        runs on its running statistics here, whatever the module's mode, so E(y) never
-        depends on the rest of the batch. (The adversarial loss, through ``discriminate``,
-        trains with batch statistics, as the paper's discriminator does.)"""
+        """E(y) = ‖y − Dec(Enc(y))‖², ``[B]``, each sample on its own. With the default
+        per-sample normalisation this is exactly what training descends; with
+        ``d_norm="batch"`` batch norm runs on its running statistics here, whatever the
+        module's mode (the adversarial loss, through ``discriminate``, then trains with batch
+        statistics, as the paper's discriminator does)."""
         with _eval(self.discriminator):
             return super().energy(y, x=x, z=z)
 

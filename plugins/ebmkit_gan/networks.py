@@ -9,10 +9,11 @@ that depends on that sample alone, so it has **no batch norm** (DCGAN's discrimi
 normalises with the statistics of the batch in training mode, which makes E(y) a function
 of the rest of the batch). What stabilises training instead is the strategy's R1 penalty
 (and, optionally, spectral normalisation of the layers, Miyato et al. 2018). EBGAN's
-autoencoder discriminator keeps DCGAN's batch norm for training (without it, or with a
-per-sample ``GroupNorm``, it trained far worse on digits), and the model evaluates the
-energy it exposes with the running statistics, i.e. per sample (see ``EBGAN.energy``).
-The generator keeps batch norm: it is not an energy, and sampling runs it in eval mode. An image size S = b·2^k (k ≥ 1 stride-2 layers, base
+autoencoder discriminator normalises each sample on its own by default (``"sample"``: a
+one-group GroupNorm), with an R1 penalty in training; the paper's batch norm is the
+``"batch"`` option (then the model evaluates the energy it exposes with the running
+statistics; see ``EBGAN.energy``). The generator keeps batch norm: it is not an energy, and
+sampling runs it in eval mode. An image size S = b·2^k (k ≥ 1 stride-2 layers, base
 side b in 2…7) is what the architecture can produce: 8 (b = 2), 16, 32, 64 (b = 4), 14, 28,
 56 (b = 7), among others.
 
@@ -157,12 +158,13 @@ class AutoencoderDiscriminator(nn.Module):
 
     E(y) = ‖y − Dec(Enc(y))‖², summed over pixels, shape ``[B]``; ``Enc(y)`` is a code of
     ``code_dim`` numbers (the embedding the pulling-away term decorrelates). ``norm``:
-    ``"batch"`` (the paper's; a per-sample function only in eval mode), ``"sample"``
-    (GroupNorm over each sample's channels and pixels) or ``"none"``.
+    ``"sample"`` (GroupNorm over each sample's channels and pixels: a per-sample function
+    in every mode), ``"none"``, or ``"batch"`` (the paper's; a per-sample function only in
+    eval mode).
     """
 
     def __init__(self, image_shape: tuple[int, int, int], width: int, code_dim: int,
-                 spectral_norm: bool = False, norm: str = "batch") -> None:
+                 spectral_norm: bool = False, norm: str = "sample") -> None:
         super().__init__()
         self.encoder = _Encoder(image_shape, width, code_dim, norm=norm,
                                 spectral_norm=spectral_norm)
