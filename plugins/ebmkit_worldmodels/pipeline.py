@@ -458,7 +458,11 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
     result.frames_collected = int(sum(len(e.frames) for e in episodes) + sum(
         len(e.frames) for e in test))
 
-    # 3. the V-only ablation: a controller on z alone, same search budget
+    # 3. V+M on the seeded evaluation episodes (said at once: the ablation takes a while)
+    result.returns["V+M"] = evaluate_policy(model, model.controller, True, cfg, timer).tolist()
+    say(f"V+M: mean return {result.mean('V+M'):.1f} over {cfg.eval_episodes} episodes")
+
+    # 4. the V-only ablation: a controller on z alone, same search budget
     if cfg.ablation:
         v_x0 = None
         if cfg.dream and cfg.dream_generations > 0:  # the same budget: dream, then real
@@ -474,8 +478,7 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
         v_only.set_flat(v_best)
         result.searches["V-only"] = asdict(v_hist)
 
-    # 4. evaluation on the same seeded real episodes
-    result.returns["V+M"] = evaluate_policy(model, model.controller, True, cfg, timer).tolist()
+    # 5. the others on the same seeded real episodes
     if cfg.ablation:
         result.returns["V-only"] = evaluate_policy(model, v_only, False, cfg, timer).tolist()
     result.returns["random"] = evaluate_policy(model, None, False, cfg, timer).tolist()
