@@ -11,7 +11,8 @@ Quality (slow / byhand; figures printed with ``pytest -s``):
   raw pixels measured in the same test (slow);
 - the others with their recipes: linear probe above raw pixels' and the untrained encoder's,
   normalised-embedding std ≥ 2× the untrained encoder's, effective rank ≥ d/4
-  (``ssl.vicreg`` and ``ssl.swav`` slow; the rest byhand);
+  (``ssl.vicreg``, ``ssl.swav``, ``ssl.pirl`` slow; the rest byhand, where MoCo's and
+  BYOL's measured shortfall against raw pixels is an xfail with the figure);
 - a collapsing configuration (VICReg without its variance term) is caught by the collapse
   meter (fast).
 """
@@ -114,6 +115,29 @@ def test_every_method_has_the_interface(name, device):
     assert any(p.grad is not None for p in model.encoder.parameters())
     rebuilt = ek.get_model(name, **model.config())
     assert rebuilt.config() == model.config()
+
+
+def test_simclr_evaluates_with_the_averaged_encoder():
+    """eval_ema: in eval mode encode() is the weight average's, ema ← m·ema + (1 − m)·w."""
+    torch.manual_seed(0)
+    model = ek.get_model("ssl.simclr", **IMG, eval_ema=0.5)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    y = torch.rand(16, 64)
+    before = [p.clone() for p in model.encoder.parameters()]
+    opt.zero_grad()
+    model.step(y)[0].backward()
+    opt.step()
+    after = [p.clone() for p in model.encoder.parameters()]
+    model.step(y)                                        # averages in the step just taken
+    for e, b, a in zip(model.ema_encoder.parameters(), before, after):
+        assert torch.allclose(e, 0.5 * b + 0.5 * a)
+    model.eval()
+    assert torch.equal(model.encode(y), model.ema_encoder(y))
+    assert not torch.equal(model.encode(y), model.encoder(y))
+    plain = ek.get_model("ssl.simclr", **IMG, eval_ema=0.0).eval()
+    assert plain.ema_encoder is None and torch.equal(plain.encode(y), plain.encoder(y))
+    with pytest.raises(ConfigError, match="eval_ema"):
+        ek.get_model("ssl.simclr", **IMG, eval_ema=1.0)
 
 
 def test_ntxent_is_the_hand_written_simclr_loss():
@@ -341,52 +365,48 @@ def simclr(digits):
 
 @pytest.mark.slow
 def test_simclr_recipe_learns_and_does_not_collapse(simclr):
-    """What the recipe reaches with seed 0: above its untrained encoder on both evaluations,
-    no collapse. (The issue's bar against raw pixels is the xfail test below.)"""
-    trained, untrained, raw, _ = simclr
+    """Above its untrained encoder on both evaluations, and no collapse."""
+    trained, untrained, _, model = simclr
     assert trained["linear_probe"] > untrained["linear_probe"] + 0.01
     assert trained["knn5"] > untrained["knn5"] + 0.01
     assert trained["embedding_std"] >= 2 * untrained["embedding_std"]
-    assert trained["linear_probe"] >= 0.97 and trained["knn5"] >= 0.97
+    assert trained["embedding_rank"] >= model.cfg.proj_dim / 4
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the issue's bar (probe >= 0.985 and above raw pixels' 0.983, 5-NN >= "
-                          "0.98) is not met by the seeded recipe: probe 0.978, 5-NN 0.978 in CI's "
-                          "run (an unseeded exploratory run reached 0.989 / 0.981)", strict=False)
 def test_simclr_recipe_beats_raw_pixels(simclr):
+    """The issue's bar: linear probe >= 0.985 and cosine 5-NN >= 0.98, both above raw
+    pixels' measured here (0.983 / 0.986)."""
     trained, _, raw, _ = simclr
     assert trained["linear_probe"] >= 0.985 and trained["linear_probe"] > raw["linear_probe"]
-    assert trained["knn5"] >= 0.98
+    assert trained["knn5"] >= 0.98 and trained["knn5"] > raw["knn5"]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="measured 0.981 (500 epochs) against raw pixels' 0.986: one to two "
-                          "test digits short; see docs/families/ssl.md", strict=False)
-def test_simclr_recipe_knn_above_raw_pixels(simclr):
-    trained, _, raw, _ = simclr
-    assert trained["knn5"] > raw["knn5"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["ssl.vicreg", "ssl.swav"])
+@pytest.mark.parametrize("name", ["ssl.vicreg", "ssl.swav", "ssl.pirl"])
 def test_recipe_quality_ci(name, digits):
     _no_collapse_and_beats_baselines(name, digits)
 
 
-#: Measured below raw pixels' linear probe within the ~2-minute budget (figures in
-#: docs/families/ssl.md): the bar is kept, and the shortfall reported, not hidden.
-_BELOW_RAW = pytest.mark.xfail(reason="linear probe measured below raw pixels' (0.983) "
-                               "within the recipe's budget; see docs/families/ssl.md",
-                               strict=False)
+#: Measured below raw pixels' linear probe (0.983) with the seeded recipe (figures in
+#: docs/families/ssl.md): the bar is kept and the shortfall reported as an xfail, not hidden.
+_BELOW_RAW = {"ssl.byol": "0.981 with 400 epochs", "ssl.moco": "0.975 with 400 epochs"}
 
 
 @pytest.mark.byhand
-@pytest.mark.parametrize("name", [pytest.param("ssl.moco", marks=_BELOW_RAW),
-                                  pytest.param("ssl.pirl", marks=_BELOW_RAW),
-                                  pytest.param("ssl.byol", marks=_BELOW_RAW), "ssl.barlow"])
+@pytest.mark.parametrize("name", ["ssl.moco", "ssl.byol", "ssl.barlow"])
 def test_recipe_quality_byhand(name, digits):
-    _no_collapse_and_beats_baselines(name, digits)
+    """Every method must learn without collapsing (asserted); beating raw pixels is asserted
+    too, except that a method measured below them is reported as an xfail with its figure."""
+    trained, untrained, raw, model = _quality(name, digits)
+    d = model.cfg.proj_dim
+    assert trained["linear_probe"] > untrained["linear_probe"]
+    assert trained["embedding_std"] >= 2 * untrained["embedding_std"]
+    assert trained["embedding_rank"] >= d / 4
+    if name in _BELOW_RAW and trained["linear_probe"] <= raw["linear_probe"]:
+        pytest.xfail(f"{name}: linear probe {trained['linear_probe']:.3f} <= raw pixels' "
+                     f"{raw['linear_probe']:.3f} (measured before: {_BELOW_RAW[name]})")
+    assert trained["linear_probe"] > raw["linear_probe"]
 
 
 @pytest.mark.byhand

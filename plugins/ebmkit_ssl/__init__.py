@@ -32,7 +32,7 @@ _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssl.simclr": (
         "simclr:SimCLR", "simclr:SimCLRConfig",
         "SimCLR: NT-Xent, the InfoNCE free energy of a view pair among the batch's other views",
-        _recipe(500)),
+        _recipe(300)),
     "ssl.moco": (
         "moco:MoCo", "moco:MoCoConfig",
         "MoCo: InfoNCE against a queue of keys from a momentum encoder",
