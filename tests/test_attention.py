@@ -376,10 +376,11 @@ def psnr_on_hidden(model, test, train, seed=0):
 
 @pytest.mark.slow
 def test_transformer_recipe_beats_mean_filling():
-    """`ebmkit train attention.transformer --data digits`'s recipe (60 epochs, about 2 minutes
-    of one CPU core): the token energy falls at every step on the test split, and the PSNR on
-    its hidden patches beats mean-image filling by ≥ 2.5 dB. Measured: 14.23 dB against
-    11.48 dB, +2.75 dB — short of the +3 dB the family's issue asks for (see the docs)."""
+    """`ebmkit train attention.transformer --data digits`'s recipe (100 epochs of batch 64,
+    256 memories, 8 heads; about 4 minutes of one CPU core): the token energy falls at every
+    step on the test split, and the PSNR on its hidden patches beats mean-image filling by
+    ≥ 3 dB, the family's issue's bar. Measured: 14.57 dB against 11.48 dB, +3.09 dB (this mask
+    draw), +3.20 and +3.18 dB on two others; from training seed 1, +3.32 to +3.50 dB."""
     recipe = ek.plugins.get_entry("models", "attention.transformer").demo
     train, test = ek.get_dataset("digits"), ek.get_dataset("digits", split="test")
     torch.manual_seed(0)
@@ -389,9 +390,9 @@ def test_transformer_recipe_beats_mean_filling():
     et.eval()
     ours, mean_fill, energies = psnr_on_hidden(et, test, train)
     print(f"PSNR {ours:.2f} dB vs mean-image filling {mean_fill:.2f} dB; step size "
-          f"{float(et.step_size):.4f}")
+          f"{float(et.step_size.detach()):.4f}")
     assert bool((energies[1:] <= energies[:-1]).all())  # with the trained step size
-    assert ours >= mean_fill + 2.5
+    assert ours >= mean_fill + 3.0
 
 
 # ---------------------------------------------------------------------------------- plots, CLI

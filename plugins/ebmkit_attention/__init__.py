@@ -48,5 +48,5 @@ def register_models(register: Any) -> None:
                              signature=f"{_PKG}.energy_transformer:EnergyTransformerConfig"),
              summary="Energy transformer: tokens descend one attention + Hopfield energy; "
                      "completes masked image patches (NaN = hidden)",
-             demo={"data": "digits", "epochs": 60, "batch_size": 32, "lr": 3e-3,
-                   "tour": {"epochs": 8}})
+             demo={"data": "digits", "epochs": 100, "batch_size": 64, "lr": 3e-3,
+                   "options": {"memories": 256, "heads": 8}, "tour": {"epochs": 8}})
