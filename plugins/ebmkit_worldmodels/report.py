@@ -105,9 +105,9 @@ def _budget_line(result: Result) -> str:
     parts += [f"{name} {len(h['mean'])} real" for name, h in result.searches.items()]
     stop = (f", stopping once a generation's mean reaches {cfg['stop_at'] * cfg['max_steps']:g}"
             if cfg.get("stop_at") else "")
+    dream = f", after {cfg['dream_generations']} in M's dream" if cfg["dream"] else ""
     return (f"C's search budget: at most {cfg['generations']} real generations per search "
-            f"(episodes capped at {cfg['max_steps']} steps{stop}), after "
-            f"{cfg['dream_generations'] if cfg['dream'] else 0} in M's dream; generations run: "
+            f"(episodes capped at {cfg['max_steps']} steps{stop}){dream}; generations run: "
             + "; ".join(parts) + ".")
 
 
