@@ -5,7 +5,9 @@ discriminator modules) from the same initial weights on the digits train split w
 64, for one epoch (23 steps, each one discriminator and one generator update with Adam
 2e-4, β₁ = 0.5), visiting the rows in the same order and drawing the same z. The hand loop
 is the PyTorch DCGAN example's step: ``BCEWithLogitsLoss`` on D's logits (= −E), real and
-fake backward separately, then the generator's step through the updated discriminator.
+fake backward separately, then the generator's step through the updated discriminator —
+plus what ``gan.dcgan`` adds by default, written out by hand: the R1 penalty γ/2·‖∇_y E(y)‖²
+on the data (γ = 1) and the generator's moving average (decay 0.995) after each step.
 The two run interleaved in one process (order flipped every round); the final losses must
 agree, so both did the same work. On CUDA the pair is also timed with ``torch.compile``
 applied to both networks.
@@ -24,7 +26,9 @@ BATCH, LR, SEED = 64, 2e-4, 0
 
 
 def _hand_epoch(model, y: torch.Tensor, g: nn.Module, d: nn.Module) -> float:
-    """One epoch of the PyTorch DCGAN example's step on ``g`` and ``d``."""
+    """One epoch of the PyTorch DCGAN example's step on ``g`` and ``d``, with the family's
+    default R1 penalty and generator moving average written out."""
+    r1, ema, g_ema = model.cfg.r1, model.cfg.ema, model.generator_ema
     criterion = nn.BCEWithLogitsLoss()
     opt_d = torch.optim.Adam(d.parameters(), lr=LR, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(g.parameters(), lr=LR, betas=(0.5, 0.999))
@@ -37,8 +41,14 @@ def _hand_epoch(model, y: torch.Tensor, g: nn.Module, d: nn.Module) -> float:
         ones = torch.ones(b, device=y.device)
         zeros = torch.zeros(b, device=y.device)
         d.zero_grad()
-        err_real = criterion(-d(real), ones)  # D's logit is −E
-        err_real.backward()
+        real.requires_grad_(r1 > 0)
+        e_real = d(real)
+        err_real = criterion(-e_real, ones)  # D's logit is −E
+        if r1 > 0:  # R1 (the family's default): γ/2 · mean ‖∇_y E(y)‖² on the data
+            (grad,) = torch.autograd.grad(e_real.sum(), real, create_graph=True)
+            (err_real + 0.5 * r1 * grad.square().flatten(1).sum(1).mean()).backward()
+        else:
+            err_real.backward()
         fake = g(torch.randn(b, 32, device=y.device).view(b, 32))
         err_fake = criterion(-d(fake.detach()), zeros)
         err_fake.backward()
@@ -47,6 +57,10 @@ def _hand_epoch(model, y: torch.Tensor, g: nn.Module, d: nn.Module) -> float:
         err_g = criterion(-d(fake), ones)
         err_g.backward()
         opt_g.step()
+        if g_ema is not None:  # the generator's moving average (the family's default)
+            with torch.no_grad():
+                for p_ema, p in zip(g_ema.parameters(), g.parameters()):
+                    p_ema.lerp_(p, 1.0 - ema)
         total += (err_real + err_fake).detach() * b
     return float(total) / len(y)
 

@@ -6,8 +6,9 @@ by its default strategy: ``model.step`` draws the views with the model's batched
 augmentations and scores them with NT-Xent through ``ek.losses.nll``. The reference is a
 hand-written PyTorch loop over the *same* modules (``model.encoder``, ``model.projector``)
 and the same transform object with a generator seeded alike (so both see identical views),
-with NT-Xent written as one ``cross_entropy`` over the masked similarity matrix: what one
-writes without ebmkit. Both use Adam (the recipe's lr), the first 1,280 digits (5 full steps
+with NT-Xent written as one ``cross_entropy`` over the masked similarity matrix, and the
+recipe's moving average of the encoder's weights (``eval_ema``) updated before each step:
+what one writes without ebmkit. Both use Adam (the recipe's lr), the first 1,280 digits (5 full steps
 of 256) in the same order, and start every repeat from the same weights; they run
 interleaved on one intra-op thread, and their final mean losses must agree.
 
@@ -60,6 +61,13 @@ def run(smoke: bool) -> list[Result]:
 
         def ntxent(batch: torch.Tensor) -> torch.Tensor:  # SimCLR written out by hand
             n = batch.shape[0]
+            if model.ema_encoder is not None:  # the recipe's weight average (eval_ema)
+                with torch.no_grad():
+                    for p_avg, p in zip(model.ema_encoder.parameters(),
+                                        model.encoder.parameters()):
+                        p_avg.lerp_(p, 1.0 - model.cfg.eval_ema)
+                    for b_avg, b in zip(model.ema_encoder.buffers(), model.encoder.buffers()):
+                        b_avg.copy_(b)
             with torch.no_grad():
                 views = model.transform(torch.cat([batch, batch]).reshape(2 * n, 1, 8, 8), g)
             z = nnf.normalize(model.projector(model.encoder(views.reshape(2 * n, -1))), dim=1)

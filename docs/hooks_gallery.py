@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GALLERY_DIR = Path("img") / "gallery"  # under docs/
 MANIFEST = "manifest.json"
 PAGE = "gallery.md"
+MAX_TEXT_LINES = 40  # a text a run writes is shown up to this many lines
 SKIP = {"curve.png"}  # the loss curve is in every run directory; it is not a picture to look at
 CAPTIONS = {  # what plot_run names its pictures; a family's own keep their file name
     "landscape": "energy landscape: exp(−E) normalised on a grid, with samples",
@@ -138,11 +139,18 @@ def picture(name: str, out_dir: Path, work: Path) -> dict[str, Any]:
             continue
         shrink(png, target / png.name)
         pictures.append(png.name)
+    texts = []  # what text models write instead of pictures (masked.lm's fill-in.txt)
+    for txt in sorted(run.glob("*.txt")):
+        lines = txt.read_text("utf-8").splitlines()[:MAX_TEXT_LINES]
+        target.mkdir(parents=True, exist_ok=True)
+        (target / txt.name).write_text("\n".join(lines) + "\n", "utf-8")
+        texts.append(txt.name)
     plan = recipe(entry)
     return {"model": entry.name, "plugin": entry.plugin, "summary": entry.summary,
             "data": plan.get("data", "digits"), "recipe": plan, "command": "\n".join(commands),
-            "pictures": pictures, "cpu_seconds": round(took, 1), "epochs": len(history),
-            "code_version": code_version(entry.plugin), "torch": torch.__version__}
+            "pictures": pictures, "texts": texts, "cpu_seconds": round(took, 1),
+            "epochs": len(history), "code_version": code_version(entry.plugin),
+            "torch": torch.__version__}
 
 
 def _extras(run: Path, name: str) -> list[str]:
@@ -279,7 +287,7 @@ def gallery_page(docs_dir: Path) -> str:
         if name not in registered:
             log.info("ebmkit docs: gallery: %s is pictured but not registered here", name)
             continue
-        for png in item["pictures"]:
+        for png in [*item["pictures"], *item.get("texts", [])]:
             if not (docs_dir / GALLERY_DIR / name / png).is_file():
                 from mkdocs.exceptions import PluginError
 
@@ -304,7 +312,14 @@ def gallery_page(docs_dir: Path) -> str:
                         f"<figcaption markdown>**`{item['model']}`** on `{item['data']}`: "
                         f"{_caption(png)}<br>{_code_html(how)}</figcaption>",
                         "</figure>", ""]
-        out += ["</div>", "", "| model | what it is | recipe | training |", "|---|---|---|---|"]
+        out += ["</div>", ""]
+        for item in items:  # texts (a language model's fill-ins) read better full width
+            for txt in item.get("texts", []):
+                text = (docs_dir / GALLERY_DIR / item["model"] / txt).read_text("utf-8")
+                out += [f"**`{item['model']}`** on `{item['data']}`: `{txt}` "
+                        f"({_code_html(item['command'].splitlines()[0])})", "",
+                        "```text", text.rstrip("\n"), "```", ""]
+        out += ["| model | what it is | recipe | training |", "|---|---|---|---|"]
         for item in items:
             stale_note = (" (pictured with an earlier version of its code)"
                           if item["model"] in stale else "")

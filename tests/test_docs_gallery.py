@@ -85,7 +85,9 @@ def test_committed_gallery_is_consistent(gallery) -> None:
     kinds = set()
     for name, item in manifest.items():
         assert item["command"].startswith(f"ebmkit train {name} --out runs/{name}")
-        assert item["pictures"], name
+        assert item["pictures"] or item.get("texts"), name
+        for txt in item.get("texts", []):
+            assert (GALLERY / name / txt).read_text("utf-8").strip(), txt
         for png in item["pictures"]:
             path = GALLERY / name / png
             assert path.is_file() and path.stat().st_size < 200_000, path
