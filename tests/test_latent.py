@@ -185,7 +185,9 @@ def test_soft_min_is_below_the_min_and_converges_to_it(beta, seed):
     assert (f_beta <= f_inf + 1e-5).all()
     # −1/β log K ≤ F_β − F∞ ≤ 0, so the gap closes like log K / β
     assert (f_beta >= f_inf - torch.log(torch.tensor(5.0)) / beta - 1e-4).all()
-    f_cold = ek.FreeEnergy(energy, L.Exhaustive(codes), beta=beta * 1e4)(y)
+    # a cold β whose log K / β gap (≤ 1.6e-5) is inside the tolerance for every drawn β:
+    # β · 1e4 alone leaves a gap of up to 0.016 at β = 0.01 (hypothesis found β = 0.0117)
+    f_cold = ek.FreeEnergy(energy, L.Exhaustive(codes), beta=max(beta * 1e4, 1e5))(y)
     torch.testing.assert_close(f_cold, f_inf, atol=2e-4, rtol=1e-4)
 
 
