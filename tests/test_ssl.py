@@ -145,11 +145,21 @@ def test_ntxent_is_the_hand_written_simclr_loss():
 
     torch.manual_seed(0)
     z1, z2 = torch.randn(10, 8), torch.randn(10, 8)
-    loss, _, _ = NTXentLoss(temperature=0.3)(z1, z2)
+    z1.requires_grad_(True)
+    loss, e_pos, e_neg = NTXentLoss(temperature=0.3)(z1, z2)
+    (grad,) = torch.autograd.grad(loss, z1)
     z = nnf.normalize(torch.cat([z1, z2]), dim=1)
     logits = (z @ z.T / 0.3).fill_diagonal_(-math.inf)
     target = torch.cat([torch.arange(10, 20), torch.arange(10)])
-    assert torch.allclose(loss, nnf.cross_entropy(logits, target), atol=1e-5)
+    hand = nnf.cross_entropy(logits, target)
+    assert torch.allclose(loss, hand, atol=1e-5)
+    torch.testing.assert_close(grad, torch.autograd.grad(hand, z1)[0])
+    # the logged means: positives, and the 2n - 2 negatives of each view (not itself, not
+    # its positive)
+    energy = 1 - z.detach() @ z.detach().T
+    neg = ~torch.eye(20, dtype=torch.bool) & ~torch.eye(20, dtype=torch.bool).roll(10, 1)
+    torch.testing.assert_close(e_pos, energy.diagonal(10).mean())
+    torch.testing.assert_close(e_neg, energy[neg].mean())
 
 
 def test_sinkhorn_equipartitions():

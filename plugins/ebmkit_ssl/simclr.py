@@ -15,6 +15,7 @@ $T$ times the cross-entropy, hence the $1/\tau$).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,38 +45,53 @@ class NTXentLoss(nn.Module):
         self.temperature = ek.config.number("temperature", temperature, low=0.0, low_open=True,
                                             who="NTXentLoss")
         self.negatives = bool(negatives)
-        self._index: dict[tuple[int, torch.device], tuple[Tensor, Tensor]] = {}
+        self._masks: dict[tuple[int, torch.device], Tensor] = {}
 
-    def _pairs(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        """For 2n views: the index of each one's positive ``[2n]`` and of its 2n − 2
-        negatives ``[2n, 2n − 2]`` (built once per batch size)."""
+    def _excluded(self, n: int, device: torch.device) -> Tensor:
+        """``[2n, 2n]`` bool: True where view ``k`` is not a negative of view ``i`` (``k = i``,
+        or ``k`` is ``i``'s other view); built once per batch size."""
         key = (n, device)
-        if key not in self._index:
+        if key not in self._masks:
             i = torch.arange(2 * n, device=device)
             pos = (i + n) % (2 * n)
-            others = i[None, :].expand(2 * n, -1)
-            keep = (others != i[:, None]) & (others != pos[:, None])
-            self._index[key] = (pos, others[keep].reshape(2 * n, 2 * n - 2))
-        return self._index[key]
+            self._masks[key] = (i[None, :] == i[:, None]) | (i[None, :] == pos[:, None])
+        return self._masks[key]
 
     def energies(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
-        """``(e_pos [2n], e_neg [2n, 2n − 2])``: 1 − cos of each view with its pair and with
-        every other view."""
+        """``(e_pos [2n], e_neg [2n, 2n])``: ``1 − cos`` of each view with its other view, and
+        with every view, where the view itself and its positive are ``+∞`` (a candidate at
+        infinite energy has zero Gibbs weight, so row ``i`` holds exactly its 2n − 2 negatives).
+        """
+        return self._energies(z1, z2)[1:]
+
+    def _energies(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # Masking in place of gathering the 2n − 2 negatives keeps the backward pass to one
+        # elementwise mask (a gather's backward scatters into a fresh [2n, 2n] of zeros), and
+        # e_pos is a row-wise dot: the loss then costs what a hand-written cross_entropy
+        # over the masked logits does (bench/bench_ssl.py).
         n = z1.shape[0]
         z = nnf.normalize(torch.cat([z1, z2]), dim=1)                              # [2n, d]
-        energy = 1.0 - z @ z.T                                                     # [2n, 2n]
-        pos, neg = self._pairs(n, z.device)
-        return energy.gather(1, pos[:, None]).squeeze(1), energy.gather(1, neg)
+        e_pos = 1.0 - (z * z.roll(n, dims=0)).sum(dim=1)                           # [2n]
+        e_neg = (1.0 - z @ z.T).masked_fill(self._excluded(n, z.device), math.inf)  # [2n, 2n]
+        return z, e_pos, e_neg
 
     def forward(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(loss, e_pos mean, e_neg mean)`` for embeddings ``z1``, ``z2`` ``[n, d]``."""
         if not self.negatives:
             e_pos = 1.0 - nnf.cosine_similarity(z1, z2, dim=1)
             return e_pos.mean(), e_pos.detach().mean(), e_pos.new_zeros(())
-        e_pos, e_neg = self.energies(z1, z2)
+        n = z1.shape[0]
+        z, e_pos, e_neg = self._energies(z1, z2)
         t = self.temperature
         loss = ek.losses.nll(e_pos, e_neg, temperature=t) / t
-        return loss, e_pos.detach().mean(), e_neg.detach().mean()
+        with torch.no_grad():
+            # The negatives' mean energy without a pass over [2n, 2n]: the sum of 1 − z_i·z_k
+            # over all pairs is (2n)² − |Σ z|²; take away the diagonal and the positives.
+            z, m = z.detach(), 2 * n
+            total = m * m - z.sum(dim=0).square().sum()
+            diagonal = m - z.square().sum()
+            neg_mean = (total - diagonal - e_pos.detach().sum()) / (m * (m - 2))
+        return loss, e_pos.detach().mean(), neg_mean
 
 
 @dataclass
