@@ -137,6 +137,12 @@ def _train(parser: argparse.ArgumentParser) -> Run:
                         help="default: the model's recipe for DATA, else 128")
     parser.add_argument("--lr", type=float,
                         help="learning rate (default: the model's recipe for DATA, else 1e-3)")
+    parser.add_argument("--schedule", metavar="NAME",
+                        help="learning rate over the run: constant, cosine or linear, decayed "
+                             "to 0 at the last step (default: the model's recipe for DATA, "
+                             "else constant)")
+    parser.add_argument("--warmup", type=_nonnegative_int, metavar="STEPS",
+                        help="steps of linear lr warm-up (default: the recipe's, else 0)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed, set before the model is built and for the run, so "
@@ -167,6 +173,7 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         out, history = train_run(args.model, args.data, options=options, epochs=args.epochs,
                                  out=out, device=args.device, resume=args.resume,
                                  batch_size=args.batch_size, lr=args.lr,
+                                 schedule=args.schedule, warmup=args.warmup,
                                  plots=not args.no_plots, seed=args.seed)
         if history:
             last = history[-1]
@@ -237,14 +244,19 @@ def check_device(device: str) -> str:
     return device
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, minimum: int = 1) -> int:
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return value
+
+
+def _nonnegative_int(text: str) -> int:
+    return _positive_int(text, minimum=0)
 
 
 # -- demo -------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def recipe_text(entry: Any) -> str:
                 f"lr {FALLBACK['lr']:g}")
     parts = [f"--data {r['data']}"]
     parts += [f"--{k.replace('_', '-')} {r[k]:g}" if isinstance(r[k], float) else
-              f"--{k.replace('_', '-')} {r[k]}" for k in ("epochs", "batch_size", "lr") if k in r]
+              f"--{k.replace('_', '-')} {r[k]}"
+              for k in ("epochs", "batch_size", "lr", "schedule", "warmup") if k in r]
     parts += [f"--set {k}={v}" for k, v in r.get("options", {}).items()]
     return "recipe: " + " ".join(parts)
 
@@ -88,14 +89,15 @@ def _test_split(name: str) -> Any:
 def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any] | None = None,
               epochs: int | None = None, out: str | os.PathLike[str] | None = None,
               device: str = "auto", resume: bool = False, batch_size: int | None = None,
-              lr: float | None = None, plots: bool = True,
-              progress: bool | None = None, seed: int = 0) -> tuple[Path, list[dict[str, Any]]]:
+              lr: float | None = None, schedule: str | None = None, warmup: int | None = None,
+              plots: bool = True, progress: bool | None = None,
+              seed: int = 0) -> tuple[Path, list[dict[str, Any]]]:
     """Train a registered model on a registered dataset and write a run directory.
 
     What is not given comes from the family's recipe for that data set (see
     [`recipe`][ebmkit.runs.recipe]), field by field: ``data``, ``epochs``, ``batch_size``,
-    ``lr``, and each model option not in ``options``. Without a recipe: ``digits``, 10
-    epochs, batch size 128, lr 1e-3. On ``resume`` the saved model's config replaces the
+    ``lr``, ``schedule``, ``warmup``, and each model option not in ``options``. Without a
+    recipe: ``digits``, 10 epochs, batch size 128, lr 1e-3, constant, no warm-up. On ``resume`` the saved model's config replaces the
     recipe's options. ``seed`` seeds every RNG before the model is built (its initial
     weights) and is the trainer's seed, so two identical calls give bit-identical weights
     on one machine.
@@ -115,6 +117,8 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
     batch_size = (int(plan.get("batch_size", FALLBACK["batch_size"])) if batch_size is None
                   else batch_size)
     lr = float(plan.get("lr", FALLBACK["lr"])) if lr is None else lr
+    schedule = str(plan.get("schedule", "constant")) if schedule is None else schedule
+    warmup = int(plan.get("warmup", 0)) if warmup is None else warmup
     if not resume:
         options = {**plan.get("options", {}), **options}
     out = Path(out) if out is not None else Path("runs") / model
@@ -137,7 +141,8 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
     if callable(check_data):  # e.g. a MoCo queue must not outgrow the data set
         check_data(train_data)
     trainer = Trainer(net, epochs=epochs, device=device, checkpoint_dir=out, resume=resume,
-                      batch_size=batch_size, lr=lr, progress=progress, seed=seed)
+                      batch_size=batch_size, lr=lr, schedule=schedule, warmup=warmup,
+                      progress=progress, seed=seed)
     history = trainer.fit(train_data, val=val)
     extra = _downstream(net, train_data, val)
     if extra and history:

@@ -2,6 +2,7 @@
 [`DivergenceError`][ebmkit.train.guard.DivergenceError].
 
 - ``trainer``: the loop, devices and AMP;
+- ``schedule``: learning-rate schedules (constant, cosine, linear, warm-up);
 - ``guard``: the divergence guard (snapshot, retry with a lower lr, restore before raising);
 - ``parallel``: DDP, FSDP2 or the explicit all-reduce under ``torchrun``;
 - ``rundir``: the run directory's checkpoint (an atomic commit per epoch) and resume;

@@ -83,6 +83,7 @@ def snapshot(trainer: Trainer) -> dict[str, Any] | None:
         "optimizer": (clone_tree(to_device(opt.state_dict(), where))
                       if opt is not None and opt.state else None),
         "lrs": [g["lr"] for g in opt.param_groups] if opt is not None else [],
+        "base_lrs": list(trainer._base_lrs),
         "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
         "strategy": clone_tree(to_device(trainer._strategy_state(), where)),
         "rng": local_rng(trainer.device, trainer._gen),
@@ -106,6 +107,7 @@ def restore(trainer: Trainer, snap: Mapping[str, Any], lr_factor: float) -> None
             opt.load_state_dict(to_device(clone_tree(snap["optimizer"]), device))
         for group, lr in zip(opt.param_groups, snap["lrs"]):
             group["lr"] = lr * lr_factor
+        trainer._base_lrs = [lr * lr_factor for lr in snap["base_lrs"]]  # what the schedule scales
     if trainer.scaler is not None:
         trainer.scaler.load_state_dict(snap["scaler"])
     trainer._load_strategy_state(to_device(clone_tree(snap["strategy"]), device))

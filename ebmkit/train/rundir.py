@@ -60,6 +60,7 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
         "rng": gather_rng(trainer.device, trainer._gen, trainer.dist),
         "history": trainer.history,
         "lr": [float(g["lr"]) for g in trainer.optimizer.param_groups] if trainer.optimizer else [],
+        "base_lrs": list(trainer._base_lrs),  # what the schedule scales (lowered by the guard)
         "world_size": trainer.dist.world,
     }
     check_plain(state["strategy"], "strategy.state_dict()")
@@ -152,6 +153,8 @@ def restore(trainer: Trainer) -> None:
     trainer._load_strategy_state(to_device(_my_strategy_state(trainer, state), trainer.device))
     restore_rng(state["rng"], trainer.device, trainer._gen, trainer.dist)
     trainer.epoch, trainer.step = int(state["epoch"]), int(state["step"])
+    # Checkpoints from before schedules existed ran at a constant rate: their lr is the base.
+    trainer._base_lrs = [float(v) for v in state.get("base_lrs", state.get("lr", []))]
     trainer.history = [dict(r) for r in state["history"]]
 
 

@@ -27,6 +27,7 @@ from .distributed import Dist, setup
 from .guard import DivergenceError
 from .monitor import EpochMonitor
 from .options import build_optimizer, number, positive_int, resolve_amp, resolve_device
+from .schedule import Schedule
 from .state import flatten_metric
 
 __all__ = ["DivergenceError", "Trainer"]
@@ -49,7 +50,7 @@ class Trainer:
     Args:
         model: The model to train (moved to ``device``).
         strategy: How to shape the energy; None uses ``model.default_strategy()``.
-        lr: Learning rate.
+        lr: Learning rate: the base rate of every parameter group, which ``schedule`` scales.
         epochs: Total epochs; ``fit`` trains until this many are done (counting resumed ones).
         batch_size: Samples per step and per process.
         device: ``"auto"`` (CUDA, else MPS, else CPU), or any torch device string.
@@ -58,6 +59,12 @@ class Trainer:
             the device has one), or a callable ``params -> Optimizer`` (which then sets its
             own lr and weight decay).
         weight_decay: Passed to the named optimizers.
+        schedule: The learning rate over the run (see
+            [`Schedule`][ebmkit.train.schedule.Schedule]): ``"constant"``, ``"cosine"``
+            (decayed to 0 at the last step of ``epochs``) or ``"linear"``. Any but constant
+            needs data with a ``len()``. It is a function of the step, so resuming and the
+            guard's retries land on the same rates.
+        warmup: Steps of linear warm-up from ``lr / warmup`` to ``lr`` before the schedule.
         grad_clip: Clip the gradients' global 2-norm to this value (and log ``grad_norm``,
             the norm before clipping; not with fp16's grad scaler, whose skipped steps have
             an infinite norm).
@@ -117,6 +124,8 @@ class Trainer:
         *,
         optimizer: str | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] = "adam",
         weight_decay: float = 0.0,
+        schedule: str = "constant",
+        warmup: int = 0,
         grad_clip: float | None = None,
         seed: int | None = 0,
         amp: bool | str = False,
@@ -134,6 +143,9 @@ class Trainer:
         self.epochs = positive_int("epochs", epochs, minimum=0)
         self.batch_size = positive_int("batch_size", batch_size)
         self.weight_decay = number("weight_decay", weight_decay, low=0.0)
+        Schedule.check(schedule, warmup)
+        self.schedule, self.warmup = schedule, warmup
+        self._schedule: Schedule | None = None  # built by fit, which knows the run's steps
         self.grad_clip = (None if grad_clip is None
                           else number("grad_clip", grad_clip, low=0.0, low_open=True))
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -206,6 +218,9 @@ class Trainer:
                     self.params.append(p)
         self.optimizer_name, self.optimizer = build_optimizer(optimizer, self.params, self.lr,
                                                               self.weight_decay)
+        # What the schedule scales (the guard lowers these on a retry; checkpointed).
+        self._base_lrs: list[float] = ([float(g["lr"]) for g in self.optimizer.param_groups]
+                                       if self.optimizer is not None else [])
         self.amp_dtype = resolve_amp(amp, device)
         self.scaler = (torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16
                        else None)
@@ -258,7 +273,8 @@ class Trainer:
             "trainer": {
                 "lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size,
                 "device": str(self.device), "optimizer": self.optimizer_name,
-                "weight_decay": self.weight_decay, "grad_clip": self.grad_clip,
+                "weight_decay": self.weight_decay, "schedule": self.schedule,
+                "warmup": self.warmup, "grad_clip": self.grad_clip,
                 "seed": self.seed, "amp": amp, "max_retries": self.max_retries,
                 "lr_backoff": self.lr_backoff, "check_every": self.check_every,
                 "world_size": self.dist.world, "distributed": self.mode,
@@ -302,6 +318,8 @@ class Trainer:
         source = make_source(data, batch_size=self.batch_size, device=self.device,
                              generator=self._gen, dist=self.dist, seed=self.seed or 0, train=True)
         val_source = None if val is None else self._eval_source(val)
+        total = self.epochs * len(source) if len(source) else None
+        self._schedule = Schedule(self.schedule, self.warmup, total)
         if not self._started:
             d = self.checkpoint_dir
             if d is not None and self.dist.main and d.is_dir():
@@ -418,6 +436,9 @@ class Trainer:
         # Autocast only where a loss is backpropagated: a strategy with nothing to learn by
         # gradient (closed-form updates, e.g. K-means' Lloyd) runs in full precision.
         params, clip = self.params, self.grad_clip
+        schedule = self._schedule if opt is not None and self._schedule is not None \
+            and self._schedule.active else None
+        groups, base_lrs = (opt.param_groups, self._base_lrs) if opt is not None else ([], [])
         dtype = self.amp_dtype if opt is not None else None
         explicit = self.mode == "explicit"
         average = self.dist.average_gradients if explicit else None
@@ -468,6 +489,10 @@ class Trainer:
                             nn.utils.clip_grad_norm_(params, clip)
                         else:
                             logs = {**logs, "grad_norm": nn.utils.clip_grad_norm_(params, clip)}
+                    if schedule is not None:  # a float per group: no device work
+                        factor = schedule(self.step)
+                        for group, base in zip(groups, base_lrs):
+                            group["lr"] = base * factor
                     if scaler is not None:
                         scaler.step(opt)
                         scaler.update()
