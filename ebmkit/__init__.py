@@ -49,12 +49,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "viz": ("ebmkit.viz", None),
     "config": ("ebmkit.config", None),
     "checkpoint": ("ebmkit.checkpoint", None),
+    "train": ("ebmkit.train", None),
 }
 
 __all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from . import checkpoint, config, data, errors, latent, losses, metrics, model, negatives, plugins, samplers, strategies, viz
+    from . import checkpoint, config, data, errors, latent, losses, metrics, model, negatives, plugins, samplers, strategies, train, viz
     from . import energy as energies
     from .checkpoint import load
     from .free_energy import FreeEnergy, predict

@@ -20,15 +20,6 @@ from .errors import EbmkitError
 __all__ = ["run_demo"]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _plot_dataset(name: str, data: Any, out: Path) -> str | None:
     """Picture one dataset; return the PNG's file name or None when there is nothing to draw."""
     from . import viz
@@ -187,6 +178,8 @@ def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool 
             if png:
                 lines += [f"![{entry.name}]({png})", ""]
 
+    from .checkpoint import atomic_write_text
+
     report = out / "report.md"
-    _write_atomic(report, "\n".join(lines) + "\n")
+    atomic_write_text(report, "\n".join(lines) + "\n")
     return report

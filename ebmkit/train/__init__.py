@@ -2,6 +2,7 @@
 [`DivergenceError`][ebmkit.train.guard.DivergenceError].
 
 - ``trainer``: the loop, devices and AMP;
+- ``ema``: moving averages of a network's weights (``ema_``: target and averaged networks);
 - ``schedule``: learning-rate schedules (constant, cosine, linear, warm-up);
 - ``guard``: the divergence guard (snapshot, retry with a lower lr, restore before raising);
 - ``parallel``: DDP, FSDP2 or the explicit all-reduce under ``torchrun``;
@@ -14,8 +15,9 @@
 
 from __future__ import annotations
 
+from .ema import ema_
 from .guard import DivergenceError
 from .state import seed_everything
 from .trainer import Trainer
 
-__all__ = ["DivergenceError", "Trainer", "seed_everything"]
+__all__ = ["DivergenceError", "Trainer", "ema_", "seed_everything"]

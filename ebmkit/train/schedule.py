@@ -14,9 +14,9 @@ from ..errors import ConfigError
 
 __all__ = ["SCHEDULES", "Schedule"]
 
-#: The schedules by name: ``constant`` (the base rate throughout), ``cosine`` (half a cosine
-#: from the base rate down to 0 over the run), ``linear`` (a straight line down to 0).
 SCHEDULES = ("constant", "cosine", "linear")
+"""The schedules by name: ``constant`` (the base rate throughout), ``cosine`` (half a cosine
+from the base rate down to 0 over the run), ``linear`` (a straight line down to 0)."""
 
 
 class Schedule:

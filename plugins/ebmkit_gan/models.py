@@ -188,13 +188,8 @@ class _GAN(ek.EnergyModel):
     def update_ema(self) -> None:
         """Ḡ ← ema·Ḡ + (1 − ema)·G on the weights; batch-norm statistics copied. Called by
         the ``Adversarial`` strategy after each generator step."""
-        if self.generator_ema is None:
-            return
-        ema = self.generator_ema
-        for p_ema, p in zip(ema.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p, 1.0 - self.cfg.ema)
-        for b_ema, b in zip(ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
+        if self.generator_ema is not None:
+            ek.train.ema_(self.generator_ema, self.generator, self.cfg.ema)
 
     @property
     def sampler_network(self) -> nn.Module:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .base import JointEmbedding, SSLConfig
-from .nets import ema_, head
+from .nets import head
 
 __all__ = ["BYOL", "BYOLConfig", "BYOLLoss"]
 
@@ -85,8 +85,8 @@ class BYOL(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        ema_(self.target_encoder, self.encoder, self.cfg.momentum)
-        ema_(self.target_projector, self.projector, self.cfg.momentum)
+        ek.train.ema_(self.target_encoder, self.encoder, self.cfg.momentum)
+        ek.train.ema_(self.target_projector, self.projector, self.cfg.momentum)
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         z = self.embed(views)                                                      # [2n, d]
         prediction = self.predictor(z)

@@ -28,7 +28,6 @@ import ebmkit as ek
 
 from .base import JointEmbedding, SSLConfig
 from .memory import Memory
-from .nets import ema_
 
 __all__ = ["MoCo", "MoCoConfig", "MoCoLoss"]
 
@@ -105,8 +104,8 @@ class MoCo(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        ema_(self.key_encoder, self.encoder, self.cfg.momentum)
-        ema_(self.key_projector, self.projector, self.cfg.momentum)
+        ek.train.ema_(self.key_encoder, self.encoder, self.cfg.momentum)
+        ek.train.ema_(self.key_projector, self.projector, self.cfg.momentum)
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         q = nnf.normalize(self.embed(views), dim=1)                                # [2n, d]
         k = self.keys(views).roll(n, dims=0)                           # the other view's key

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
-__all__ = ["ConvEncoder", "MLPEncoder", "ema_", "head"]
+__all__ = ["ConvEncoder", "MLPEncoder", "head"]
 
 
 class ConvEncoder(nn.Module):
@@ -88,12 +87,3 @@ def head(in_dim: int, hidden: int, out_dim: int, layers: int = 2, *,
         d = hidden
     blocks.append(nn.Linear(d, out_dim))
     return nn.Sequential(*blocks)
-
-
-@torch.no_grad()
-def ema_(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """``target ← m · target + (1 − m) · online`` for every parameter; buffers are copied."""
-    for tp, op in zip(target.parameters(), online.parameters()):
-        tp.lerp_(op.detach(), 1.0 - momentum)
-    for tb, ob in zip(target.buffers(), online.buffers()):
-        tb.copy_(ob)

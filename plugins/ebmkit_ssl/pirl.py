@@ -36,7 +36,7 @@ import ebmkit as ek
 from .augment import jigsaw
 from .base import JointEmbedding, SSLConfig
 from .memory import Memory
-from .nets import ema_, head
+from .nets import head
 
 __all__ = ["PIRL", "PIRLConfig", "PIRLLoss"]
 
@@ -127,8 +127,8 @@ class PIRL(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        ema_(self.key_encoder, self.encoder, self.cfg.momentum)
-        ema_(self.key_projector, self.projector, self.cfg.momentum)
+        ek.train.ema_(self.key_encoder, self.encoder, self.cfg.momentum)
+        ek.train.ema_(self.key_projector, self.projector, self.cfg.momentum)
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         shuffled = self.shuffle(views[:n])                                         # [n, dim]
         h = self.encode(torch.cat([views[:n], shuffled]))                          # [2n, rep]

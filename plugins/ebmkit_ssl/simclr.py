@@ -25,7 +25,6 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .base import JointEmbedding, SSLConfig
-from .nets import ema_
 
 __all__ = ["NTXentLoss", "SimCLR", "SimCLRConfig"]
 
@@ -150,7 +149,7 @@ class SimCLR(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         if self.ema_encoder is not None:  # average in the previous optimizer step
-            ema_(self.ema_encoder, self.encoder, self.cfg.eval_ema)
+            ek.train.ema_(self.ema_encoder, self.encoder, self.cfg.eval_ema)
         n = y.shape[0]
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         z = self.embed(views)                                                      # [2n, d]
