@@ -1,18 +1,26 @@
-"""Shared fixtures: the `device` every tensor test runs on, and a clean plugin host."""
+"""Shared fixtures: the `device` every tensor test runs on, and a clean plugin host; the
+hypothesis profile."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+# Property tests draw the same examples on every run (a red CI run replays exactly), still
+# many per test; HYPOTHESIS_PROFILE=explore draws fresh ones, to hunt for new failures.
+settings.register_profile("ebmkit", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ebmkit"))
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """Keep what tests cache (e.g. the GAN scores' feature classifier) out of ~/.cache."""
-    import os
-
     before = os.environ.get("EBMKIT_CACHE_DIR")
     os.environ["EBMKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("ebmkit-cache"))
     yield
