@@ -48,7 +48,9 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
     run, history = train_run(entry.name, recipe["data"], options=recipe.get("options"),
                              epochs=int(recipe.get("epochs", 5)), out=out / entry.name,
                              batch_size=int(recipe.get("batch_size", 128)),
-                             lr=float(recipe.get("lr", 1e-3)), plots=plots, progress=False)
+                             lr=float(recipe.get("lr", 1e-3)),
+                             schedule=str(recipe.get("schedule", "constant")),
+                             warmup=int(recipe.get("warmup", 0)), plots=plots, progress=False)
     took = time.perf_counter() - start
     report = evaluate_run(run)
     lines = [f"### `{entry.name}` on `{recipe['data']}`", "", entry.summary, "",

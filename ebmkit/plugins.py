@@ -145,7 +145,7 @@ class _Register:
                                   tuple(aliases), None if demo is None else dict(demo)))
 
 
-_DEMO_KEYS = {"data", "epochs", "options", "batch_size", "lr", "tour"}
+_DEMO_KEYS = {"data", "epochs", "options", "batch_size", "lr", "schedule", "warmup", "tour"}
 _TOUR_KEYS = _DEMO_KEYS - {"data", "tour"}
 
 
