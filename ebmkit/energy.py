@@ -32,6 +32,7 @@ __all__ = [
     "L2",
     "Energy",
     "Lambda",
+    "LatentPrediction",
     "Network",
     "Reconstruction",
     "SquaredDistance",
@@ -257,6 +258,35 @@ class SquaredDistance(Energy):
         x = _need(x, "x", self.name)
         target = x if self.predictor is None else self.predictor(x)
         return _flat_sum((y - target.reshape(y.shape)).square())
+
+
+class LatentPrediction(Energy):
+    """‖z − P(y)‖² summed over z's features: how far the latent is from a prediction made from
+    y, e.g. an encoder's guess (PSD's ½α‖z − Enc(y)‖² is ``0.5 * alpha`` times this term).
+
+    Args:
+        predictor: ``P``, mapping y ``[B, ...]`` to ``[B, d]`` (d = z's size).
+    """
+
+    name = "latent_prediction"
+    on = "z"
+
+    def __init__(self, predictor: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.predictor = predictor
+
+    def forward(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        z = _need(z, "z", self.name)
+        guess = self.predictor(y)
+        if guess.shape != z.shape:
+            raise ConfigError(f"LatentPrediction: the predictor returned {list(guess.shape)}, "
+                              f"expected z's shape {list(z.shape)}")
+        return _flat_sum((z - guess).square())
+
+    def quadratic(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``(G, c)`` with E = zᵀGz − 2cᵀz + const: ``G = I`` (``[d, d]``), ``c = P(y)``."""
+        c = self.predictor(y)
+        return torch.eye(c.shape[1], device=c.device, dtype=c.dtype), c
 
 
 class _Penalty(Energy):

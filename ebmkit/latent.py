@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .energy import L2, Energy, Reconstruction
+from .energy import L2, Energy
 from .errors import ConfigError
 
 __all__ = ["FISTA", "ISTA", "Amortized", "Exhaustive", "GradientDescent", "Solver"]
@@ -254,7 +254,11 @@ class ISTA(Solver):
             return None
         gram, lin = None, None
         for w, term in smooth:
-            if isinstance(term, Reconstruction) and (q := term.quadratic(inputs["y"])) is not None:
+            # Terms that say they are quadratic in z: zᵀGz − 2cᵀz + const (Reconstruction
+            # with a linear decoder, LatentPrediction)
+            quadratic = getattr(term, "quadratic", None)
+            if callable(quadratic) and getattr(term, "source", "z") == "z" and (
+                    q := quadratic(inputs["y"])) is not None:
                 g, c = w * q[0], w * q[1]
             elif isinstance(term, L2) and term.on == var:
                 g, c = None, None  # w‖z‖² → adds w·I, applied below

@@ -72,6 +72,19 @@ def test_quadratic_form_matches_the_energy():
     torch.testing.assert_close(via_quadratic, E.Reconstruction(dec)(y, z=z))
 
 
+def test_latent_prediction_and_its_quadratic_form():
+    enc = torch.nn.Linear(5, 3).double()
+    y, z = torch.rand(4, 5).double(), torch.randn(4, 3).double()
+    term = E.LatentPrediction(enc)
+    torch.testing.assert_close(term(y, z=z), ((z - enc(y)) ** 2).sum(1))
+    gram, lin = term.quadratic(y)
+    via_quadratic = ((z @ gram) * z).sum(1) - 2 * (lin * z).sum(1) + (lin ** 2).sum(1)
+    torch.testing.assert_close(via_quadratic, term(y, z=z))
+    with pytest.raises(ConfigError, match=r"predictor returned \[4, 3\], expected z's shape "
+                                          r"\[4, 2\]"):
+        term(y, z=torch.zeros(4, 2).double())
+
+
 @pytest.mark.parametrize("term", [E.L1(), E.L2(), E.GroupL1(group_size=2)])
 def test_prox_is_the_argmin_of_its_subproblem(term):
     """prox(v, s) minimises ½‖u − v‖² + s·g(u): no random perturbation does better."""

@@ -71,6 +71,21 @@ def test_fista_beats_ista_at_equal_steps_and_generic_path_agrees():
     assert generic.item() == pytest.approx(exact.item(), rel=1e-4)
 
 
+def test_a_latent_prediction_term_stays_on_the_exact_quadratic_path(monkeypatch):
+    """PSD's energy ½‖y − Wz‖² + λ|z|₁ + ½α‖z − P(y)‖² takes the matrix-product path (no
+    power iteration) and reaches the minimiser the autograd path finds."""
+    dec, y, _, _ = _lasso_problem()
+    enc = torch.nn.Linear(y.shape[1], 24).to(y.dtype)
+    energy = 0.5 * E.Reconstruction(dec) + 0.1 * E.L1() + 0.25 * E.LatentPrediction(enc)
+    power = L.FISTA(dim=24, steps=1500, lipschitz="power")(energy, y)
+    calls = []
+    monkeypatch.setattr(L.ISTA, "_estimate", lambda *a: calls.append(a))
+    exact = L.FISTA(dim=24, steps=1500)(energy, y)
+    assert not calls  # the exact constant, no estimate
+    assert energy(y, z=exact).mean().item() == pytest.approx(
+        energy(y, z=power).mean().item(), rel=1e-5)
+
+
 def test_adaptive_restart_speeds_fista_up():
     dec, y, energy, _ = _lasso_problem()
     best = energy(y, z=L.FISTA(dim=24, steps=2000)(energy, y)).mean()

@@ -10,8 +10,9 @@ with W ``[D, K]`` a linear dictionary of unit-norm atoms and Enc a small network
 the paper's ‖y − Wz‖² + λ'|z|₁ + α'‖z − Enc(y)‖² divided by two (λ' = 2λ, α' = α), the
 convention of ``sparse.coding`` and of scikit-learn, so λ means the same thing there.
 
-- **Inference** is a true minimisation: ž = argmin_z E(y, z) by FISTA (or ISTA), started at
-  the encoder's guess Enc(y). The smooth part is the quadratic
+- **Inference** is a true minimisation: ž = argmin_z E(y, z) by the core's
+  ``ek.latent.FISTA`` (with adaptive restart; or ``ISTA``), started at the encoder's guess
+  Enc(y), on E written as core terms (``objective``). The smooth part is the quadratic
   ½zᵀ(WᵀW + αI)z − zᵀ(Wᵀy + α Enc(y)) + const, so every step is one matrix product and the
   step 1/L uses its exact Lipschitz constant L = ‖W‖₂² + α. ``F(y) = E(y, ž)`` (the
   minimum, up to the solver's tolerance) is the energy, ``score`` and ``free_energy``.
@@ -30,7 +31,6 @@ Axis letters in shape comments: B batch, D features, K code size (atoms).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,29 +158,22 @@ class PredictiveSparseDecomposition(FamilyBase):
         """
         y = self.flat(y)
         steps = self.cfg.steps if steps is None else at_least("steps", steps, who=self.name)
-        with torch.no_grad(), torch.autocast(y.device.type, enabled=False):
-            y = y.float()
-            guess = self.encoder(y).float()  # [B, K]
-            z = guess if init is None else self._check_z(init, y.shape[0]).float()
-            w = self.decoder.weight.float()  # [D, K]
-            lam, alpha = self.cfg.lam, self.cfg.alpha
-            # f(z) = ½zᵀGz − cᵀz: G = WᵀW + αI, c = Wᵀy + α Enc(y); ∇f = zG − c
-            gram = w.t() @ w + alpha * torch.eye(w.shape[1], device=w.device)  # [K, K]
-            lin = y @ w + alpha * guess  # [B, K]
-            step = 1.0 / torch.linalg.matrix_norm(gram, ord=2)  # 1/L, L = ‖W‖₂² + α
-            descend = torch.eye(w.shape[1], device=w.device) - step * gram  # u − η∇f(u)
-            offset, threshold = step * lin, step * lam
-            u, t = z, 1.0
-            for _ in range(steps):
-                v = offset + u @ descend  # [B, K]
-                z_next = v.sign() * (v.abs() - threshold).clamp_min(0)  # soft threshold
-                if self.cfg.solver == "ista":
-                    u = z = z_next
-                    continue
-                t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
-                u = z_next + ((t - 1) / t_next) * (z_next - z)
-                z, t = z_next, t_next
-        return z
+        with torch.no_grad():
+            init = self.encoder(y) if init is None else self._check_z(init, y.shape[0])
+        # The core's proximal solver on E written in its terms: every smooth term is
+        # quadratic in z (a linear decoder, the prediction), so each step is one matrix
+        # product with the exact step 1/L, L = ‖W‖₂² + α, and no autograd.
+        solver = (ek.latent.FISTA if self.cfg.solver == "fista" else ek.latent.ISTA)(
+            steps=steps)
+        return solver(self.objective(), y, init=init)
+
+    def objective(self) -> ek.energies.Energy:
+        """E(y, z) as a composition of core terms, for the solvers:
+        ``0.5·Reconstruction(W) + λ·L1(z) + 0.5·α·LatentPrediction(Enc)``. Built per call
+        (a few small modules) so that the networks are not registered twice."""
+        energies, cfg = ek.energies, self.cfg
+        return (0.5 * energies.Reconstruction(self.decoder) + cfg.lam * energies.L1()
+                + 0.5 * cfg.alpha * energies.LatentPrediction(self.encoder))
 
     def reconstruct(self, y: Tensor) -> Tensor:
         """W ž, shaped like ``y``; no gradients."""
