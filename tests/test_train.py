@@ -581,3 +581,19 @@ def test_compiled_and_ddp_wrapped_models_are_accepted(tmp_path: Path) -> None:
         assert math.isfinite(trainer.fit(blob())[-1]["loss"])
     finally:
         dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------ ema_
+def test_ema_averages_parameters_and_copies_buffers() -> None:
+    torch.manual_seed(0)
+    online = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    target = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).requires_grad_(False)
+    online(torch.randn(8, 3))  # moves the online running statistics
+    before = [p.clone() for p in target.parameters()]
+    ek.train.ema_(target, online, 0.9)
+    for p_t, p_0, p_o in zip(target.parameters(), before, online.parameters()):
+        torch.testing.assert_close(p_t, 0.9 * p_0 + 0.1 * p_o)
+    for b_t, b_o in zip(target.buffers(), online.buffers()):
+        assert torch.equal(b_t, b_o)
+    with pytest.raises(ConfigError, match="target has 4 parameters and online 2"):
+        ek.train.ema_(target, nn.Linear(3, 4), 0.9)
