@@ -102,6 +102,15 @@ def test_architectural_is_mean_free_energy(device):
     assert_logs_detached(out, "e_pos")
 
 
+def test_a_batch_on_another_device_is_explained():
+    model = Quadratic()
+    y = data(8, "cpu")
+    Architectural()(model, {"y": y})
+    model.to("meta")
+    with pytest.raises(ConfigError, match=r"batch\['y'\] is on cpu but the model is on meta"):
+        Architectural()(model, {"y": y})
+
+
 def test_regularized_adds_weighted_l1_by_hand(device):
     torch.manual_seed(0)
     model = LinearCode().to(device)
