@@ -81,11 +81,13 @@ class CollapseMeter(Metric):
         ratio = std * math.sqrt(z.shape[1])
         if float(ratio) < self.warn_below or float(rank) < 2.0:
             warnings.warn(
-                f"{self.who or 'model'}: the embeddings have collapsed: normalised std "
+                f"{self.who or 'model'}: the embeddings are collapsed: normalised std "
                 f"{float(std):.3g} ({float(ratio):.2f} of the isotropic 1/√{z.shape[1]}), "
-                f"effective rank {float(rank):.2f} of {z.shape[1]}. Every pair of inputs now "
-                f"has nearly the same energy; check the method's anti-collapse term (negatives, variance, "
-                f"predictor) and the learning rate.", CollapseWarning, stacklevel=2)
+                f"effective rank {float(rank):.2f} of {z.shape[1]}, so every pair of inputs "
+                f"has nearly the same energy. In the first epochs this is where an untrained "
+                f"encoder starts (its outputs point one way); if it persists, check the "
+                f"method's anti-collapse term (negatives, variance, predictor) and the "
+                f"learning rate.", CollapseWarning, stacklevel=2)
         return {"std": std, "rank": rank, "std_ratio": ratio}
 
 
@@ -118,6 +120,9 @@ class SwAVAlarm(Metric):
         if float(ratio) > 0.98:
             warnings.warn(f"{self.who or 'ssl.swav'}: the swapped-prediction loss is "
                           f"{float(ratio):.3f} × log K — the predictions are uniform over the "
-                          f"prototypes, SwAV's collapse symptom. Lower the learning rate, freeze the prototypes longer, or "
-                          f"raise epsilon.", CollapseWarning, stacklevel=2)
+                          f"prototypes, SwAV's collapse symptom. It is where training starts "
+                          f"(frozen prototypes, an untrained encoder; on digits the recipe "
+                          f"leaves it after ~50 steps); if it persists, lower the learning "
+                          f"rate, freeze the prototypes longer, or raise epsilon.",
+                          CollapseWarning, stacklevel=2)
         return ratio
