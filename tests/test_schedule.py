@@ -67,14 +67,15 @@ def test_cosine_linear_and_warmup_factors() -> None:
     assert lin(4) == 1.0 and lin(8) == pytest.approx(0.5)
     const = Schedule("constant")
     assert not const.active and const(10**6) == 1.0
-    assert Schedule("constant", warmup=2, total=5)(0) == 0.5
+    assert Schedule("constant", warmup=2)(0) == 0.5  # no length needed
+    # a warm-up longer than the run (a short demo of a recipe with warm-up): all ramp
+    assert [Schedule("cosine", warmup=5, total=3)(s) for s in range(3)] == [0.2, 0.4, 0.6]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "exponential"}, "expected one of constant, cosine, linear, got 'exponential'"),
     ({"name": "cosine", "warmup": -1, "total": 5}, "warmup: expected a number of steps >= 0"),
     ({"name": "cosine"}, "needs the run's number of steps"),
-    ({"name": "linear", "warmup": 5, "total": 5}, "more than the warm-up"),
 ])
 def test_bad_schedules_are_refused(kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -84,6 +85,14 @@ def test_bad_schedules_are_refused(kwargs, message) -> None:
 def test_the_trainer_refuses_a_bad_schedule_at_once() -> None:
     with pytest.raises(ConfigError, match="schedule: expected one of"):
         Trainer(Affine(), schedule="step", device="cpu")
+
+
+def test_zero_epochs_with_a_schedule_trains_nothing() -> None:
+    model = Affine()
+    before = [p.clone() for p in model.parameters()]
+    assert Trainer(model, schedule="cosine", warmup=10, epochs=0, device="cpu",
+                   progress=False).fit(data()) == []
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
 
 
 def test_a_schedule_needs_data_with_a_length() -> None:

@@ -31,20 +31,21 @@ class Schedule:
     Args:
         name: One of [`SCHEDULES`][ebmkit.train.schedule.SCHEDULES].
         warmup: Warm-up steps ``W`` (0 for none).
-        total: Steps of the whole run ``S``; needed by every schedule but a constant one
-            without warm-up.
+        total: Steps of the whole run ``S``; needed by the decaying schedules. A warm-up
+            as long as the run or longer leaves the whole run on the ramp.
 
     Raises:
-        ConfigError: an unknown name, a negative warm-up, or a total the schedule cannot use.
+        ConfigError: an unknown name, a negative warm-up, or a decaying schedule without a
+            total.
     """
 
     def __init__(self, name: str = "constant", warmup: int = 0, total: int | None = None) -> None:
         self.check(name, warmup)
-        if self.needs_total(name, warmup) and (total is None or total <= warmup):
+        if name != "constant" and total is None:
             raise ConfigError(
-                f"schedule {name!r} with {warmup} warm-up steps needs the run's number of "
-                f"steps, more than the warm-up; got {total!r} (data without a len() cannot "
-                f"be scheduled: use schedule='constant')")
+                f"schedule {name!r} decays over the run, so it needs the run's number of "
+                f"steps; got None (data without a len() cannot be scheduled: use "
+                f"schedule='constant', with or without warm-up)")
         self.name, self.warmup, self.total = name, warmup, total
 
     @staticmethod
@@ -55,15 +56,10 @@ class Schedule:
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ConfigError(f"warmup: expected a number of steps >= 0, got {warmup!r}")
 
-    @staticmethod
-    def needs_total(name: str, warmup: int) -> bool:
-        """Whether the schedule depends on the step at all (and so on the run's length)."""
-        return name != "constant" or warmup > 0
-
     @property
     def active(self) -> bool:
         """False for the constant schedule without warm-up: the rates are never touched."""
-        return self.needs_total(self.name, self.warmup)
+        return self.name != "constant" or self.warmup > 0
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
@@ -71,7 +67,8 @@ class Schedule:
         if self.name == "constant":
             return 1.0
         assert self.total is not None
-        p = min(1.0, (step - self.warmup) / (self.total - self.warmup))
+        # (a warm-up as long as the run never gets here: the run is all ramp)
+        p = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         return 0.5 * (1.0 + math.cos(math.pi * p)) if self.name == "cosine" else 1.0 - p
 
     def __repr__(self) -> str:
