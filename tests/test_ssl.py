@@ -162,6 +162,8 @@ def test_ntxent_is_the_hand_written_simclr_loss():
     neg = ~torch.eye(20, dtype=torch.bool) & ~torch.eye(20, dtype=torch.bool).roll(10, 1)
     torch.testing.assert_close(e_pos, energy.diagonal(10).mean())
     torch.testing.assert_close(e_neg, energy[neg].mean())
+    with pytest.raises(ConfigError, match="a batch of 1 pair has no other views"):
+        NTXentLoss()(z1[:1], z2[:1])
 
 
 def test_sinkhorn_equipartitions():

@@ -80,6 +80,9 @@ class NTXentLoss(nn.Module):
             e_pos = 1.0 - nnf.cosine_similarity(z1, z2, dim=1)
             return e_pos.mean(), e_pos.detach().mean(), e_pos.new_zeros(())
         n = z1.shape[0]
+        if n < 2:
+            raise ek.errors.ConfigError(f"NTXentLoss: a batch of {n} pair has no other views "
+                                        f"to contrast with; expected at least 2 pairs")
         z, e_pos, e_neg = self._energies(z1, z2)
         t = self.temperature
         loss = ek.losses.nll(e_pos, e_neg, temperature=t) / t
