@@ -49,8 +49,8 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
                              epochs=int(recipe.get("epochs", 5)), out=out / entry.name,
                              batch_size=int(recipe.get("batch_size", 128)),
                              lr=float(recipe.get("lr", 1e-3)),
-                             schedule=str(recipe.get("schedule", "constant")),
-                             warmup=int(recipe.get("warmup", 0)), plots=plots, progress=False)
+                             schedule=recipe.get("schedule"), warmup=recipe.get("warmup"),
+                             plots=plots, progress=False)  # None: train_run's recipe default
     took = time.perf_counter() - start
     report = evaluate_run(run)
     lines = [f"### `{entry.name}` on `{recipe['data']}`", "", entry.summary, "",

@@ -97,8 +97,8 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
     What is not given comes from the family's recipe for that data set (see
     [`recipe`][ebmkit.runs.recipe]), field by field: ``data``, ``epochs``, ``batch_size``,
     ``lr``, ``schedule``, ``warmup``, and each model option not in ``options``. Without a
-    recipe: ``digits``, 10 epochs, batch size 128, lr 1e-3, constant, no warm-up. On ``resume`` the saved model's config replaces the
-    recipe's options. ``seed`` seeds every RNG before the model is built (its initial
+    recipe: ``digits``, 10 epochs, batch size 128, lr 1e-3, a constant rate, no warm-up. On
+    ``resume`` the saved model's config replaces the recipe's options. ``seed`` seeds every RNG before the model is built (its initial
     weights) and is the trainer's seed, so two identical calls give bit-identical weights
     on one machine.
 
