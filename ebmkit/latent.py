@@ -257,8 +257,7 @@ class ISTA(Solver):
             # Terms that say they are quadratic in z: zᵀGz − 2cᵀz + const (Reconstruction
             # with a linear decoder, LatentPrediction)
             quadratic = getattr(term, "quadratic", None)
-            if callable(quadratic) and getattr(term, "source", "z") == "z" and (
-                    q := quadratic(inputs["y"])) is not None:
+            if callable(quadratic) and (q := quadratic(inputs["y"])) is not None:
                 g, c = w * q[0], w * q[1]
             elif isinstance(term, L2) and term.on == var:
                 g, c = None, None  # w‖z‖² → adds w·I, applied below
