@@ -227,6 +227,11 @@ class Trainer:
 
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps completed
+        #: Optimizer steps the whole run takes (``epochs`` × batches per epoch), set by
+        #: ``fit``; None before it, or for data without a ``len()``. A strategy whose
+        #: hyper-parameters follow the run's progress (BYOL's target momentum) reads
+        #: ``step / total_steps`` through its ``on_fit_start(trainer)``.
+        self.total_steps: int | None = None
         self.history: list[dict[str, Any]] = []
         self._gen = torch.Generator()  # shuffles the data; on the CPU so runs match across devices
         self._started = False
@@ -320,6 +325,10 @@ class Trainer:
         val_source = None if val is None else self._eval_source(val)
         total = self.epochs * len(source) if len(source) else None
         self._schedule = Schedule(self.schedule, self.warmup, total)
+        self.total_steps = total
+        on_fit_start = getattr(self.strategy, "on_fit_start", None)
+        if callable(on_fit_start):  # e.g. a strategy that follows the run's progress
+            on_fit_start(self)
         if not self._started:
             d = self.checkpoint_dir
             if d is not None and self.dist.main and d.is_dir():
