@@ -47,6 +47,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "errors": ("ebmkit.errors", None),
     "plugins": ("ebmkit.plugins", None),
     "viz": ("ebmkit.viz", None),
+    "stats": ("ebmkit.stats", None),
     "config": ("ebmkit.config", None),
     "checkpoint": ("ebmkit.checkpoint", None),
     "train": ("ebmkit.train", None),
@@ -55,7 +56,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from . import checkpoint, config, data, errors, latent, losses, metrics, model, negatives, plugins, samplers, strategies, train, viz
+    from . import checkpoint, config, data, errors, latent, losses, metrics, model, negatives, plugins, samplers, stats, strategies, train, viz
     from . import energy as energies
     from .checkpoint import load
     from .free_energy import FreeEnergy, predict
