@@ -243,6 +243,84 @@ def test_bad_options():
         FrameSpec(16)(np.zeros((4, 4), np.uint8))
 
 
+def test_energy_refuses_bad_actions_and_latents():
+    model = _tiny()
+    y, a = torch.randn(2, 4, 3), torch.randint(2, (2, 3))
+    with pytest.raises(ConfigError, match=r"action ids in \[0, 1\], got values in \[5, 6\]"):
+        model.energy(y, a + 5)
+    with pytest.raises(ConfigError, match="integer action ids, got torch.float32"):
+        model.energy(y, a.float())
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        model.energy(y * float("nan"), a)
+    with pytest.raises(ConfigError, match="at least one sample"):
+        model.energy(y[:0], a[:0])
+
+
+# -- other environments ---------------------------------------------------------------------
+def test_render_settings_per_environment():
+    from ebmkit_worldmodels.env import ENVIRONMENTS
+    from ebmkit_worldmodels.pipeline import RunConfig
+
+    with pytest.raises(ConfigError, match="no render settings are known for 'Pendulum-v1'.*"
+                                          "crop='full'"):
+        RunConfig(env="Pendulum-v1").check()
+    RunConfig(env="Pendulum-v1", crop="full").check()  # the whole frame, by choice
+    for env_id, known in ENVIRONMENTS.items():  # every known crop fits its render
+        env = make_env(env_id)
+        env.reset(seed=0)
+        x = FrameSpec.for_env(env_id, 16)(env.render())
+        env.close()
+        assert x.shape == (1, 256) and 0 <= x.min() and x.max() <= 1 and x.std() > 0, env_id
+        model = _tiny(env=env_id, crop="auto")
+        assert model.cfg.crop == (list(known.crop) if known.crop else None)
+
+
+def test_dream_is_refused_where_the_reward_is_not_one_per_step():
+    """M has no reward head: a dreamed return counts steps survived, which on Acrobot or
+    MountainCar (−1 per step until the goal) would reward never reaching the goal."""
+    from ebmkit_worldmodels.pipeline import RunConfig
+
+    RunConfig(env="CartPole-v1", dream=True).check()
+    for env_id in ("Acrobot-v1", "MountainCar-v0"):
+        with pytest.raises(ConfigError, match=f"{env_id} is not a survival task.*without --dream"):
+            RunConfig(env=env_id, dream=True).check()
+    with pytest.raises(ConfigError, match="not known to be \\+1 per step"):
+        RunConfig(env="Pendulum-v1", crop="full", dream=True).check()
+
+
+def test_vision_decoder_is_a_density_on_grey_frames():
+    """F_V ≥ −log p(y) and "nats per frame" need p(y | z) to integrate to 1 over [0, 1]^D.
+
+    With every pixel's logit set to η, log p(t·1 | z) = D · log p₁(t); the per-pixel density
+    p₁ must integrate to 1 over [0, 1] (a Bernoulli's exp(−BCE) does not: 0.47 at η = 2)."""
+    model = _tiny(frame_size=8)
+    vision = model.vision
+    d = 64
+    t = torch.linspace(0, 1, 20001, dtype=torch.float64)[:, None].expand(-1, d)
+    for eta in (-3.0, 0.0, 2.0):
+        class Constant(torch.nn.Module):
+            def forward(self, z):
+                return torch.full((z.shape[0], d), eta, dtype=torch.float64)
+
+        vision.decoder = Constant()
+        log_p1 = vision.log_px(t, torch.zeros(len(t), 3, dtype=torch.float64)) / d
+        total = torch.trapezoid(log_p1.exp(), dx=1 / 20000).item()
+        assert total == pytest.approx(1.0, abs=1e-4), (eta, total)
+
+
+def test_agent_moves_frames_to_its_device():
+    """Frames from the real environment come as CPU tensors; the agent runs V, M and C where
+    they live (on a GPU with --device auto)."""
+    model = _tiny()
+    agent = Agent(model.vision, model.memory, model.controller, 2)
+    assert agent.device == model.controller.weight.device
+    frames = FrameSpec(16, (150, 342, 12, 588))(np.stack(_frames(2)))
+    seen = []
+    model.vision.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].device))
+    agent(frames, [0, 1])
+    assert seen == [agent.device]
+
+
 # -- the pipeline ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):

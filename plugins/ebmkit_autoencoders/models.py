@@ -169,9 +169,18 @@ class FamilyBase(ek.EnergyModel):
         if y.device != self._probe[0].device:
             raise ConfigError(f"{self.name}: {what} is on {y.device} but the model is on "
                               f"{self._probe[0].device}; move one of them")
-        if self.bce and y.numel():
-            lo, hi = (t.item() for t in torch.aminmax(y))  # one fused pass
-            if lo < 0 or hi > 1:
+        if y.shape[0] == 0:
+            raise ConfigError(f"{self.name}: {what} is an empty batch (shape {list(y.shape)}); "
+                              f"expected at least one sample")
+        # Values (finite; in [0, 1] for BCE): one fused pass per public call. On CPU reading
+        # the result is free; on an accelerator it is a host sync, so a training step (training
+        # mode, autograd on) skips it there: the Trainer's guard catches non-finite losses.
+        if y.device.type == "cpu" or not (self.training and torch.is_grad_enabled()):
+            lo, hi = (t.item() for t in torch.aminmax(y))  # NaN propagates to both
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ConfigError(f"{self.name}: {what} contains NaN or infinite values "
+                                  f"(min {lo}, max {hi}); expected finite values")
+            if self.bce and (lo < 0 or hi > 1):
                 raise ConfigError(
                     f"{self.name}: the binary cross-entropy cost needs {what} in [0, 1], got "
                     f"values in [{float(lo):.4g}, {float(hi):.4g}]; rescale the data to [0, 1] "

@@ -27,9 +27,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _crop(text: str) -> Any:
+    if text in ("auto", "full"):
+        return text
+    try:
+        crop = [int(v) for v in text.split(",")]
+    except ValueError:
+        crop = []
+    if len(crop) != 4:
+        raise argparse.ArgumentTypeError(f"expected auto, full or TOP,BOTTOM,LEFT,RIGHT pixels, "
+                                         f"got {text!r}")
+    return crop
+
+
 def setup(parser: argparse.ArgumentParser) -> Any:
     parser.add_argument("--env", default="CartPole-v1",
                         help="a gymnasium id with a Discrete action space (default: CartPole-v1)")
+    parser.add_argument("--crop", type=_crop, default="auto",
+                        help="the render's crop: auto (the environment's known one; an error "
+                             "where none is known), full (the whole frame) or TOP,BOTTOM,LEFT,"
+                             "RIGHT in pixels")
     parser.add_argument("--out", type=Path, default=Path("runs/worldmodels"),
                         help="run directory (default: runs/worldmodels)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -66,7 +83,8 @@ def setup(parser: argparse.ArgumentParser) -> Any:
             options["dream"] = True
         if args.no_ablation:
             options["ablation"] = False
-        cfg = RunConfig(env=args.env, seed=args.seed, device=args.device, **options)
+        cfg = RunConfig(env=args.env, crop=args.crop, seed=args.seed, device=args.device,
+                        **options)
         _, result = run_pipeline(cfg, args.out, progress=True, log=print)
         for line in ablation_lines(result):
             print(line)

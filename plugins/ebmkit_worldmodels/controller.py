@@ -112,14 +112,14 @@ class Agent:
                  b: Tensor | None = None) -> None:
         self.vision, self.memory, self.controller = vision, memory, controller
         self.use_memory = use_memory
-        device = controller.weight.device
-        self.h, self.c = memory.initial(batch, device)
+        self.device = controller.weight.device  # V, M and C live together
+        self.h, self.c = memory.initial(batch, self.device)
         self.w, self.b = w, b
 
     @torch.no_grad()
     def __call__(self, frames: Tensor, alive: list[int]) -> Tensor:
-        idx = torch.tensor(alive, device=self.h.device)
-        z = self.vision.encode(frames)  # [E, K], the posterior mean
+        idx = torch.tensor(alive, device=self.device)
+        z = self.vision.encode(frames.to(self.device))  # [E, K], the posterior mean
         state = (self.h[:, idx], self.c[:, idx])
         f = torch.cat([z, state[0][0]], dim=-1) if self.use_memory else z
         if self.w is None:
@@ -140,7 +140,8 @@ def dream_returns(memory: MDNRNN, controller: LinearController, starts: Tensor, 
 
     Each rollout starts from a latent of ``starts [E, K]`` (real first frames, encoded), then
     C acts on [z, h], M steps, the next z is drawn at temperature τ and the episode ends with
-    the probability of M's end head. The reward is +1 per step survived (CartPole's).
+    the probability of M's end head. The reward is +1 per step survived (CartPole's): M has
+    no reward head, so the pipeline refuses the dream in environments rewarded otherwise.
     """
     e = starts.shape[0]
     z = starts

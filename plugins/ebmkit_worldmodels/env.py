@@ -28,12 +28,61 @@ from torch import Tensor
 
 from ebmkit.errors import ConfigError
 
-__all__ = ["CROPS", "Episode", "FrameSpec", "collect", "make_env", "require", "run_episodes",
+__all__ = ["CROPS", "ENVIRONMENTS", "EnvSettings", "Episode", "FrameSpec", "collect",
+           "env_settings", "make_env", "require", "resolve_crop", "run_episodes",
            "stack_frames"]
 
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """What the recipe knows about an environment beyond gymnasium's spaces."""
+
+    crop: tuple[int, int, int, int] | None  # (top, bottom, left, right); None: the whole render
+    survival: bool  # reward +1 per step until the episode ends (what M's dream counts)
+    note: str = ""
+
+
+#: Environments with known render settings. A dreamed return counts steps survived (M has no
+#: reward head), so ``dream`` is accepted only where ``survival`` holds.
+ENVIRONMENTS: dict[str, EnvSettings] = {
+    "CartPole-v1": EnvSettings((150, 342, 12, 588), True, "400×600 render; the cart's band"),
+    "CartPole-v0": EnvSettings((150, 342, 12, 588), True, "400×600 render; the cart's band"),
+    "Acrobot-v1": EnvSettings(None, False, "500×500 render, whole; reward −1 per step"),
+    "MountainCar-v0": EnvSettings(None, False, "400×600 render, whole; reward −1 per step"),
+}
+
 #: Known crops (top, bottom, left, right) of the default render, per environment id.
-CROPS: dict[str, tuple[int, int, int, int]] = {"CartPole-v1": (150, 342, 12, 588),
-                                                "CartPole-v0": (150, 342, 12, 588)}
+CROPS: dict[str, tuple[int, int, int, int]] = {k: v.crop for k, v in ENVIRONMENTS.items()
+                                                if v.crop is not None}
+
+
+def env_settings(env_id: str) -> EnvSettings:
+    """The known settings of ``env_id``.
+
+    Raises:
+        ConfigError: no settings are known for it (naming the known ids and how to go on).
+    """
+    if env_id not in ENVIRONMENTS:
+        raise ConfigError(f"worldmodels: no render settings are known for {env_id!r} (known: "
+                          f"{', '.join(sorted(ENVIRONMENTS))}); pass crop=[top, bottom, left, "
+                          "right] in pixels of its rgb_array render, or crop='full' for the "
+                          "whole frame (CLI: --crop)")
+    return ENVIRONMENTS[env_id]
+
+
+def resolve_crop(env_id: str, crop: Any) -> tuple[int, int, int, int] | None:
+    """``"auto"`` → the known crop of ``env_id``; ``"full"`` or ``None`` → the whole frame;
+    ``[top, bottom, left, right]`` → itself, checked."""
+    if crop == "auto":
+        return env_settings(env_id).crop
+    if crop is None or crop == "full":
+        return None
+    if (not isinstance(crop, (list, tuple)) or len(crop) != 4
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in crop)
+            or crop[0] >= crop[1] or crop[2] >= crop[3]):
+        raise ConfigError(f"worldmodels: crop must be 'auto', 'full' or [top, bottom, left, "
+                          f"right] pixels with top < bottom and left < right, got {crop!r}")
+    return tuple(crop)
 
 EXTRA = "pip install 'torch-ebmkit[worldmodels]'"
 
@@ -72,6 +121,9 @@ def make_env(env_id: str) -> Any:
     gym, _ = require()
     try:
         env = gym.make(env_id, render_mode="rgb_array")
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(f"worldmodels: {env_id} needs a package that is not installed: "
+                          f"{exc}") from None
     except gym.error.Error as exc:  # NameNotFound, VersionNotFound, NamespaceNotFound ...
         close = [k for k in gym.envs.registry if k.split("-")[0].lower() in env_id.lower()
                  or env_id.split("-")[0].lower() in k.lower()][:8]
@@ -94,8 +146,10 @@ class FrameSpec:
     crop: tuple[int, int, int, int] | None = None  # (top, bottom, left, right) in pixels
 
     @classmethod
-    def for_env(cls, env_id: str, size: int = 64) -> FrameSpec:
-        return cls(size=size, crop=CROPS.get(env_id))
+    def for_env(cls, env_id: str, size: int = 64, crop: Any = "auto") -> FrameSpec:
+        """The spec of ``env_id``: its known crop (``crop="auto"``, an error where none is
+        known), the whole frame (``"full"``) or the given ``[top, bottom, left, right]``."""
+        return cls(size=size, crop=resolve_crop(env_id, crop))
 
     def __call__(self, frames: np.ndarray | Tensor | Sequence[np.ndarray],
                  device: torch.device | str | None = None) -> Tensor:

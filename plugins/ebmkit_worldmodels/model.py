@@ -25,7 +25,7 @@ from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
 from .controller import Agent, LinearController
-from .env import CROPS, FrameSpec
+from .env import FrameSpec, resolve_crop
 from .mdnrnn import MDNRNN, mixture_nll
 
 __all__ = ["Policy", "WorldModel", "WorldModelConfig"]
@@ -37,8 +37,9 @@ class WorldModelConfig:
 
     env: str = "CartPole-v1"  # the gymnasium id the agent acts in
     frame_size: int = 64  # frames are grey, frame_size × frame_size
-    # (top, bottom, left, right) of the render; None: the whole frame. Default: CartPole's
-    crop: list[int] | None = field(default_factory=lambda: list(CROPS["CartPole-v1"]))
+    # [top, bottom, left, right] of the render; "full" (or None): the whole frame; "auto": the
+    # env's known crop (an error where none is known), stored resolved
+    crop: list[int] | str | None = "auto"
     code: int = 8  # K, V's latent size
     channels: int = 16  # V's conv channels (then twice that)
     vae: dict[str, Any] = field(default_factory=dict)  # more autoencoder.variational options
@@ -66,23 +67,20 @@ class WorldModel(ek.EnergyModel):
         at_least("mixtures", cfg.mixtures, who=who)
         at_least("actions", cfg.actions, 2, who=who)
         number("temperature", cfg.temperature, low=0.0, who=who)
-        if cfg.crop is not None:
-            if len(cfg.crop) != 4 or not all(isinstance(c, int) and c >= 0 for c in cfg.crop):
-                raise ConfigError(f"{who}: crop must be [top, bottom, left, right] pixels or "
-                                  f"None, got {cfg.crop!r}")
-            cfg.crop = list(cfg.crop)
+        crop = resolve_crop(cfg.env, cfg.crop)
+        cfg.crop = list(crop) if crop is not None else None
         if not isinstance(cfg.vae, dict):
             raise ConfigError(f"{who}: vae must be a dict of autoencoder.variational options, "
                               f"got {cfg.vae!r}")
         self.cfg = cfg
         s = cfg.frame_size
         vae = {"arch": "conv", "dim": s * s, "image_shape": [1, s, s], "code": cfg.code,
-               "channels": cfg.channels, "likelihood": "bernoulli", **cfg.vae}
+               "channels": cfg.channels, "likelihood": "continuous_bernoulli", **cfg.vae}
         self.vision = ek.get_model("autoencoder.variational", **vae)
         self.memory = MDNRNN(cfg.code, cfg.actions, cfg.hidden, cfg.mixtures)
         self.controller = LinearController(cfg.code + (cfg.hidden if cfg.memory else 0),
                                            cfg.actions)
-        self.frames = FrameSpec(s, tuple(cfg.crop) if cfg.crop is not None else None)
+        self.frames = FrameSpec(s, crop)
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """Sum of M's transition energies along latent trajectories.
@@ -91,11 +89,32 @@ class WorldModel(ek.EnergyModel):
             y: Latents ``z_0 … z_T``, ``[B, T + 1, K]``.
             x: Actions ``a_0 … a_{T−1}``, ``[B, T]`` (integers).
         """
-        check_input(y, "y", shape=(None, None, self.cfg.code))
-        if x is None or x.shape != (y.shape[0], y.shape[1] - 1):
-            got = None if x is None else list(x.shape)
-            raise ConfigError(f"{self.name}.energy: x must be the actions [B, T] = "
-                              f"{[y.shape[0], y.shape[1] - 1]} between the latents y, got {got}")
+        dev = self.controller.weight.device
+        check_input(y, f"{self.name}.energy: y", shape=(None, None, self.cfg.code),
+                    device=dev, finite=False)
+        if y.shape[0] == 0 or y.shape[1] < 2:
+            raise ConfigError(f"{self.name}.energy: y must hold at least one sample of at least "
+                              f"two latents [B ≥ 1, T + 1 ≥ 2, {self.cfg.code}], got "
+                              f"{list(y.shape)}")
+        want = [y.shape[0], y.shape[1] - 1]
+        if not isinstance(x, Tensor) or list(x.shape) != want:
+            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ConfigError(f"{self.name}.energy: x must be the actions [B, T] = {want} "
+                              f"between the latents y, got {got}")
+        check_input(x, f"{self.name}.energy: x", floating=False, device=dev, finite=False)
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ConfigError(f"{self.name}.energy: x must hold integer action ids, got "
+                              f"{x.dtype}")
+        # one host sync for every value check (a public entry, not a step of any loop)
+        finite, low, high = torch.stack([torch.isfinite(y).all(), (x >= 0).all(),
+                                         (x < self.cfg.actions).all()]).tolist()
+        if not finite:
+            raise ConfigError(f"{self.name}.energy: y contains NaN or infinite values; expected "
+                              "finite latents")
+        if not (low and high):
+            raise ConfigError(f"{self.name}.energy: x must hold action ids in [0, "
+                              f"{self.cfg.actions - 1}], got values in [{int(x.min())}, "
+                              f"{int(x.max())}]")
         mix, _ = self.memory(y[:, :-1], x.long())
         return mixture_nll(y[:, 1:], mix).sum(dim=1)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,22 @@ from ebmkit.config import at_least, number
 from ebmkit.errors import ConfigError
 
 from .controller import Agent, CMAHistory, LinearController, cma_search, dream_returns
-from .env import Episode, FrameSpec, collect, make_env, require, run_episodes, stack_frames
+from .env import (
+    ENVIRONMENTS,
+    Episode,
+    FrameSpec,
+    collect,
+    make_env,
+    require,
+    resolve_crop,
+    run_episodes,
+    stack_frames,
+)
 from .mdnrnn import mixture_nll, same_latent_nll, train_memory
 from .model import WorldModel, WorldModelConfig
+from .result import Result
 
-__all__ = ["RunConfig", "run", "evaluate_policy"]
+__all__ = ["Result", "RunConfig", "run", "evaluate_policy"]
 
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED + i, never seen in training
 
@@ -46,6 +57,9 @@ class RunConfig:
     """Every knob of the recipe; the defaults are the recipe of ``ebmkit worldmodels``."""
 
     env: str = "CartPole-v1"
+    # [top, bottom, left, right] of the render, "full" (the whole frame) or "auto" (the
+    # env's known crop; an error where none is known: env.ENVIRONMENTS)
+    crop: list[int] | str | None = "auto"
     seed: int = 0
     device: str = "auto"
     frame_size: int = 64
@@ -91,6 +105,17 @@ class RunConfig:
             number("stop_at", self.stop_at, low=0.0, low_open=True, who="worldmodels")
         if self.minutes is not None:
             number("minutes", self.minutes, low=0.0, low_open=True, who="worldmodels")
+        resolve_crop(self.env, self.crop)
+        known = ENVIRONMENTS.get(self.env)
+        if self.dream and (known is None or not known.survival):
+            what = ("its reward is not +1 per step" if known is not None
+                    else "its reward is not known to be +1 per step")
+            raise ConfigError(
+                f"worldmodels: dream=True (--dream) scores a controller by the steps it survives "
+                f"in M's dream (M has no reward head), but {self.env} is not a survival task: "
+                f"{what}; the dream would optimise the wrong thing. Run without --dream (C is "
+                f"then searched in the real environment); the dream is accepted on "
+                f"{', '.join(k for k, v in sorted(ENVIRONMENTS.items()) if v.survival)}")
 
 
 def _device(name: str) -> torch.device:
@@ -225,7 +250,8 @@ def _real(agent: Agent | None, seeds: list[int], spec: FrameSpec, cfg: RunConfig
     steps = [0]
     start = time.perf_counter()
     rets, _ = run_episodes(cfg.env, seeds, spec, agent, max_steps=max_steps, clock=clock,
-                           rng=rng, on_step=lambda n: steps.__setitem__(0, steps[0] + n))
+                           rng=rng, on_step=lambda n: steps.__setitem__(0, steps[0] + n),
+                           device=agent.device if agent is not None else None)
     timer.add("env", clock["env"])
     timer.add("C", time.perf_counter() - start - clock["env"])  # V, M, C acting, batched
     timer.env_steps["control"] += steps[0]
@@ -288,28 +314,6 @@ def dream_mean_return(model: WorldModel, controller: LinearController, starts: t
 
 
 # -- the whole recipe ----------------------------------------------------------------------
-@dataclass
-class Result:
-    """What ``run`` measured; ``report.write`` turns it into Markdown and PNGs."""
-
-    config: dict[str, Any]
-    returns: dict[str, list[float]] = field(default_factory=dict)  # per controller
-    dream_return: float = math.nan  # V+M controller's mean return in M's dream
-    vision_losses: list[float] = field(default_factory=list)
-    vision_test: dict[str, float] = field(default_factory=dict)  # held-out free energy, baseline
-    memory_history: dict[str, list[float]] = field(default_factory=dict)
-    memory_test: dict[str, float] = field(default_factory=dict)  # held-out NLL, baseline
-    searches: dict[str, dict[str, Any]] = field(default_factory=dict)  # real searches
-    dream_searches: dict[str, dict[str, Any]] = field(default_factory=dict)
-    frames_collected: int = 0
-    episodes_collected: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-    speed: dict[str, float] = field(default_factory=dict)
-
-    def mean(self, who: str) -> float:
-        return float(np.mean(self.returns[who])) if who in self.returns else math.nan
-
-
 def _held_out_scores(model: WorldModel, test: list[Episode], train_frames: torch.Tensor,
                      result: Result) -> None:
     """V vs the mean frame, M vs "the latent stays the same", on held-out episodes."""
@@ -363,7 +367,7 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
     t_start, cpu_start = time.monotonic(), time.process_time()
     deadline = t_start + 60 * cfg.minutes if cfg.minutes is not None else None
     torch.manual_seed(cfg.seed)
-    spec = FrameSpec.for_env(cfg.env, cfg.frame_size)
+    spec = FrameSpec.for_env(cfg.env, cfg.frame_size, cfg.crop)
     model = WorldModel(WorldModelConfig(
         env=cfg.env, frame_size=cfg.frame_size, crop=list(spec.crop) if spec.crop else None,
         code=cfg.code, channels=cfg.channels, hidden=cfg.hidden, mixtures=cfg.mixtures,
@@ -482,9 +486,10 @@ def run(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = False
     if cfg.ablation:
         result.returns["V-only"] = evaluate_policy(model, v_only, False, cfg, timer).tolist()
     result.returns["random"] = evaluate_policy(model, None, False, cfg, timer).tolist()
-    tic = time.perf_counter()
-    result.dream_return = dream_mean_return(model, model.controller, starts, cfg, 64)
-    timer.add("C", time.perf_counter() - tic)
+    if ENVIRONMENTS[cfg.env].survival if cfg.env in ENVIRONMENTS else False:
+        tic = time.perf_counter()  # a dreamed return counts steps survived: survival tasks only
+        result.dream_return = dream_mean_return(model, model.controller, starts, cfg, 64)
+        timer.add("C", time.perf_counter() - tic)
     _held_out_scores(model, test, stack_frames(episodes), result)
     say(f"V+M {result.mean('V+M'):.1f}, V-only {result.mean('V-only'):.1f}, random "
         f"{result.mean('random'):.1f} (mean return over {cfg.eval_episodes} episodes)")

@@ -20,9 +20,10 @@ import ebmkit as ek
 from .env import Episode, stack_frames
 from .mdnrnn import sample_mixture
 
+from .result import Result
+
 if TYPE_CHECKING:
     from .model import WorldModel
-    from .pipeline import Result
 
 __all__ = ["write_report", "ablation_lines"]
 
@@ -111,6 +112,15 @@ def _budget_line(result: Result) -> str:
             + "; ".join(parts) + ".")
 
 
+def _dream_line(result: Result) -> list[str]:
+    """Dreamed vs real survival, where the dream's return means something (survival tasks)."""
+    if math.isnan(result.dream_return):
+        return []
+    return [f"Dream vs real: the V+M controller survives {result.dream_return:.1f} steps on "
+            f"average in M's dream (τ = {result.config['temperature']:g}) and "
+            f"{result.mean('V+M'):.1f} in the real environment.", ""]
+
+
 def write_report(out: Path, model: WorldModel, result: Result, test: list[Episode]) -> None:
     """Write ``report.md``, ``result.json`` and the PNGs (when matplotlib is installed)."""
     from dataclasses import asdict
@@ -133,11 +143,11 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
         _budget_line(result), "",
         "## Returns in the real environment (seeded evaluation episodes)", "",
         *[f"- {line}" for line in ablation_lines(result)], "",
-        f"Dream vs real: the V+M controller survives {result.dream_return:.1f} steps on "
-        f"average in M's dream (τ = {cfg['temperature']:g}) and {result.mean('V+M'):.1f} in "
-        "the real environment.", "",
+        *_dream_line(result), 
         "## V and M on held-out random episodes", "",
-        f"- V: free energy (−ELBO) {vt['free_energy']:.1f} nats/frame; squared error "
+        f"- V: free energy (−ELBO, continuous Bernoulli decoder: an upper bound on −log p "
+        f"of the frame under V's density on [0, 1]^D) {vt['free_energy']:.1f} nats/frame; "
+        f"squared error "
         f"{vt['mse']:.2f} per frame vs {vt['mse_mean_frame']:.2f} for the mean frame.",
         f"- M: transition energy (mixture NLL) {mt['nll']:.2f} nats/step vs "
         f"{mt['nll_same_latent']:.2f} for \"the latent stays the same\" (a Gaussian around "
