@@ -51,6 +51,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "config": ("ebmkit.config", None),
     "checkpoint": ("ebmkit.checkpoint", None),
     "train": ("ebmkit.train", None),
+    "callbacks": ("ebmkit.callbacks", None),
+    "loggers": ("ebmkit.loggers", None),
+    "lightning": ("ebmkit.lightning", None),
 }
 
 __all__ = ["__version__", "hookimpl", "hookspec", *_LAZY]

@@ -10,14 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from . import commands
+from .networks import catalog
 from .hookspecs import Register, hookimpl
 from .registry import lazy
 
-__all__ = ["register_commands", "register_energies", "register_losses", "register_samplers",
+__all__ = ["register_callbacks", "register_commands", "register_energies", "register_losses", "register_networks",
+           "register_samplers",
            "register_strategies"]
 
 
 register_commands = hookimpl(commands.register_commands)
+register_networks = hookimpl(catalog.register_networks)
 
 
 def _lazy(module: str, attr: str) -> Any:
@@ -37,6 +40,22 @@ def register_energies(register: Register) -> None:
         ("lambda", "Lambda", "Any function fn(y, x, z) -> [B] as a named term"),
     ]:
         register(name, _lazy("ebmkit.energy", attr), summary=summary)
+
+
+@hookimpl
+def register_callbacks(register: Register) -> None:
+    for name, module, attr, summary in [
+        ("early_stopping", "ebmkit.callbacks", "EarlyStopping",
+         "Stop when a record entry has not improved for `patience` epochs"),
+        ("best_checkpoint", "ebmkit.callbacks", "BestCheckpoint",
+         "Keep the best model (best.safetensors) beside the last one"),
+        ("sample_grid", "ebmkit.callbacks", "SampleGrid",
+         "Samples / reconstructions / completions every N epochs, and a summary"),
+        ("csv", "ebmkit.loggers", "CSV", "The epoch records as metrics.csv"),
+        ("tensorboard", "ebmkit.loggers", "TensorBoard",
+         "TensorBoard: scalars, e_pos vs e_neg histograms, per-term energies, pictures"),
+    ]:
+        register(name, _lazy(module, attr), summary=summary)
 
 
 @hookimpl

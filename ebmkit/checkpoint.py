@@ -448,11 +448,20 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> dict[s
         CheckpointError: missing or unexpected keys, or shapes that do not match, each named.
     """
     state, metadata = read_weights(path)
+    check_fit(model, {k: tuple(v.shape) for k, v in state.items()}, path)
+    model.load_state_dict(state, strict=True)
+    return metadata
+
+
+def check_fit(model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]],
+              path: str | os.PathLike[str]) -> None:
+    """Raise a CheckpointError naming missing, unexpected and mis-shaped keys when the
+    tensors of ``path`` (their ``shapes``) do not fit ``model``'s state dict."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k!r}: file {list(state[k].shape)}, model {list(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    missing = [k for k in expected if k not in shapes]
+    unexpected = [k for k in shapes if k not in expected]
+    wrong = [f"{k!r}: file {list(shapes[k])}, model {list(v.shape)}"
+             for k, v in expected.items() if k in shapes and tuple(shapes[k]) != tuple(v.shape)]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -464,12 +473,36 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> dict[s
         raise CheckpointError(f"the weights in {path} do not fit {type(model).__name__}: "
                               + "; ".join(parts)
                               + ". Was it saved from a model with another config?")
-    model.load_state_dict(state, strict=True)
-    return metadata
+
+
+def weight_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a safetensors file, tied aliases included, read from its
+    header alone (no tensor is read).
+
+    Raises:
+        CheckpointNotFoundError: the file does not exist.
+        CheckpointError: it is not a readable safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"missing weights file {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        aliases = json.loads(metadata.get(_ALIASES_KEY, "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+    for alias, target in aliases.items():
+        if target in shapes:
+            shapes[alias] = shapes[target]
+    return shapes
 
 
 def load(path_prefix: str | os.PathLike[str],
-         map_location: str | torch.device | None = None) -> EnergyModel:
+         map_location: str | torch.device | None = None, **modules: torch.nn.Module) -> EnergyModel:
     """Rebuild a saved model through the registry and load its weights. No pickle is involved.
 
     ``ek.load(p)`` reads ``p.json`` (name and config), builds the model with
@@ -480,6 +513,14 @@ def load(path_prefix: str | os.PathLike[str],
         path_prefix: ``p`` as given to ``model.save(p)``; ``p.safetensors``, ``p.json`` or a
             run directory holding ``model.*`` work too.
         map_location: Device to put the model on; default: where it was built (the CPU).
+        **modules: The ``nn.Module`` of each network slot that held a module passed from
+            Python when the model was saved (``model.json`` records only its class name):
+            ``ek.load(p, encoder=MyEncoder())``. Its weights come from the file.
+
+    The model is first built on PyTorch's ``meta`` device (shapes only, no memory) and its
+    state dict compared with the shapes in the safetensors header; memory is allocated only
+    when they agree, so a header that asks for a huge model fails without allocating it.
+    (A family that cannot be built on ``meta`` is compared after the real build.)
 
     Returns:
         The model, in eval mode.
@@ -488,6 +529,8 @@ def load(path_prefix: str | os.PathLike[str],
         CheckpointNotFoundError: ``p.json`` or ``p.safetensors`` is missing (named).
         CheckpointError: a malformed header, or weights that do not fit the model.
         UnknownNameError: no installed plugin registers the saved model name.
+        ConfigError: a slot saved as a module passed from Python, without its module in
+            ``modules`` (the error names the slot), or a module for an unknown slot.
     """
     prefix = _prefix(path_prefix)
     weights, meta = _files(prefix)
@@ -497,10 +540,24 @@ def load(path_prefix: str | os.PathLike[str],
     if not weights.exists():
         raise CheckpointNotFoundError(f"missing weights file {weights} (its header {meta.name} "
                                       f"is there); a saved model is {weights.name} + {meta.name}")
+    import torch
+
     from .plugins import get_model
 
+    config = _with_modules(header, meta, modules)
+    shapes = weight_shapes(weights)
     try:
-        model = get_model(header["name"], **header["config"])
+        with torch.device("meta"):
+            probe = get_model(header["name"], **config)
+    except (UnknownNameError, ConfigError):
+        probe = None  # raised again, with context, by the real build below
+    except Exception:  # noqa: BLE001 - a family that cannot be built on meta
+        probe = None
+    if probe is not None:
+        check_fit(probe, shapes, weights)
+        del probe
+    try:
+        model = get_model(header["name"], **config)
     except UnknownNameError as exc:
         exc.args = (f"cannot load {meta}: {exc.args[0]}",)
         raise
@@ -510,3 +567,37 @@ def load(path_prefix: str | os.PathLike[str],
     if map_location is not None:
         model.to(map_location)
     return model.eval()
+
+
+def _with_modules(header: Mapping[str, Any], meta: Path,
+                  modules: Mapping[str, Any]) -> dict[str, Any]:
+    """The saved config with each slot saved as an instance replaced by the given module.
+
+    Raises:
+        CheckpointError: a slot saved as a module passed from Python and not given (every
+            such slot is named, with the call that loads it), or a module for a slot the
+            saved model does not have, or something that is not an ``nn.Module``.
+    """
+    import torch
+
+    from .networks.specs import INSTANCE_KEY, is_instance_record
+
+    config = dict(header["config"])
+    for slot, module in modules.items():
+        if slot not in config:
+            raise CheckpointError(
+                f"ek.load: the model saved in {meta} ({header['name']!r}) has no slot "
+                f"{slot!r}; its options are {', '.join(sorted(config))}")
+        if not isinstance(module, torch.nn.Module):
+            raise CheckpointError(f"ek.load: {slot}= must be an nn.Module (the network of that "
+                                  f"slot), got {type(module).__name__}")
+        config[slot] = module
+    needed = {k: v[INSTANCE_KEY] for k, v in config.items() if is_instance_record(v)}
+    if needed:
+        call = ", ".join(f"{k}={str(v).rpartition('.')[2]}(...)" for k, v in needed.items())
+        raise CheckpointError(
+            f"cannot load {meta}: the model {header['name']!r} was saved with "
+            + ", ".join(f"slot {k!r} holding a {v}" for k, v in needed.items())
+            + " passed from Python; the file holds the weights but never code, so pass the "
+            f"module(s), built as when saving: ek.load(p, {call})")
+    return config

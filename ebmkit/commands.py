@@ -27,6 +27,8 @@ def register_commands(register: Register) -> None:
              "registers, and load errors")
     register("models", _listing("models"), summary="List registered models with their summaries")
     register("datasets", _listing("datasets"), summary="List registered datasets")
+    register("networks", _listing("networks"), summary="List registered networks (for the "
+             "families' slots: --set encoder=NAME)")
     register("train", _train, summary="Train a model on a dataset and write a run directory")
     register("eval", _eval, summary="Evaluate a trained run: metrics as a table and JSON")
     register("sample", _sample, summary="Write samples or reconstructions of a run as a PNG grid")
@@ -83,18 +85,47 @@ def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
                 return 0
             print_table([(e.name, e.plugin, e.summary) for e in entries],
                         (kind[:-1].upper(), "PLUGIN", "SUMMARY"))
+            if kind == "networks":
+                from .networks.catalog import torchvision_status
+
+                why = torchvision_status()
+                if why is not None:
+                    print(f"\ntorchvision.* networks are not registered: {why}")
             if args.verbose:
                 from .runs import recipe_text
 
                 for e in entries:
                     print(f"\n{e.name}({', '.join(map(str, e.options()))})")
                     if kind == "models":
+                        slots = model_slots(e)
+                        if slots:
+                            print("  slots (a network name, {\"name\": ..., **options}, or an "
+                                  "nn.Module from Python): "
+                                  + "; ".join(f"{k} (default: {v})" for k, v in slots.items()))
                         print(f"  {recipe_text(e)}")
             return 0
 
         return run
 
     return setup
+
+
+def model_slots(entry: object) -> dict[str, str]:
+    """A registered model's network slots and their defaults in words (``{}`` when none).
+
+    Read from the class's ``slots`` (or the factory's own ``slots`` attribute); this imports
+    the model's module, as reading its options does.
+    """
+    from .registry import LazyFactory
+
+    factory = getattr(entry, "factory", None)
+    try:
+        target = LazyFactory.resolve(factory.target) if isinstance(factory, LazyFactory) else factory
+    except Exception:  # noqa: BLE001 - a broken plugin: its options are not shown either
+        return {}
+    owner = getattr(target, "__self__", target)
+    slots = getattr(owner, "slots", None) or getattr(target, "slots", None)
+    return dict(slots) if isinstance(slots, dict) else {}
 
 
 # -- train / eval / sample ------------------------------------------------------------------

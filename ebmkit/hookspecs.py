@@ -130,6 +130,22 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_callbacks(register: Register) -> None:
+    """Register training callbacks (and loggers) usable by name.
+
+    ``ebmkit train --callback NAME --set-callback key=value`` and
+    ``ek.callbacks.build_callback(name, **options)`` build them.
+
+    Args:
+        register: Call ``register(name, factory, summary=...)``; the factory takes keyword
+            options and returns an object with any of ``on_fit_start(trainer)``,
+            ``on_epoch_end(trainer, record)``, ``on_fit_end(trainer)`` (see
+            [`ebmkit.callbacks`][ebmkit.callbacks]), and ``state_dict`` /
+            ``load_state_dict`` when it has state to resume.
+    """
+
+
+@hookspec
 def register_commands(register: Register) -> None:
     """Register sub-commands of the ``ebmkit`` command line.
 

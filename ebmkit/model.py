@@ -8,6 +8,7 @@ F(x, y) = E(x, y, ž). ``forward`` is the free energy, so a model can be called 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,11 +18,12 @@ from torch import Tensor, nn
 
 from . import services
 from .errors import ConfigError
+from .networks.specs import slot_record
 
 if TYPE_CHECKING:
     from torchmetrics import Metric
 
-__all__ = ["EnergyModel", "check_input"]
+__all__ = ["EnergyModel", "check_input", "config_dict"]
 
 
 class EnergyModel(nn.Module):
@@ -39,6 +41,10 @@ class EnergyModel(nn.Module):
     #: The family's ``@dataclass`` config. When set, and the instance keeps it as ``self.cfg``,
     #: ``from_options`` and ``config()`` need no code in the family.
     config_class: ClassVar[type | None] = None
+    #: The family's network slots: config field → its default, in words (``ebmkit models
+    #: -v`` shows them). A slot's value is a spec (``ek.networks``); ``config()`` records it
+    #: with ``ek.networks.slot_record`` (a module passed from Python by its class name only).
+    slots: ClassVar[dict[str, str]] = {}
     cfg: Any
 
     @classmethod
@@ -91,10 +97,11 @@ class EnergyModel(nn.Module):
     def config(self) -> dict[str, Any]:
         """JSON-able options such that ``ek.get_model(self.name, **config)`` rebuilds the model.
 
-        The default returns ``dataclasses.asdict(self.cfg)`` when ``config_class`` is set.
+        The default returns the fields of ``self.cfg`` when ``config_class`` is set, each
+        slot (``slots``) as its JSON-able record.
         """
         if self.config_class is not None and dataclasses.is_dataclass(getattr(self, "cfg", None)):
-            return dataclasses.asdict(self.cfg)
+            return config_dict(self.cfg, self.slots)
         raise NotImplementedError(f"{type(self).__name__} must implement config()")
 
     def save(self, path_prefix: str | os.PathLike[str]) -> None:
@@ -122,6 +129,22 @@ class EnergyModel(nn.Module):
             return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         except NotImplementedError:
             return ""
+
+
+def config_dict(cfg: Any, slots: Any = ()) -> dict[str, Any]:
+    """``dataclasses.asdict(cfg)``, except that the fields named in ``slots`` hold their
+    record (``ek.networks.slot_record``): a module passed from Python is never copied into
+    a config, only named."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in slots:
+            out[f.name] = slot_record(value, slot=f.name)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out[f.name] = dataclasses.asdict(value)
+        else:
+            out[f.name] = copy.deepcopy(value)
+    return out
 
 
 def check_input(

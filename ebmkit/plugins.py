@@ -52,12 +52,14 @@ __all__ = [
     "get_dataset",
     "get_entry",
     "get_model",
+    "get_network",
     "get_plugins",
     "host",
     "lazy",
     "list_datasets",
     "list_entries",
     "list_models",
+    "list_networks",
     "register_plugin",
     "reset",
 ]
@@ -413,6 +415,33 @@ def list_datasets() -> list[str]:
 def get_dataset(name: str, /, **options: Any) -> Any:
     """Load a registered dataset offline: ``get_dataset("digits", split="test")``."""
     return build("datasets", name, **options)
+
+
+def list_networks() -> list[str]:
+    """Sorted names of every registered network, e.g. ``["conv", "mlp", "resnet", …]``.
+
+    ``torchvision.*`` names appear only when torchvision imports cleanly;
+    ``ebmkit networks`` says why they are missing otherwise.
+    """
+    return _registry("networks").names()
+
+
+def get_network(name: str, /, *, in_shape: Sequence[int], out_shape: Sequence[int],
+                **options: Any) -> Any:
+    """Build a registered network mapping ``[B, *in_shape]`` to ``[B, *out_shape]``.
+
+    ``get_network("resnet", in_shape=(3, 32, 32), out_shape=(128,), depth=18)``;
+    ``out_shape=()`` gives one number per sample (an energy net). The network's output
+    shape is checked by one forward pass on two zero samples before it is returned.
+
+    Raises:
+        UnknownNameError: no plugin registered ``name``.
+        ConfigError: an option the network does not take, a malformed shape, or a network
+            whose output shape is not ``out_shape`` (expected vs got).
+    """
+    from .networks.slots import build_network
+
+    return build_network(name, in_shape=in_shape, out_shape=out_shape, **options)
 
 
 def iter_kinds() -> Iterable[str]:

@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "strategies": "strategy",
     "losses": "loss",
     "datasets": "dataset",
+    "callbacks": "callback",
     "commands": "command",
 }
 

@@ -278,11 +278,16 @@ def plot_run(model: Any, data: Any, out: str | os.PathLike[str],
             written.append(viz.plot_images(model.sample(64), out / "samples.png",
                                            image_shape=image_shape, title="samples"))
         if hasattr(model, "reconstruct"):
+            batch = y[:32].to(model.device)
             with torch.no_grad():
-                rec = model.reconstruct(y[:32].to(model.device))
-            pairs = torch.stack([y[:32].cpu(), rec.detach().cpu().reshape(32, -1)], 1).reshape(64, -1)
-            written.append(viz.plot_images(pairs, out / "reconstructions.png",
-                                           image_shape=image_shape, title="data | reconstruction"))
+                trio, what = ((viz.corrupted_trio(model, batch)) if hasattr(model, "corrupt")
+                              else (None, ""))
+                if trio is None:  # data | reconstruction
+                    trio = torch.stack([batch, model.reconstruct(batch).reshape(batch.shape)], 1)
+                    what = "data | reconstruction"
+            written.append(viz.plot_images(trio.detach().cpu().reshape(-1, *image_shape),
+                                           out / "reconstructions.png", nrow=trio.shape[1] * 3
+                                           if trio.shape[1] == 3 else 8, title=what))
     family_plots = getattr(model, "plots", None)
     if callable(family_plots):  # a family's own pictures, e.g. the SSL family's embedding.png
         written += family_plots(data, out)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["density_grid", "pyplot", "image_grid", "plot_density", "plot_history", "plot_images",
-           "save_figure"]
+__all__ = ["Picture", "corrupted_trio", "density_grid", "image_grid", "model_picture", "plot_density",
+           "plot_history", "plot_images", "pyplot", "save_figure", "save_picture", "save_summary"]
 
 
 def pyplot() -> Any:
@@ -88,7 +89,8 @@ def plot_images(images: Tensor, path: str | os.PathLike[str], *,
     plt = _pyplot()
     grid = image_grid(images, image_shape=image_shape, nrow=nrow)
     fig, ax = plt.subplots(figsize=(max(2.0, grid.shape[1] / 12), max(2.0, grid.shape[0] / 12)))
-    ax.imshow(grid.numpy(), cmap="gray_r" if grid.dim() == 2 else None, vmin=0, vmax=1,
+    # The data's own grey scale: 0 is black, 1 white (a white-on-black digit stays one).
+    ax.imshow(grid.numpy(), cmap="gray" if grid.dim() == 2 else None, vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -166,6 +168,162 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
         axes[0, 1].set_xlabel("epoch")
         axes[0, 1].legend()
         axes[0, 1].set_title("energies")
+    return save_figure(fig, path)
+
+
+# ------------------------------------------------------- pictures of a model during a run
+@dataclass
+class Picture:
+    """What [`model_picture`][ebmkit.viz.model_picture] shows: ``images`` ``[N, C, H, W]``
+    (rows of ``columns`` images: e.g. input | output), or ``points`` ``[N, 2]``."""
+
+    what: str
+    images: Tensor | None = None
+    points: Tensor | None = None
+    columns: int = 8
+    bounds: Sequence[Sequence[float]] | None = None
+
+
+def _first_rows(data: Any, n: int) -> Tensor | None:
+    y = getattr(data, "y", None)
+    if isinstance(y, Tensor):
+        return y[:n]
+    try:
+        rows = [data[i] for i in range(min(n, len(data)))]
+    except (TypeError, IndexError, KeyError):
+        return None
+    rows = [r["y"] if isinstance(r, Mapping) else r[0] if isinstance(r, (tuple, list)) else r
+            for r in rows]
+    return torch.stack(rows) if rows and all(isinstance(r, Tensor) for r in rows) else None
+
+
+def model_picture(trainer: Any, n: int = 32, seed: int = 0) -> Picture | None:
+    """A picture of ``trainer.model`` on a fixed batch: completions, samples or
+    reconstructions, whichever the family has (None when it has none for this data).
+
+    Runs under ``no_grad`` in eval mode with the global RNGs forked, so training goes on
+    exactly as without the picture.
+    """
+    model = trainer.model
+    data = trainer.val_data if getattr(trainer, "val_data", None) is not None else getattr(
+        trainer, "train_data", None)
+    image_shape = getattr(data, "image_shape", None)
+    y = _first_rows(data, n) if data is not None else None
+    if y is None or not y.is_floating_point():
+        return None
+    flat2d = y.dim() == 2 and y.shape[1] == 2
+    if not (image_shape or flat2d):
+        return None
+    device = trainer.device
+    y = y.to(device)
+    devices = [device] if device.type == "cuda" else []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            gen = torch.Generator(device=device).manual_seed(seed)
+            if flat2d:
+                if not callable(getattr(model, "sample", None)):
+                    return None
+                return Picture("samples", points=_sample(model, 500, gen).float().cpu(),
+                               bounds=getattr(data, "bounds", None))
+            if callable(getattr(model, "corrupt", None)):
+                trio, what = corrupted_trio(model, y, gen)
+                if trio is not None:
+                    return Picture(what, images=_images(trio, image_shape), columns=6)
+            if callable(getattr(model, "sample", None)):
+                return Picture("samples", images=_images(_sample(model, n, gen), image_shape))
+            if callable(getattr(model, "reconstruct", None)):
+                rec = model.reconstruct(y).reshape(y.shape)
+                pairs = torch.stack([y, rec], 1)
+                return Picture("data | reconstruction", images=_images(pairs, image_shape))
+            return None
+    finally:
+        model.train(was_training)
+
+
+def corrupted_trio(model: Any, y: Tensor, gen: torch.Generator | None = None
+                   ) -> tuple[Tensor | None, str]:
+    """``[B, 3, ...]``: the corrupted input, the model's answer, and the data, for a family
+    with ``corrupt(y)``: completions (``predict``: masked models, NaN shown as grey) or
+    denoising (``reconstruct`` of the corrupted input)."""
+    try:
+        x = model.corrupt(y, generator=gen)
+    except TypeError:  # a corruption without a generator argument: the (forked) global RNG
+        x = model.corrupt(y)
+    x = x.reshape(y.shape)
+    if callable(getattr(model, "predict", None)):
+        out, what = model.predict(x), "hidden | completed | data"
+    elif callable(getattr(model, "reconstruct", None)):
+        out, what = model.reconstruct(x), "corrupted | denoised | data"
+    else:
+        return None, ""
+    shown = torch.nan_to_num(x, nan=0.5)
+    return torch.stack([shown, out.reshape(y.shape).to(y.dtype), y], 1), what
+
+
+def _sample(model: Any, n: int, gen: torch.Generator) -> Tensor:
+    try:
+        return model.sample(n, generator=gen)
+    except TypeError:  # a family whose sample() takes no generator: the forked global RNG
+        return model.sample(n)
+
+
+def _images(t: Tensor, image_shape: Sequence[int]) -> Tensor:
+    return t.detach().float().cpu().reshape(-1, *image_shape)
+
+
+def save_picture(picture: Picture, path: str | os.PathLike[str], title: str | None = None
+                 ) -> Path:
+    """Write a [`Picture`][ebmkit.viz.Picture] as a PNG."""
+    if picture.images is not None:
+        return plot_images(picture.images, path, nrow=picture.columns, title=title)
+    plt = _pyplot()
+    assert picture.points is not None
+    s = picture.points
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(s[:, 0].numpy(), s[:, 1].numpy(), s=2, alpha=0.5)
+    if picture.bounds:
+        ax.set_xlim(*picture.bounds[0])
+        ax.set_ylim(*picture.bounds[1])
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def save_summary(pictures: Mapping[int, Picture], path: str | os.PathLike[str],
+                 title: str | None = None, per_row: int = 8) -> Path:
+    """Tile the pictures of several epochs: one row per epoch (images: its first
+    ``per_row``; points: one scatter panel per epoch)."""
+    plt = _pyplot()
+    epochs = sorted(pictures)
+    first = pictures[epochs[0]]
+    if first.images is not None:
+        fig, axes = plt.subplots(len(epochs), 1, figsize=(per_row * 0.9, 1.0 * len(epochs) + 0.4),
+                                 squeeze=False)
+        for ax, epoch in zip(axes[:, 0], epochs):
+            imgs = pictures[epoch].images
+            assert imgs is not None
+            grid = image_grid(imgs[:per_row], nrow=per_row)
+            ax.imshow(grid.numpy(), cmap="gray" if grid.dim() == 2 else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_ylabel(f"{epoch}", rotation=0, labelpad=12, va="center")
+    else:
+        fig, axes = plt.subplots(1, len(epochs), figsize=(2.2 * len(epochs), 2.4), squeeze=False)
+        for ax, epoch in zip(axes[0], epochs):
+            pts = pictures[epoch].points
+            assert pts is not None
+            ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=1, alpha=0.5)
+            ax.set_title(f"epoch {epoch}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_aspect("equal")
+    if title:
+        fig.suptitle(title)
     return save_figure(fig, path)
 
 

@@ -62,9 +62,11 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
         "lr": [float(g["lr"]) for g in trainer.optimizer.param_groups] if trainer.optimizer else [],
         "base_lrs": list(trainer._base_lrs),  # what the schedule scales (lowered by the guard)
         "world_size": trainer.dist.world,
+        "callbacks": trainer.callbacks.state_dict(),  # EarlyStopping's wait, the best value, …
     }
     check_plain(state["strategy"], "strategy.state_dict()")
     check_plain(state["strategy_ranks"], "strategy.state_dict() of every rank")
+    check_plain(state["callbacks"], "the callbacks' state_dict()")
     return state
 
 def save(trainer: Trainer) -> None:
@@ -156,6 +158,7 @@ def restore(trainer: Trainer) -> None:
     # Checkpoints from before schedules existed ran at a constant rate: their lr is the base.
     trainer._base_lrs = [float(v) for v in state.get("base_lrs", state.get("lr", []))]
     trainer.history = [dict(r) for r in state["history"]]
+    trainer.callbacks.load_state_dict(state.get("callbacks"))
 
 
 def _my_strategy_state(trainer: Trainer, state: dict[str, Any]) -> Any:

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..model import EnergyModel
 from ..strategies import StepOutput
 from . import guard, parallel, rundir
+from ..callbacks import Callbacks
 from .batching import make_source
 from .distributed import Dist, setup
 from .guard import DivergenceError
@@ -92,6 +93,12 @@ class Trainer:
             ``ddp = True``, else the explicit all-reduce), ``"ddp"``, ``"fsdp"`` (FSDP2
             sharding, for models larger than one device) or ``"explicit"``; see
             [`ebmkit.train.parallel`][ebmkit.train.parallel]. Ignored on one process.
+        callbacks: Objects with ``on_fit_start`` / ``on_epoch_end`` / ``on_fit_end``
+            (see [`ebmkit.callbacks`][ebmkit.callbacks]): they may add to an epoch's record
+            and stop the run (``trainer.should_stop = True``); their ``state_dict()`` is
+            checkpointed, so ``resume`` continues them exactly. Nothing is called per step.
+        loggers: Callbacks that write the records elsewhere (see
+            [`ebmkit.loggers`][ebmkit.loggers]); called after ``callbacks``.
 
     Raises:
         ConfigError: an option out of range, an unknown optimizer, a ``checkpoint_dir`` that
@@ -135,6 +142,8 @@ class Trainer:
         lr_backoff: float = 0.5,
         check_every: int = 50,
         distributed: str = "auto",
+        callbacks: Iterable[Any] = (),
+        loggers: Iterable[Any] = (),
     ) -> None:
         model, call_model = parallel.unwrap(model)
         if not isinstance(model, EnergyModel):
@@ -236,6 +245,10 @@ class Trainer:
         self._gen = torch.Generator()  # shuffles the data; on the CPU so runs match across devices
         self._started = False
         self._data_info: dict[str, Any] | None = None
+        self.callbacks = Callbacks(callbacks, loggers)
+        self.should_stop = False  # a callback sets it to end the run after this epoch
+        self.train_data: Any = None  # what fit() trains on and validates with (callbacks
+        self.val_data: Any = None  # picture the model on them)
 
     # ---------------------------------------------------------------------- set-up
     def _tensors(self) -> list[Tensor]:
@@ -342,16 +355,22 @@ class Trainer:
                 self.dist.broadcast_(self.model.state_dict().values())
             self._started = True
         self._data_info = _describe_data(data)
+        self.train_data, self.val_data, self.should_stop = data, val, False
+        callbacks = self.callbacks
+        callbacks.fit_start(self)  # after a resume restored their state
 
         if not all(m.training for m in self._modules):
             self.model.train()  # (module.train walks and sets every submodule)
-        while self.epoch < self.epochs:
+        while self.epoch < self.epochs and not self.should_stop:
             record = self._epoch_with_guard(source)
             if val_source is not None:
                 record.update({f"val_{k}": v for k, v in self._evaluate(val_source).items()})
+            if callbacks:
+                callbacks.epoch_end(self, record)  # may add to the record, or stop the run
             self.history.append(record)
             rundir.save(self)
             self._report(record)
+        callbacks.fit_end(self)
         return [dict(r) for r in self.history]
 
     def _warn_if_overwriting(self) -> None:
@@ -455,6 +474,7 @@ class Trainer:
         sync_buffers = (self.dist.broadcast_coalesced_ if explicit and self._buffers else None)
         buffers, ddp = self._buffers, self._ddp
         check_every, device_type = self.check_every, self.device.type
+        on_check = self.callbacks.hooks["on_check"]
         monitor = EpochMonitor(self.device, self.dist, self.step, self._strategy_name())
         losses, sizes, logs_list = monitor.losses, monitor.sizes, monitor.logs
         bar = None
@@ -516,6 +536,8 @@ class Trainer:
                 if len(losses) >= check_every:
                     if not monitor.check(self.step):
                         return monitor
+                    for fn in on_check:  # e.g. TensorBoard's running scalars; usually none
+                        fn(self, self.step, monitor)
                     if bar is not None:
                         bar.set_postfix(loss=f"{monitor.running_loss():.4g}", refresh=False)
             # Every rank, even with an empty window. The parameters are checked too: a
