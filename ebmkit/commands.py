@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from .errors import ConfigError, EbmkitError
@@ -80,7 +81,8 @@ def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
                 print(json.dumps([{"name": e.name, "summary": e.summary, "plugin": e.plugin,
                                    "aliases": list(e.aliases),
                                    "options": [str(o) for o in e.options()],
-                                   **({"recipe": _recipe(e)} if kind == "models" else {})}
+                                   **({"recipe": _recipe(e), "recipes": dict(e.recipes or {})}
+                                      if kind == "models" else {})}
                                   for e in entries], indent=2))
                 return 0
             print_table([(e.name, e.plugin, e.summary) for e in entries],
@@ -149,13 +151,27 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         except EbmkitError:
             return text  # run() reports the unknown name, with suggestions
         parser.epilog = (f"{entry.name}: {recipe_text(entry)}. The flags you give override "
-                         f"it one by one; a different --data drops it.")
+                         f"it one by one; for another --data the recipe for that data set's "
+                         f"name, else for its kind (images, vectors, tokens), else what still "
+                         f"applies of this one, and the command says which.")
         return text
 
     parser.add_argument("model", metavar="MODEL", type=model_name,
                         help="a registered model name (ebmkit models)")
-    parser.add_argument("--data", help="a registered dataset (default: the model's recipe's, "
-                        "else digits)")
+    parser.add_argument("--data", help="a registered dataset (ebmkit datasets), a folder of "
+                        "PNG/JPEG images (class sub-folders as labels), a .npy/.npz/.safetensors "
+                        "file or a .txt corpus (default: the model's recipe's, else digits)")
+    parser.add_argument("--val-fraction", type=_fraction, metavar="F",
+                        help="share of the training rows held out as the run's validation set, "
+                             "drawn with a fixed seed; nothing trains on it and the test split "
+                             "is never read (default: 0.05; 0 for none)")
+    parser.add_argument("--image-size", type=_positive_int, metavar="N",
+                        help="a folder of images: resize every image to N×N (needed when their "
+                             "sizes differ)")
+    parser.add_argument("--channels", type=int, choices=(1, 3),
+                        help="a folder of images: 1 (grey) or 3 (RGB) (default: from the images)")
+    parser.add_argument("--level", choices=("char", "word"),
+                        help="a .txt corpus: tokens are characters or words (default: char)")
     parser.add_argument("--epochs", type=_positive_int,
                         help="epochs (default: the model's recipe for DATA, else 10)")
     parser.add_argument("--device", default="auto",
@@ -164,6 +180,17 @@ def _train(parser: argparse.ArgumentParser) -> Run:
                         help="a model option, repeatable: --set k=10 --set init=random")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/MODEL)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in --out even when it holds a run (replaces it)")
+    parser.add_argument("--callback", action=_CallbackName, dest="callbacks", metavar="NAME",
+                        help="a callback by name, repeatable: early_stopping, best_checkpoint, "
+                             "sample_grid, or a plugin's (ebmkit plugins)")
+    parser.add_argument("--set-callback", action=_CallbackOption, dest="callbacks",
+                        metavar="KEY=VALUE", help="an option of the --callback before it: "
+                        "--callback early_stopping --set-callback patience=5")
+    parser.add_argument("--logger", action="append", dest="loggers", metavar="NAME",
+                        help="csv or tensorboard, repeatable; they write into the run directory "
+                             "(tensorboard --logdir DIR), beside metrics.jsonl")
     parser.add_argument("--batch-size", type=_positive_int,
                         help="default: the model's recipe for DATA, else 128")
     parser.add_argument("--lr", type=float,
@@ -187,8 +214,11 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         options = parse_set(args.options)
         entry = get_entry("models", args.model)
         entry.check_options(options)
-        if args.data is not None:
-            get_entry("datasets", args.data)
+        data_options = {"image_size": args.image_size, "channels": args.channels,
+                        "level": args.level}
+        if args.data is None and any(v is not None for v in data_options.values()):
+            raise ConfigError("--image-size, --channels and --level apply to --data PATH (a "
+                              "folder of images or a .txt corpus); give --data")
         check_device(args.device)
         out = args.out or Path("runs") / args.model
         if out.exists() and not out.is_dir():
@@ -196,16 +226,22 @@ def _train(parser: argparse.ArgumentParser) -> Run:
         if args.resume and not (out / "trainer.pt").is_file():
             raise ConfigError(f"--resume: no checkpoint {out / 'trainer.pt'} to resume from; "
                               f"train without --resume first")
+        watch = _watchers(args)  # unknown names and options fail before any work
+        resume_hint = _resume_hint(args, out)
         from .runs import recipe, recipe_text, train_run
 
-        if recipe(entry, args.data):
-            print(f"{entry.name}: {recipe_text(entry)} (the flags you give override it)",
-                  file=sys.stderr)
+        def announce(line: str) -> None:
+            if args.data is None and recipe(entry):  # the recipe's own data: as it was
+                line = f"{entry.name}: {recipe_text(entry)} (the flags you give override it)"
+            print(line, file=sys.stderr)
+
         out, history = train_run(args.model, args.data, options=options, epochs=args.epochs,
                                  out=out, device=args.device, resume=args.resume,
                                  batch_size=args.batch_size, lr=args.lr,
                                  schedule=args.schedule, warmup=args.warmup,
-                                 plots=not args.no_plots, seed=args.seed)
+                                 plots=not args.no_plots, seed=args.seed,
+                                 val_fraction=args.val_fraction, data_options=data_options,
+                                 announce=announce, **watch)
         if history:
             last = history[-1]
             print_table([(k, f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()],
@@ -218,7 +254,9 @@ def _train(parser: argparse.ArgumentParser) -> Run:
 
 def _eval(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("run_dir", metavar="DIR", type=Path, help="a run directory")
-    parser.add_argument("--data", help="dataset to evaluate on (default: the run's)")
+    parser.add_argument("--data", help="a registered dataset or a path to evaluate on "
+                        "(default: the run's: its test split, or for data from files the rows "
+                        "the run held out)")
 
     parser.add_argument("--json", action="store_true", help="print only JSON")
 
@@ -227,10 +265,6 @@ def _eval(parser: argparse.ArgumentParser) -> Run:
         from .runs import evaluate_run
 
         check_run_dir(args.run_dir)
-        if args.data:
-            from .plugins import get_entry
-
-            get_entry("datasets", args.data)
         report = evaluate_run(args.run_dir, args.data)
         if not args.json:
             print_table([(k, f"{v:.6g}") for k, v in report.items()], ("METRIC", "VALUE"))
@@ -253,6 +287,81 @@ def _sample(parser: argparse.ArgumentParser) -> Run:
         return 0
 
     return run
+
+
+class _CallbackName(argparse.Action):
+    """``--callback NAME``: a new ``[name, options]`` entry in ``args.callbacks``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append([values, []])
+        setattr(namespace, self.dest, items)
+
+
+class _CallbackOption(argparse.Action):
+    """``--set-callback KEY=VALUE``: an option of the last ``--callback``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        if not items:
+            parser.error(f"--set-callback {values}: give --callback NAME before its options")
+        items[-1][1].append(values)
+        setattr(namespace, self.dest, items)
+
+
+def _watchers(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The callbacks and loggers the flags name, built through the registry."""
+    from .callbacks import build_callback
+    from .cli import parse_set
+
+    callbacks = [build_callback(name, **parse_set(pairs)) for name, pairs in args.callbacks or ()]
+    loggers = []
+    for name in args.loggers or ():
+        if name not in ("csv", "tensorboard"):
+            raise ConfigError(f"--logger: expected csv or tensorboard, got {name!r} (other "
+                              f"callbacks go in --callback NAME)")
+        loggers.append(build_callback(name))
+    return {"callbacks": callbacks, "loggers": loggers}
+
+
+def _epochs_done(out: Path) -> int:
+    try:
+        return sum(1 for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip())
+    except OSError:
+        return 0
+
+
+def _resume_hint(args: argparse.Namespace, out: Path) -> None:
+    """Refuse to replace a run without --force; say where a resumed run starts; and leave
+    the words an interrupted run prints (where it is, the exact command to resume)."""
+    import shlex
+
+    argv = [a for a in getattr(args, "_argv", None) or ["train", args.model, "--out", str(out)]
+            if a != "--force"]
+    if args.out is None and "--out" not in argv:
+        argv += ["--out", str(out)]
+    again = "ebmkit " + shlex.join(argv + ([] if "--resume" in argv else ["--resume"]))
+    held = (out / "trainer.pt").is_file()
+    if held and not args.resume:
+        if not args.force:
+            raise ConfigError(f"{out} already holds a run ({_epochs_done(out)} epochs done); "
+                              f"continue it with `{again}`, start over with --force, or give "
+                              f"another --out")
+        (out / "trainer.pt").unlink()  # --force: start over (the next commit replaces the rest)
+        print(f"--force: starting over in {out}", file=sys.stderr)
+    if args.resume:
+        print(f"resuming {out} after epoch {_epochs_done(out)}", file=sys.stderr)
+
+    def hint() -> str:
+        done = _epochs_done(out) if (out / "trainer.pt").is_file() else 0
+        if not done:
+            return (f"interrupted before the first epoch ended: nothing was saved in {out}; "
+                    f"run the same command again to start over")
+        return f"the run in {out} holds {done} epochs; continue it with:\n  {again}"
+
+    args._interrupt_hint = hint
 
 
 def check_run_dir(path: Path) -> Path:
@@ -288,6 +397,16 @@ def _positive_int(text: str, minimum: int = 1) -> int:
 
 def _nonnegative_int(text: str) -> int:
     return _positive_int(text, minimum=0)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value:g}")
+    return value
 
 
 # -- demo -------------------------------------------------------------------------------

@@ -48,6 +48,13 @@ class Register(Protocol):
         demo: For models, a recipe that ``ebmkit demo`` trains on embedded data:
             ``{"data": "rings", "epochs": 20, "options": {...}, "batch_size": 256, "lr": 1e-3}``
             (only ``data`` is required).
+        recipes: For models, recipes chosen by the data ``ebmkit train MODEL --data D`` is
+            given, keyed by a data set's name (``"fashion-mnist"``) or by a data kind
+            (``"images"`` of any size, ``"vectors"``, ``"tokens"``), each a dict like
+            ``demo``'s without ``data``/``tour``:
+            ``{"fashion-mnist": {"epochs": 15, "batch_size": 256}, "images": {...}}``.
+            The name wins over the kind, the kind over ``demo``'s own data set; see
+            [`choose_recipe`][ebmkit.runs.choose_recipe].
 
     Raises:
         PluginError: If ``factory`` is not callable or ``name`` is malformed or repeated within
@@ -62,6 +69,7 @@ class Register(Protocol):
         summary: str = "",
         aliases: Sequence[str] = (),
         demo: Mapping[str, Any] | None = None,
+        recipes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None: ...
 
 

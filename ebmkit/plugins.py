@@ -127,6 +127,7 @@ class _Register:
         summary: str = "",
         aliases: Sequence[str] = (),
         demo: Mapping[str, Any] | None = None,
+        recipes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if isinstance(aliases, str):
             aliases = (aliases,)
@@ -136,6 +137,8 @@ class _Register:
                 _check_command_demo(self._plugin, name, demo)
             else:
                 _check_demo(self._plugin, name, demo)
+        if recipes is not None:
+            recipes = _check_recipes(self._plugin, self._registry.kind, name, recipes)
         kind = self._registry.kind
         if any(e.kind == kind and e.name == name for e in self._staged):
             raise PluginError(f"plugin {self._plugin!r} registered {self._registry.noun} "
@@ -144,7 +147,8 @@ class _Register:
             doc = (getattr(factory, "__doc__", None) or "").strip()
             summary = doc.splitlines()[0] if doc else ""
         self._staged.append(Entry(kind, name, factory, summary.strip(), self._plugin,
-                                  tuple(aliases), None if demo is None else dict(demo)))
+                                  tuple(aliases), None if demo is None else dict(demo),
+                                  recipes))
 
 
 _DEMO_KEYS = {"data", "epochs", "options", "batch_size", "lr", "schedule", "warmup", "tour"}
@@ -161,6 +165,36 @@ def _check_demo(plugin: str, name: str, demo: Any) -> None:
         raise PluginError(
             f"plugin {plugin!r} registered {name!r} with demo['tour']={tour!r}; expected a dict "
             f"overriding some of {', '.join(sorted(_TOUR_KEYS))} for `ebmkit demo`'s short run")
+
+
+#: The data kinds a model's ``recipes=`` may be keyed by, besides a data set's name.
+DATA_KINDS = ("images", "vectors", "tokens")
+
+
+def _check_recipes(plugin: str, kind: str, name: str, recipes: Any) -> dict[str, dict[str, Any]]:
+    """``recipes={"fashion-mnist": {...}, "images": {...}}``: models only; each value a dict
+    of ``demo``'s fields other than ``data``/``tour`` (the key says which data)."""
+    if kind != "models":
+        raise PluginError(f"plugin {plugin!r} registered {name!r} with recipes=; only models "
+                          f"take recipes")
+    if not isinstance(recipes, Mapping):
+        raise PluginError(f"plugin {plugin!r} registered {name!r} with recipes={recipes!r}; "
+                          f"expected a dict keyed by a data set's name or a data kind "
+                          f"({', '.join(DATA_KINDS)})")
+    out: dict[str, dict[str, Any]] = {}
+    for key, plan in recipes.items():
+        if not isinstance(key, str) or not key:
+            raise PluginError(f"plugin {plugin!r} registered {name!r} with a recipe keyed "
+                              f"{key!r}; expected a data set's name or one of "
+                              f"{', '.join(DATA_KINDS)}")
+        if not isinstance(plan, Mapping) or set(plan) - _TOUR_KEYS or not isinstance(
+                plan.get("options", {}), Mapping):
+            raise PluginError(
+                f"plugin {plugin!r} registered {name!r} with recipes[{key!r}]={plan!r}; "
+                f"expected a dict of some of {', '.join(sorted(_TOUR_KEYS))} (the key says "
+                f"which data, so no 'data')")
+        out[key] = {**plan, **({"options": dict(plan["options"])} if "options" in plan else {})}
+    return out
 
 
 def _check_command_demo(plugin: str, name: str, demo: Any) -> None:

@@ -62,6 +62,7 @@ class Entry:
     aliases: tuple[str, ...] = ()
     demo: Mapping[str, Any] | None = None
 
+    recipes: Mapping[str, Mapping[str, Any]] | None = None
     def options(self) -> list[Option]:
         """The factory's keyword options (empty when its signature cannot be read)."""
         try:

@@ -8,9 +8,11 @@ into fixed-length blocks of token ids for masked-language models.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,7 +21,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from .base import TensorData
 
-__all__ = ["LEVELS", "SPECIAL_TOKENS", "Vocabulary", "text"]
+__all__ = ["LEVELS", "SPECIAL_TOKENS", "Vocabulary", "build_vocabulary", "read_corpus", "text"]
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<mask>")
 """Special tokens, always ids 0, 1, 2."""
@@ -147,12 +149,70 @@ def _corpus(split: str) -> str:
 @functools.lru_cache(maxsize=8)
 def _vocabulary(level: str, max_words: int) -> Vocabulary:
     """The vocabulary of the train topics (one object per level/size, shared by splits)."""
-    train = _corpus("train")
+    return _from_corpus(_corpus("train"), level, max_words or None)
+
+
+def _from_corpus(corpus: str, level: str, max_words: int | None) -> Vocabulary:
     if level == "char":
-        return Vocabulary(sorted(set(train)), level="char")
-    counts = Counter(_WORD.findall(train.lower()))
+        return Vocabulary(sorted(set(corpus) - set(SPECIAL_TOKENS)), level="char")
+    counts = Counter(_WORD.findall(corpus.lower()))
     ranked = sorted(counts, key=lambda w: (-counts[w], w))  # ties: alphabetical
-    return Vocabulary(ranked[:max_words], level="word")
+    return Vocabulary(ranked[:max_words] if max_words else ranked, level="word")
+
+
+def build_vocabulary(source: str | os.PathLike[str] | Iterable[str], level: str = "char",
+                     max_words: int | None = None) -> Vocabulary:
+    """A vocabulary from a corpus file or from a list of tokens.
+
+    From a file (read as UTF-8): every character it holds, sorted (``level="char"``), or its
+    lower-cased words and punctuation marks by falling frequency, ties alphabetical, at most
+    ``max_words`` of them (``level="word"``) — the rule the built-in ``text`` data set
+    uses. From a list: its tokens in the order given, repeats dropped. Special tokens come
+    first either way (``<pad>`` = 0, ``<unk>`` = 1, ``<mask>`` = 2). ``masked.lm`` keeps
+    the tokens in its config (``vocab``), so the vocabulary is saved with the model.
+
+    Args:
+        source: A path to a text file, or an iterable of token strings.
+        level: ``"char"`` or ``"word"``.
+        max_words: For a file at word level, keep only the most frequent ones.
+
+    Raises:
+        ConfigError: bad level, a token that is not a string, or a file that is not text.
+        FileNotFoundError: no such file.
+
+    Examples:
+        >>> build_vocabulary(["b", "a", "b"]).itos
+        ['<pad>', '<unk>', '<mask>', 'b', 'a']
+    """
+    _check_level(level)
+    if isinstance(source, (str, os.PathLike)):
+        return _from_corpus(read_corpus(source), level, max_words)
+    tokens = list(source)
+    bad = [t for t in tokens if not isinstance(t, str)]
+    if bad:
+        raise ConfigError(f"build_vocabulary: expected a path or a list of token strings; "
+                          f"got a list holding {type(bad[0]).__name__} {bad[0]!r}")
+    return Vocabulary(dict.fromkeys(t for t in tokens if t not in SPECIAL_TOKENS), level=level)
+
+
+def read_corpus(path: str | os.PathLike[str]) -> str:
+    """A text file's contents (UTF-8), with a clear error for a file that is not text.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: the file is not UTF-8 text, or is empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: expected a UTF-8 text file, but there is no such file")
+    try:
+        corpus = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: expected UTF-8 text, got bytes that do not decode "
+                          f"({exc.reason} at byte {exc.start})") from None
+    if not corpus.strip():
+        raise ConfigError(f"{path}: expected a text corpus, got an empty file")
+    return corpus
 
 
 @functools.lru_cache(maxsize=8)

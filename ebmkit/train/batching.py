@@ -217,16 +217,20 @@ def make_source(data: Any, *, batch_size: int, device: torch.device,
         return LoaderSource(data, device)
     if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         pin = device.type == "cuda"
+        # a dataset may ask for decoding workers (ek.data.ImageFolderData: images on disk)
+        workers = int(getattr(data, "num_workers", 0) or 0)
+        more = {"num_workers": workers, "persistent_workers": workers > 0}
         if dist.enabled:
             if train:
                 sampler = DistributedSampler(data, num_replicas=dist.world, rank=dist.rank,
                                              shuffle=generator is not None, seed=seed)
             else:  # every sample exactly once across ranks: no padding
                 sampler = list(range(dist.rank, len(data), dist.world))
-            loader = DataLoader(data, batch_size=batch_size, sampler=sampler, pin_memory=pin)
+            loader = DataLoader(data, batch_size=batch_size, sampler=sampler, pin_memory=pin,
+                                **more)
         else:
             loader = DataLoader(data, batch_size=batch_size, shuffle=generator is not None,
-                                generator=generator, pin_memory=pin)
+                                generator=generator, pin_memory=pin, **more)
         return LoaderSource(loader, device)
     raise ConfigError(f"expected the data as an ek.data.TensorData, a torch Dataset or a "
                       f"DataLoader; got {type(data).__name__}")
