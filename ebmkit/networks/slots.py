@@ -76,11 +76,10 @@ def check_output(net: nn.Module, in_shape: Sequence[int], out_shape: Sequence[in
                           f"{_fmt(out_shape)}, returned {type(out).__name__}")
     if tuple(out.shape) != (2, *out_shape):
         raise ConfigError(
-            f"{what}: {type(net).__name__} maps {_fmt(in_shape)} to "
-            f"[B{''.join(f', {n}' for n in out.shape[1:])}], but the slot needs "
-            f"{_fmt(out_shape)} (expected vs got); "
-            + ("reduce to one number per sample" if not out_shape else
-               "change its output size or pass a network built for this shape"))
+            f"{what}: expected a network mapping {_fmt(in_shape)} to {_fmt(out_shape)}, got "
+            f"{type(net).__name__} returning [B{''.join(f', {n}' for n in out.shape[1:])}]; "
+            + ("reduce its output to one number per sample" if not out_shape else
+               "change its output size, or pass a network built for this shape"))
     return net
 
 

@@ -44,3 +44,16 @@ def register_models(register: Any) -> None:
                              signature=f"{_PKG}.variational:VariationalConfig"),
              summary="A variational autoencoder: F(y) = −ELBO, sampling, IWAE log-likelihood",
              demo={**fast, "epochs": 10})
+
+
+@ek.hookimpl
+def register_networks(register: Any) -> None:
+    """The family's default networks, reusable by any family (and any user) by name."""
+    for name, summary in [
+        ("mlp_encoder", "The autoencoders' MLP encoder: data → (K,), with a code activation"),
+        ("mlp_decoder", "The autoencoders' MLP decoder: (K,) → data shape, mirroring the encoder"),
+        ("conv_encoder", "The autoencoders' conv encoder: (C, H, W) → (K,), two stride-2 convs"),
+        ("conv_decoder", "The autoencoders' conv decoder: (K,) → (C, H, W), two stride-2 "
+                         "transposed convs"),
+    ]:
+        register(f"autoencoder.{name}", ek.plugins.lazy(f"{_PKG}.nets:{name}"), summary=summary)

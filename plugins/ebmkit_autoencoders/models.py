@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as nnf
@@ -37,7 +37,10 @@ from ebmkit.model import check_input
 from ebmkit.strategies import StepOutput, Strategy
 
 from .corruption import CORRUPTIONS, corruption
-from .nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, TiedDecoder, activation
+from .nets import MLPEncoder, TiedDecoder, activation
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "Autoencoder",
@@ -67,6 +70,11 @@ class NetConfig:
     low: float = 0.0  # the box the data lives in (set from the data by `ebmkit train`)
     high: float = 1.0
     anomaly_classes: list[int] | None = None  # labels scored by the `auroc` metric
+    # Slots (`ek.networks`): None (the default built from the options above), a registered
+    # network name, {"name": ..., **options}, or an nn.Module. The encoder maps the data's
+    # shape (image_shape, or (dim,)) to (code,); the decoder maps (code,) back to it.
+    encoder: str | dict[str, Any] | nn.Module | None = None
+    decoder: str | dict[str, Any] | nn.Module | None = None
 
 
 @dataclass
@@ -105,18 +113,36 @@ def check_net_config(cfg: NetConfig, who: str) -> None:
         cfg.anomaly_classes = [int(c) for c in cfg.anomaly_classes]
 
 
-def build_encoder(cfg: NetConfig, out: int, code_act: str) -> torch.nn.Module:
-    """Enc: ``[B, D] -> [B, out]``, MLP or conv by ``cfg.arch``."""
-    if cfg.arch == "conv":
-        return ConvEncoder(cfg.image_shape, out, cfg.channels, cfg.activation, code_act)
-    return MLPEncoder(cfg.dim, out, cfg.hidden, cfg.depth, cfg.activation, code_act)
+#: The family's slots and their defaults, for `ebmkit models -v`.
+SLOTS = {"encoder": "autoencoder.mlp_encoder (arch='conv': autoencoder.conv_encoder), "
+                    "data shape → (code,)",
+         "decoder": "autoencoder.mlp_decoder (arch='conv': autoencoder.conv_decoder; tied=True: "
+                    "the encoder's transpose), (code,) → data shape"}
 
 
-def build_decoder(cfg: NetConfig) -> torch.nn.Module:
-    """Dec before its output activation: ``[B, K] -> [B, D]``."""
-    if cfg.arch == "conv":
-        return ConvDecoder(cfg.image_shape, cfg.code, cfg.channels, cfg.activation)
-    return MLPDecoder(cfg.dim, cfg.code, cfg.hidden, cfg.depth, cfg.activation)
+def data_shape(cfg: NetConfig) -> tuple[int, ...]:
+    """The shape of one sample: ``image_shape`` for images, ``(dim,)`` for vectors."""
+    return tuple(cfg.image_shape) if cfg.image_shape is not None else (cfg.dim,)
+
+
+def build_encoder(cfg: NetConfig, out: int, code_act: str, who: str) -> torch.nn.Module:
+    """The ``encoder`` slot: data shape → ``(out,)``; default MLP or conv by ``cfg.arch``."""
+    default: dict[str, Any] = (
+        {"name": "autoencoder.conv_encoder", "channels": cfg.channels} if cfg.arch == "conv"
+        else {"name": "autoencoder.mlp_encoder", "hidden": cfg.hidden, "depth": cfg.depth})
+    default.update(activation=cfg.activation, code_activation=code_act)
+    return ek.networks.build_slot("encoder", cfg.encoder, in_shape=data_shape(cfg),
+                                  out_shape=(out,), default=default, who=who)
+
+
+def build_decoder(cfg: NetConfig, who: str) -> torch.nn.Module:
+    """The ``decoder`` slot, before the output activation: ``(code,)`` → data shape."""
+    default: dict[str, Any] = (
+        {"name": "autoencoder.conv_decoder", "channels": cfg.channels} if cfg.arch == "conv"
+        else {"name": "autoencoder.mlp_decoder", "hidden": cfg.hidden, "depth": cfg.depth})
+    default.update(activation=cfg.activation)
+    return ek.networks.build_slot("decoder", cfg.decoder, in_shape=(cfg.code,),
+                                  out_shape=data_shape(cfg), default=default, who=who)
 
 
 def _minus_entropy(y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
@@ -143,7 +169,18 @@ class FamilyBase(ek.EnergyModel):
 
     cfg: NetConfig
     config_class: type[NetConfig] = NetConfig
+    slots = SLOTS
     bce: bool = True  # whether y must lie in [0, 1]
+
+    # -- the slots' networks on flat tensors ------------------------------------------------
+    def enc(self, y: Tensor) -> Tensor:
+        """The encoder on flat ``y`` ``[B, D]`` (reshaped to the data's shape), ``[B, K]``."""
+        return self.encoder(y.reshape(y.shape[0], *data_shape(self.cfg)))
+
+    def dec(self, h: Tensor) -> Tensor:
+        """The decoder, its output flattened: ``[B, K] -> [B, D]`` (before the output
+        activation)."""
+        return self.decoder(h).flatten(1)
 
     # -- inputs --------------------------------------------------------------------------
     def flat(self, y: Tensor, what: str = "y") -> Tensor:
@@ -234,10 +271,16 @@ class Autoencoder(FamilyBase):
         if cfg.tied and cfg.arch != "mlp":
             raise ConfigError(f"{who}: tied=True needs arch='mlp' (W_h = W_xᵀ), got "
                               f"arch={cfg.arch!r}")
+        if cfg.tied and cfg.decoder is not None:
+            raise ConfigError(f"{who}: tied=True makes the decoder the encoder's transpose; "
+                              f"leave decoder=None, got {ek.networks.slot_record(cfg.decoder)!r}")
         self.cfg = cfg
-        self.encoder = build_encoder(cfg, cfg.code, cfg.code_activation)
+        self.encoder = build_encoder(cfg, cfg.code, cfg.code_activation, who)
+        if cfg.tied and not isinstance(self.encoder, MLPEncoder):
+            raise ConfigError(f"{who}: tied=True needs the default MLP encoder (its layers are "
+                              f"transposed), got a {type(self.encoder).__name__}")
         self.decoder = (TiedDecoder(self.encoder, cfg.activation) if cfg.tied
-                        else build_decoder(cfg))
+                        else build_decoder(cfg, who))
         self._probe = (next(self.encoder.parameters()),)  # .to() moves it in place
         # The energy as an `ek.energies` term, for composing (e.g. `+ 0.1 * L1()`): BCE on
         # logits, or ½‖y − ŷ‖² with the identity output. Kept out of the module tree (a
@@ -254,12 +297,12 @@ class Autoencoder(FamilyBase):
 
     def encode(self, y: Tensor) -> Tensor:
         """h = Enc(y), ``[B, K]`` (y flat ``[B, D]`` or images ``[B, C, H, W]``)."""
-        return self.encoder(self.flat(y))
+        return self.enc(self.flat(y))
 
     def decode(self, h: Tensor) -> Tensor:
         """ŷ = Dec(h) in data space (sigmoid output for BCE), flat ``[B, D]``."""
         check_input(h, "h", shape=(None, self.cfg.code), finite=False)
-        out = self.decoder(h)
+        out = self.dec(h)
         return torch.sigmoid(out) if self.bce else out
 
     def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
@@ -271,12 +314,12 @@ class Autoencoder(FamilyBase):
         C = BCE(y, ŷ) − H(y), zero at a perfect reconstruction."""
         y = self.flat(y)
         if z is None:
-            z = self.encoder(y)
+            z = self.enc(y)
         elif not isinstance(z, Tensor) or z.shape != (y.shape[0], self.cfg.code):
             got = list(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ConfigError(f"{self.name}: z must have shape [{y.shape[0]}, {self.cfg.code}], "
                               f"got {got}")
-        out = self.decoder(z)  # [B, D], before the output activation
+        out = self.dec(z)  # [B, D], before the output activation
         # the same numbers as `self.reconstruction(y, z=z)`, without its re-checks (hot loop)
         if self.bce:  # Σ KL(Bern(y_i) ‖ Bern(ŷ_i)) = BCE − H(y)
             bce = nnf.binary_cross_entropy_with_logits(out, y, reduction="none").sum(dim=1)
@@ -331,7 +374,7 @@ class Denoising(Strategy):
                               f"{type(batch).__name__}")
         y = model.flat(batch["y"])
         y_tilde = self.corruption(y, model)
-        e = model.energy(y, z=model.encoder(y_tilde))  # C(y, Dec(Enc(ỹ))), [B]
+        e = model.energy(y, z=model.enc(y_tilde))  # C(y, Dec(Enc(ỹ))), [B]
         return StepOutput(e.mean(), {"e_pos": e.detach().mean()})
 
     def __repr__(self) -> str:
@@ -492,10 +535,12 @@ class ContractiveAutoencoder(Autoencoder):
         if not cfg.weight >= 0:
             raise ConfigError(f"{who}: weight must be >= 0, got {cfg.weight!r}")
         at_least("projections", cfg.projections, who=who)
-        closed_ok = cfg.arch == "mlp" and cfg.depth == 0 and cfg.code_activation == "sigmoid"
+        closed_ok = (cfg.arch == "mlp" and cfg.depth == 0 and cfg.code_activation == "sigmoid"
+                     and cfg.encoder is None)
         if cfg.jacobian == "closed" and not closed_ok:
-            raise ConfigError(f"{who}: jacobian='closed' is for one sigmoid layer (arch='mlp', "
-                              f"depth=0, code_activation='sigmoid'); use 'exact' or 'jvp'")
+            raise ConfigError(f"{who}: jacobian='closed' is for the default encoder with one "
+                              f"sigmoid layer (arch='mlp', depth=0, code_activation='sigmoid', "
+                              f"encoder=None); use 'exact' or 'jvp'")
         super().__init__(cfg)
         self.method = cfg.jacobian if cfg.jacobian != "auto" else ("closed" if closed_ok
                                                                    else "exact")
@@ -513,20 +558,20 @@ class ContractiveAutoencoder(Autoencoder):
         method = method or self.method
         if method == "closed":
             if h is None:
-                h = self.encoder(y)
+                h = self.enc(y)
             w = self.encoder.linears[0].weight  # [K, D]
             return (h * (1 - h)).square() @ w.square().sum(dim=1)  # [B]
         from torch import func
 
         if method == "exact":
             def one(v: Tensor) -> Tensor:
-                return self.encoder(v.unsqueeze(0)).squeeze(0)  # [D] -> [K]
+                return self.enc(v.unsqueeze(0)).squeeze(0)  # [D] -> [K]
 
             jac = func.vmap(func.jacrev(one))(y)  # [B, K, D]
             return jac.square().sum(dim=(1, 2))
         p = self.cfg.projections
         rep = y.repeat_interleave(p, dim=0)  # [B·P, D]
-        _, jv = func.jvp(self.encoder, (rep,), (torch.randn_like(rep),))  # [B·P, K]
+        _, jv = func.jvp(self.enc, (rep,), (torch.randn_like(rep),))  # [B·P, K]
         return jv.square().sum(dim=1).reshape(y.shape[0], p).mean(dim=1)
 
     def regularizer(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:

@@ -1,7 +1,11 @@
 """Encoders and decoders shared by the autoencoder family: MLP (optionally tied) and conv.
 
-Every network reads and writes *flat* tensors ``[B, D]`` (D = C·H·W for images); the conv
-networks reshape internally, so the models, costs and metrics handle one layout.
+They are the family's default networks, registered as ``autoencoder.mlp_encoder``,
+``autoencoder.mlp_decoder``, ``autoencoder.conv_encoder`` and ``autoencoder.conv_decoder``
+(the factories at the end take a slot's ``in_shape``/``out_shape``). Encoders read
+``[B, *in_shape]`` (flat ``[B, D]`` or images ``[B, C, H, W]``: both are accepted) and
+decoders write ``[B, *out_shape]``; the models flatten around them, so their costs and
+metrics handle one layout.
 
 Axis letters in shape comments: B batch, D features, K code size, C channels, H height,
 W width.
@@ -11,15 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch.nn.functional as nnf
-from einops import rearrange
 from torch import Tensor, nn
 
 from ebmkit.errors import ConfigError
 
 __all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder",
-           "TiedDecoder", "activation"]
+           "TiedDecoder", "activation", "conv_decoder", "conv_encoder", "mlp_decoder",
+           "mlp_encoder"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -65,14 +70,16 @@ class MLPEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, y: Tensor) -> Tensor:
-        return self.net(y)  # [B, D] -> [B, K]
+        return self.net(y.flatten(1))  # [B, D] or [B, C, H, W] -> [B, K]
 
 
 class MLPDecoder(nn.Module):
     """ŷ (pre-output-activation) = W'_1 g(… g(W'_K h + b'_K) …) + b'_1, mirroring the encoder."""
 
-    def __init__(self, dim: int, code: int, hidden: int, depth: int, act: str) -> None:
+    def __init__(self, dim: int, code: int, hidden: int, depth: int, act: str,
+                 out_shape: Sequence[int] | None = None) -> None:
         super().__init__()
+        self.out_shape = tuple(out_shape) if out_shape is not None else (dim,)
         widths = _widths(dim, hidden, depth, code)[::-1]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths, widths[1:])):
@@ -82,7 +89,7 @@ class MLPDecoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.net(h)  # [B, K] -> [B, D]
+        return self.net(h).reshape(h.shape[0], *self.out_shape)  # [B, K] -> [B, *out_shape]
 
 
 class TiedDecoder(nn.Module):
@@ -126,9 +133,8 @@ class ConvEncoder(nn.Module):
                                   activation(code_act, "code_activation"))
 
     def forward(self, y: Tensor) -> Tensor:
-        c, h, w = self.image_shape
-        img = rearrange(y, "b (c h w) -> b c h w", c=c, h=h, w=w)
-        return self.head(self.conv(img).flatten(1))  # [B, D] -> [B, K]
+        img = y.reshape(y.shape[0], *self.image_shape)  # [B, D] or [B, C, H, W]
+        return self.head(self.conv(img).flatten(1))  # -> [B, K]
 
 
 class ConvDecoder(nn.Module):
@@ -150,6 +156,48 @@ class ConvDecoder(nn.Module):
                                output_padding=(h - (2 * h1 - 1), w - (2 * w1 - 1))))
 
     def forward(self, h: Tensor) -> Tensor:
-        ch, gh, gw = self.grid
-        grid = rearrange(self.head(h), "b (c h w) -> b c h w", c=ch, h=gh, w=gw)
-        return self.deconv(grid).flatten(1)  # [B, K] -> [B, D]
+        grid = self.head(h).reshape(h.shape[0], *self.grid)
+        return self.deconv(grid)  # [B, K] -> [B, C, H, W]
+
+
+# -- the registered factories: a slot's shapes plus the family's options -------------------
+def _vector(shape: Sequence[int], what: str) -> int:
+    if len(shape) != 1:
+        raise ConfigError(f"{what}: expected a vector shape (K,), got {tuple(shape)}")
+    return int(shape[0])
+
+
+def mlp_encoder(*, in_shape: Sequence[int], out_shape: Sequence[int], hidden: int = 128,
+                depth: int = 1, activation: str = "relu",
+                code_activation: str = "identity") -> MLPEncoder:
+    """The autoencoders' MLP encoder: any input (flattened) → (K,), with a code activation."""
+    k = _vector(out_shape, "network 'autoencoder.mlp_encoder': out_shape")
+    return MLPEncoder(math.prod(in_shape), k, hidden, depth, activation, code_activation)
+
+
+def mlp_decoder(*, in_shape: Sequence[int], out_shape: Sequence[int], hidden: int = 128,
+                depth: int = 1, activation: str = "relu") -> MLPDecoder:
+    """The autoencoders' MLP decoder: (K,) → any output shape, mirroring the encoder."""
+    k = _vector(in_shape, "network 'autoencoder.mlp_decoder': in_shape")
+    return MLPDecoder(math.prod(out_shape), k, hidden, depth, activation, out_shape)
+
+
+def conv_encoder(*, in_shape: Sequence[int], out_shape: Sequence[int], channels: int = 16,
+                 activation: str = "relu", code_activation: str = "identity") -> ConvEncoder:
+    """The autoencoders' conv encoder: (C, H, W) → (K,), two stride-2 3×3 convolutions."""
+    k = _vector(out_shape, "network 'autoencoder.conv_encoder': out_shape")
+    return ConvEncoder(_image(in_shape, "conv_encoder"), k, channels, activation, code_activation)
+
+
+def conv_decoder(*, in_shape: Sequence[int], out_shape: Sequence[int], channels: int = 16,
+                 activation: str = "relu") -> ConvDecoder:
+    """The autoencoders' conv decoder: (K,) → (C, H, W), two stride-2 transposed convolutions."""
+    k = _vector(in_shape, "network 'autoencoder.conv_decoder': in_shape")
+    return ConvDecoder(_image(out_shape, "conv_decoder"), k, channels, activation)
+
+
+def _image(shape: Sequence[int], name: str) -> Any:
+    if len(shape) != 3:
+        raise ConfigError(f"network 'autoencoder.{name}': expected an image shape (C, H, W), "
+                          f"got {tuple(shape)}; use the mlp networks for vectors")
+    return tuple(shape)

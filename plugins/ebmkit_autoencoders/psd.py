@@ -75,6 +75,9 @@ class PredictiveSparseDecomposition(FamilyBase):
 
     name = "autoencoder.sparse"
     config_class = SparseConfig
+    slots = {"encoder": "autoencoder.mlp_encoder (arch='conv': autoencoder.conv_encoder), "
+                        "data shape → (code,): the amortised guess of ž; the dictionary W "
+                        "stays linear"}
     cfg: SparseConfig
     bce = False  # the cost is ½‖y − Wz‖²: any real data
 
@@ -96,8 +99,12 @@ class PredictiveSparseDecomposition(FamilyBase):
         if cfg.cost not in ("auto", "mse"):
             raise ConfigError(f"{who}: PSD's reconstruction cost is ½‖y − Wz‖² (cost='mse'); "
                               f"got cost={cfg.cost!r} (the bce cost is for kind='ng')")
+        if cfg.decoder is not None:
+            raise ConfigError(f"{who}: PSD's decoder is its dictionary W of unit-norm atoms "
+                              f"(linear, z ↦ Wz), not a slot; leave decoder=None, got "
+                              f"{ek.networks.slot_record(cfg.decoder)!r}")
         self.cfg = cfg
-        self.encoder = build_encoder(cfg, cfg.code, cfg.code_activation)
+        self.encoder = build_encoder(cfg, cfg.code, cfg.code_activation, who)
         self.decoder = nn.Linear(cfg.code, cfg.dim, bias=False)  # z ↦ W z
         parametrize.register_parametrization(self.decoder, "weight", UnitAtoms())
         self._probe = (next(self.encoder.parameters()),)
@@ -110,7 +117,7 @@ class PredictiveSparseDecomposition(FamilyBase):
 
     def encode(self, y: Tensor) -> Tensor:
         """Enc(y), ``[B, K]``: the encoder's *amortised guess* of ž (not a minimiser)."""
-        return self.encoder(self.flat(y))
+        return self.enc(self.flat(y))
 
     def decode(self, z: Tensor) -> Tensor:
         """W z, flat ``[B, D]``."""
@@ -133,7 +140,7 @@ class PredictiveSparseDecomposition(FamilyBase):
         return {
             "reconstruction": 0.5 * (y - self.decoder(z)).square().sum(dim=1),
             "sparsity": self.cfg.lam * z.abs().sum(dim=1),
-            "prediction": 0.5 * self.cfg.alpha * (z - self.encoder(y)).square().sum(dim=1),
+            "prediction": 0.5 * self.cfg.alpha * (z - self.enc(y)).square().sum(dim=1),
         }
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
@@ -159,7 +166,7 @@ class PredictiveSparseDecomposition(FamilyBase):
         y = self.flat(y)
         steps = self.cfg.steps if steps is None else at_least("steps", steps, who=self.name)
         with torch.no_grad():
-            init = self.encoder(y) if init is None else self._check_z(init, y.shape[0])
+            init = self.enc(y) if init is None else self._check_z(init, y.shape[0])
         # The core's proximal solver on E written in its terms: every smooth term is
         # quadratic in z (a linear decoder, the prediction), so each step is one matrix
         # product with the exact step 1/L, L = ‖W‖₂² + α, and no autograd.
@@ -173,7 +180,7 @@ class PredictiveSparseDecomposition(FamilyBase):
         (a few small modules) so that the networks are not registered twice."""
         energies, cfg = ek.energies, self.cfg
         return (0.5 * energies.Reconstruction(self.decoder) + cfg.lam * energies.L1()
-                + 0.5 * cfg.alpha * energies.LatentPrediction(self.encoder))
+                + 0.5 * cfg.alpha * energies.LatentPrediction(self.enc))
 
     def reconstruct(self, y: Tensor) -> Tensor:
         """W ž, shaped like ``y``; no gradients."""
@@ -207,3 +214,10 @@ class PredictiveSparseDecomposition(FamilyBase):
         out["amortisation_gap"] = Adapter(
             torchmetrics.MeanMetric(), lambda m, b: m.amortisation_gap(b["y"]))
         return out
+
+
+#: ``ebmkit models -v``: the slots of ``autoencoder.sparse`` (a function factory).
+sparse_autoencoder.slots = {  # type: ignore[attr-defined]
+    "encoder": PredictiveSparseDecomposition.slots["encoder"],
+    "decoder": "kind='ng' only (PSD's dictionary stays linear): autoencoder.mlp_decoder",
+}

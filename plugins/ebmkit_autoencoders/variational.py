@@ -124,8 +124,8 @@ class VariationalAutoencoder(FamilyBase):
         if cfg.std is not None and not cfg.std > 0:
             raise ConfigError(f"{who}: std must be > 0 or None (learned), got {cfg.std!r}")
         self.cfg = cfg
-        self.encoder = build_encoder(cfg, 2 * cfg.code, "identity")  # -> (μ, log σ²)
-        self.decoder = build_decoder(cfg)
+        self.encoder = build_encoder(cfg, 2 * cfg.code, "identity", who)  # -> (μ, log σ²)
+        self.decoder = build_decoder(cfg, who)
         self._probe = (next(self.encoder.parameters()),)  # .to() moves it in place
         if self.likelihood == "gaussian":
             log_std = torch.full((cfg.dim,), math.log(cfg.std if cfg.std else 0.1))
@@ -137,7 +137,7 @@ class VariationalAutoencoder(FamilyBase):
     # -- encoder and decoder ---------------------------------------------------------------
     def posterior(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """q(z | y) as ``(μ, log σ²)``, each ``[B, K]``."""
-        mu, logvar = self.encoder(self.flat(y)).chunk(2, dim=1)
+        mu, logvar = self.enc(self.flat(y)).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
     def encode(self, y: Tensor) -> Tensor:
@@ -148,7 +148,7 @@ class VariationalAutoencoder(FamilyBase):
         """The decoder's mean E[y | z] in data space, flat ``[B, D]`` (for the continuous
         Bernoulli this is not λ = σ(logits) but the distribution's mean)."""
         check_input(z, "z", shape=(None, self.cfg.code), finite=False)
-        out = self.decoder(z)
+        out = self.dec(z)
         if self.likelihood == "continuous_bernoulli":
             return cb_mean(out)
         return torch.sigmoid(out) if self.bce else out
@@ -156,7 +156,7 @@ class VariationalAutoencoder(FamilyBase):
     def log_px(self, y: Tensor, z: Tensor) -> Tensor:
         """log p(y | z), summed over features; z ``[..., K]`` with y ``[B, D]`` broadcast
         against its leading axes. Returns z's leading shape."""
-        out = self.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], y.shape[-1])
+        out = self.dec(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], y.shape[-1])
         if self.bce:
             per = -nnf.binary_cross_entropy_with_logits(out, y.expand_as(out), reduction="none")
             if self.likelihood == "continuous_bernoulli":
@@ -242,7 +242,7 @@ class VariationalAutoencoder(FamilyBase):
                 return y
             if self.likelihood == "continuous_bernoulli":  # by the inverse CDF
                 u = torch.rand(y.shape, generator=generator, device=where).to(self.device)
-                lam = torch.sigmoid(self.decoder(z)).clamp(1e-6, 1 - 1e-6)
+                lam = torch.sigmoid(self.dec(z)).clamp(1e-6, 1 - 1e-6)
                 return torch.distributions.ContinuousBernoulli(probs=lam).icdf(u).clamp(0, 1)
             if self.bce:
                 return torch.bernoulli(y, generator=generator)
