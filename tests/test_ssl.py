@@ -325,3 +325,304 @@ def test_resumed_run_draws_the_same_views_bit_exact(tmp_path, digits):
     resumed = run(tmp_path / "parts", 3, resume=True)
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+# ---------------------------------------------------------------------------- losses by hand
+# Each loss module against the method's formula written again in plain torch (as SimCLR's
+# NT-Xent above): the value and the gradient.
+def _ce(logits, target):
+    return -logits.log_softmax(dim=1)[torch.arange(logits.shape[0]), target].mean()
+
+
+def test_barlow_loss_is_the_hand_written_formula():
+    from ebmkit_ssl.barlow import BarlowTwinsLoss
+
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(12, 6, requires_grad=True), torch.randn(12, 6) * 3 + 1
+    loss, inv, red = BarlowTwinsLoss(lambda_=0.1, eps=1e-5)(z1, z2)
+
+    def std(z):  # the reference code's affine-free batch norm: biased variance, eps inside
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+    c = std(z1).T @ std(z2) / 12
+    off = ~torch.eye(6, dtype=torch.bool)
+    hand = ((1 - c.diagonal()) ** 2).sum() + 0.1 * (c[off] ** 2).sum()
+    torch.testing.assert_close(loss, hand)
+    torch.testing.assert_close(inv, ((1 - c.diagonal()) ** 2).sum())
+    torch.testing.assert_close(red, (c[off] ** 2).sum())
+    torch.testing.assert_close(torch.autograd.grad(loss, z1)[0], torch.autograd.grad(hand, z1)[0])
+
+
+def test_vicreg_loss_is_the_reference_formula():
+    """The variance term is the mean over the two branches (the reference code's halving),
+    the covariance term their sum."""
+    from ebmkit_ssl.vicreg import VICRegLoss
+
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(16, 5, requires_grad=True), torch.randn(16, 5) * 0.3
+    loss, terms = VICRegLoss(invariance=25, variance=25, covariance=1, gamma=1)(z1, z2)
+
+    def var(z):
+        return torch.relu(1 - torch.sqrt(z.var(0) + 1e-4)).mean()
+
+    def cov(z):
+        zc = z - z.mean(0)
+        c = zc.T @ zc / 15
+        return (c[~torch.eye(5, dtype=torch.bool)] ** 2).sum() / 5
+
+    inv = nnf.mse_loss(z1, z2)
+    hand = 25 * inv + 25 * (var(z1) / 2 + var(z2) / 2) + cov(z1) + cov(z2)
+    torch.testing.assert_close(loss, hand)
+    torch.testing.assert_close(terms["variance"], (var(z1) / 2 + var(z2) / 2).detach())
+    torch.testing.assert_close(torch.autograd.grad(loss, z1)[0], torch.autograd.grad(hand, z1)[0])
+
+
+def test_byol_loss_is_the_hand_written_formula():
+    from ebmkit_ssl.byol import BYOLLoss
+
+    torch.manual_seed(0)
+    p, t = torch.randn(8, 4, requires_grad=True), torch.randn(8, 4, requires_grad=True)
+    e = BYOLLoss()(p, t)
+    hand = ((p / p.norm(dim=1, keepdim=True) - t / t.norm(dim=1, keepdim=True)) ** 2).sum(1)
+    torch.testing.assert_close(e, hand)
+    e.sum().backward()
+    assert t.grad is None                                  # the target is a stop-gradient
+
+
+def test_moco_loss_is_the_reference_cross_entropy():
+    """MoCo's reference code: logits [q·k₊, q·queue] / τ, label 0; a masked (own-image)
+    queue entry is left out of the softmax."""
+    from ebmkit_ssl.moco import MoCoLoss
+
+    torch.manual_seed(0)
+    q = nnf.normalize(torch.randn(6, 4), dim=1).requires_grad_(True)
+    k, queue = nnf.normalize(torch.randn(6, 4), dim=1), nnf.normalize(torch.randn(10, 4), dim=1)
+    e_neg = (1 - q @ queue.T).masked_fill(torch.eye(6, 10, dtype=torch.bool), math.inf)
+    loss, e_pos = MoCoLoss(temperature=0.2)(q, k, e_neg)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / 0.2
+    logits = logits.masked_fill(nnf.pad(torch.eye(6, 10, dtype=torch.bool), (1, 0)), -math.inf)
+    hand = _ce(logits, torch.zeros(6, dtype=torch.long))
+    torch.testing.assert_close(loss, hand)
+    torch.testing.assert_close(e_pos, 1 - (q * k).sum(1))
+    torch.testing.assert_close(torch.autograd.grad(loss, q)[0], torch.autograd.grad(hand, q)[0])
+
+
+def test_pirl_loss_is_the_hand_written_mix():
+    from ebmkit_ssl.pirl import PIRLLoss
+
+    torch.manual_seed(0)
+    f, g, m, bank = (nnf.normalize(torch.randn(n, 4), dim=1) for n in (5, 5, 5, 9))
+    f.requires_grad_(True)
+    loss = PIRLLoss(temperature=0.3, weight=0.7)(f, g, m, 1 - f @ bank.T, 1 - g @ bank.T)
+
+    def nce(a):
+        logits = torch.cat([(a * m).sum(1, keepdim=True), a @ bank.T], 1) / 0.3
+        return _ce(logits, torch.zeros(5, dtype=torch.long))
+
+    hand = 0.7 * nce(g) + 0.3 * nce(f)
+    torch.testing.assert_close(loss, hand)
+    torch.testing.assert_close(torch.autograd.grad(loss, f)[0], torch.autograd.grad(hand, f)[0])
+
+
+def test_swav_loss_is_the_papers_algorithm():
+    """Sinkhorn as the paper's Algorithm 1 (probability domain), then the swapped
+    cross-entropy over every (code, other view) pair: two global views and one crop."""
+    from ebmkit_ssl.swav import SwAVLoss
+
+    torch.manual_seed(0)
+    scores = [torch.randn(12, 5).tanh().requires_grad_(True) for _ in range(3)]
+    loss, codes = SwAVLoss(temperature=0.1, epsilon=0.5, iterations=3)(scores)
+
+    def sinkhorn(s):
+        q = torch.exp(s.detach() / 0.5).T                                     # [K, B]
+        q /= q.sum()
+        for _ in range(3):
+            q /= q.sum(dim=1, keepdim=True) * 5
+            q /= q.sum(dim=0, keepdim=True) * 12
+        return (q * 12).T
+
+    hand, pairs = 0.0, 0
+    for t in (0, 1):
+        q = sinkhorn(scores[t])
+        torch.testing.assert_close(codes[t], q)
+        for s in range(3):
+            if s != t:
+                hand = hand - (q * (scores[s] / 0.1).log_softmax(1)).sum(1).mean()
+                pairs += 1
+    hand = hand / pairs
+    torch.testing.assert_close(loss, hand)
+    torch.testing.assert_close(torch.autograd.grad(loss, scores[2])[0],
+                               torch.autograd.grad(hand, scores[2])[0])
+
+
+# ---------------------------------------------------------------------------- faithful edges
+def test_barlow_energy_is_the_documented_per_sample_invariance():
+    """E = mean over dimensions of the squared difference of the standardised embeddings:
+    batch statistics in train mode, the running ones in eval mode; not 1 − cos."""
+    torch.manual_seed(0)
+    model = ek.get_model("ssl.barlow", **IMG)
+    y, x = torch.rand(16, 64), torch.rand(16, 64)
+
+    def by_batch(z):
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+    e = model.energy(y, x=x)
+    za, zb = model.embed(y), model.embed(x)
+    torch.testing.assert_close(e, (by_batch(za) - by_batch(zb)).square().mean(1))
+    assert not torch.allclose(e, 1 - nnf.cosine_similarity(za, zb), atol=1e-2)
+    for _ in range(3):                                        # running statistics move
+        model.step(torch.rand(16, 64))
+    bn = model.criterion.bn
+    model.eval()
+    mean, var = bn.running_mean, bn.running_var
+    za, zb = model.embed(y), model.embed(x)
+    by_running = ((za - mean) / torch.sqrt(var + 1e-5) - (zb - mean) / torch.sqrt(var + 1e-5))
+    torch.testing.assert_close(model.energy(y, x=x), by_running.square().mean(1))
+    torch.testing.assert_close(model.energy(y[:1], x=x[:1]), model.energy(y, x=x)[:1])
+
+
+def test_byol_target_momentum_follows_the_cosine_schedule():
+    """τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2 over the trainer's K steps; the logged rate
+    is each epoch's mean of it."""
+    tiny = {**IMG, "channels": [4, 8], "hidden": 16, "rep_dim": 8, "proj_dim": 8,
+            "proj_hidden": 16, "pred_hidden": 16}
+    model = ek.get_model("ssl.byol", **tiny, momentum=0.9)
+    model.set_progress(0, 100)
+    assert model.momentum() == pytest.approx(0.9)
+    model.set_progress(50, 100)
+    assert model.momentum() == pytest.approx(0.95)
+    model.set_progress(100, 100)
+    assert model.momentum() == pytest.approx(1.0)
+    data = ek.data.TensorData({"y": torch.rand(64, 64)}, name="noise", split="train")
+    history = ek.Trainer(model, epochs=2, batch_size=16, lr=1e-3, device="cpu",
+                         progress=False).fit(data)
+    total = 8
+
+    def tau(k):
+        return 1 - 0.1 * (math.cos(math.pi * k / total) + 1) / 2
+
+    for epoch, record in enumerate(history):
+        steps = range(4 * epoch, 4 * epoch + 4)
+        assert record["momentum"] == pytest.approx(sum(map(tau, steps)) / 4, abs=1e-6)
+    constant = ek.get_model("ssl.byol", **tiny, momentum=0.9, momentum_schedule="constant")
+    constant.set_progress(50, 100)
+    assert constant.momentum() == 0.9
+    with pytest.raises(ConfigError, match="momentum_schedule"):
+        ek.get_model("ssl.byol", **tiny, momentum_schedule="linear")
+
+
+@pytest.mark.parametrize("name", ["ssl.moco", "ssl.pirl"])
+def test_moco_and_pirl_heads_have_no_batch_norm(name):
+    """Negatives from earlier batches: a batch-norm head would let a query find its key
+    through the batch's statistics (He et al.); v2's MLP head has none."""
+    model = ek.get_model(name, **IMG)
+    assert model.cfg.proj_layers == 2
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+
+
+def _bn_batch_sizes(model, y):
+    sizes = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))
+             for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    model.step(y)
+    for h in hooks:
+        h.remove()
+    return sizes
+
+
+@pytest.mark.parametrize("name,per_view", [("ssl.byol", True), ("ssl.barlow", True),
+                                           ("ssl.vicreg", True), ("ssl.simclr", False),
+                                           ("ssl.swav", False)])
+def test_batch_norm_statistics_per_view_as_the_reference_code(name, per_view):
+    """BYOL, Barlow Twins and VICReg normalise each view by its own batch statistics;
+    SimCLR and SwAV share one pass over the views (their reference code does)."""
+    extra = {"proj_layers": 2} if name == "ssl.simclr" else {"crops": 0} if name == "ssl.swav" \
+        else {}
+    model = ek.get_model(name, **IMG, **extra)
+    sizes = _bn_batch_sizes(model, torch.rand(10, 64))
+    assert sizes and set(sizes) == ({10} if per_view else {20})
+
+
+def test_simclr_evaluates_the_averaged_projector_and_every_model_exports_its_encoder():
+    torch.manual_seed(0)
+    model = ek.get_model("ssl.simclr", **IMG, eval_ema=0.5, proj_layers=2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        model.step(torch.rand(16, 64))[0].backward()
+        opt.step()
+    model.step(torch.rand(16, 64))
+    y = torch.rand(8, 64)
+    model.eval()
+    torch.testing.assert_close(model.embed(y), model.ema_projector(model.ema_encoder(y)))
+    assert not torch.allclose(model.embed(y), model.projector(model.ema_encoder(y)))
+    for name in NAMES:
+        m = ek.get_model(name, **IMG).eval()
+        exported = m.export_encoder()
+        assert not exported.training and not any(p.requires_grad for p in exported.parameters())
+        assert torch.equal(exported(y), m.encode(y))                 # the scored features
+        assert torch.equal(exported(y.reshape(8, 1, 8, 8)), m.encode(y))
+    exported = model.export_encoder()
+    assert torch.equal(exported(y), model.ema_encoder(y))
+    with torch.no_grad():
+        next(model.ema_encoder.parameters()).add_(1.0)             # a copy, not a view
+    assert not torch.equal(exported(y), model.ema_encoder(y))
+
+
+def test_knn_scores_test_rows_in_chunks(digits):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from ebmkit_ssl.evaluate import knn_accuracy, labels_of
+
+    (tr, te) = digits
+    a, b = labels_of(tr), labels_of(te)
+    blocks = []
+    real_topk = torch.Tensor.topk
+
+    def spy(self, *args, **kwargs):
+        blocks.append(tuple(self.shape))
+        return real_topk(self, *args, **kwargs)
+
+    torch.Tensor.topk = spy
+    try:
+        chunked = knn_accuracy(tr.y, a, te.y, b, k=5, chunk=100)
+    finally:
+        torch.Tensor.topk = real_topk
+    assert blocks == [(100, 1438)] * 3 + [(59, 1438)]              # never 359 × 1438 at once
+    assert chunked == knn_accuracy(tr.y, a, te.y, b, k=5, chunk=4096)
+    sk = KNeighborsClassifier(5, metric="cosine").fit(tr.y.numpy(), a.numpy())
+    assert chunked == pytest.approx(sk.score(te.y.numpy(), b.numpy()), abs=1 / 359)
+
+
+def test_swav_runs_sinkhorn_once_per_global_view(monkeypatch):
+    import ebmkit_ssl.swav as swav
+
+    calls = []
+    real = swav.sinkhorn
+    monkeypatch.setattr(swav, "sinkhorn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = ek.get_model("ssl.swav", **IMG, crops=1)
+    loss, logs = model.step(torch.rand(16, 64))
+    assert len(calls) == 2 and 0 < logs["code_entropy"] <= 1
+
+
+def test_ssl_modules_import_no_circle():
+    """No import circle inside the plugin (function-level imports count too)."""
+    import ast
+    from pathlib import Path
+
+    import ebmkit_ssl
+
+    root = Path(ebmkit_ssl.__file__).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                deps.add(node.module.split(".")[0])
+        graph[path.stem] = deps
+
+    def visit(node, stack):
+        assert node not in stack, f"import circle: {' -> '.join([*stack, node])}"
+        for dep in graph.get(node, ()):
+            visit(dep, [*stack, node])
+
+    for module in graph:
+        visit(module, [])

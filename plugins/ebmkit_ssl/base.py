@@ -16,6 +16,7 @@ Axis legend for comments: ``b`` batch, ``d`` embedding size, ``k`` negatives / p
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -78,12 +79,22 @@ class JointEmbedding(ek.EnergyModel):
     Public surface: ``encode(y)`` (the representation, before the head, for downstream
     tasks), ``embed(y)`` (the head's output, what the energy compares), ``augment(y)`` (one
     random view per sample), ``energy(y, x=x)`` ``[B]`` between two views, ``metrics()``
-    (the collapse meter), ``downstream(train, test)`` (k-NN and linear probe).
+    (the collapse meter), ``downstream(train, test)`` (k-NN and linear probe),
+    ``export_encoder()`` (the network whose features those scores used).
     """
 
     config_class: ClassVar[type | None] = SSLConfig
     #: True for the methods that need other samples in the batch (negatives, statistics).
     needs_batch: ClassVar[bool] = True
+    #: Batch norm in the projection head's hidden layers (MoCo and PIRL have none: their
+    #: negatives come from earlier batches, and batch statistics shared by a query and its
+    #: key would leak which key is the positive; He et al., 2020, section 3.3).
+    head_batch_norm: ClassVar[bool] = True
+    #: Each view passes the networks alone, so batch norm normalises it by its own
+    #: statistics, as the BYOL, Barlow Twins, VICReg and MoCo v3 reference code does. False:
+    #: the views share one pass and one set of statistics, as SimCLR's and SwAV's reference
+    #: code does. Without batch-norm layers both give the same numbers, and one pass is made.
+    per_view_batch_norm: ClassVar[bool] = False
 
     def __init__(self, cfg: SSLConfig) -> None:
         super().__init__()
@@ -118,8 +129,13 @@ class JointEmbedding(ek.EnergyModel):
             self.view_shape = (1, 1, cfg.dim)
             self.encoder = MLPEncoder(cfg.dim, cfg.hidden or 256, cfg.rep_dim)
             self.transform = Compose([Erase(cfg.erase, cfg.erase_size), Noise(cfg.noise)])
-        self.projector = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers)
+        self.projector = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers,
+                              batch_norm=self.head_batch_norm)
         self._generators: dict[torch.device, torch.Generator] = {}
+        #: ``(optimizer step, steps of the whole run or None)``, set by the strategy before
+        #: every step (see [`set_progress`][ebmkit_ssl.base.JointEmbedding.set_progress]).
+        self.progress: tuple[int, int | None] = (0, None)
+        self._has_batch_norm: bool | None = None
 
     # ------------------------------------------------------------------ views
     def generator(self, device: torch.device) -> torch.Generator:
@@ -179,6 +195,39 @@ class JointEmbedding(ek.EnergyModel):
     def embed(self, y: Tensor) -> Tensor:
         """The embedding ``[B, proj_dim]`` the energy compares."""
         return self.projector(self.encode(y))
+
+    def has_batch_norm(self) -> bool:
+        """Whether any of the model's networks normalises by batch statistics (cached)."""
+        if self._has_batch_norm is None:
+            self._has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                       for m in self.modules())
+        return self._has_batch_norm
+
+    def per_view(self, fn: Any, views: Tensor, parts: int = 2) -> Tensor:
+        """``fn`` over ``views`` (``parts`` views of one batch, stacked), one pass per view
+        when [`per_view_batch_norm`][ebmkit_ssl.base.JointEmbedding.per_view_batch_norm]
+        asks for it and a network has batch norm, else one pass over all of them."""
+        if not (self.per_view_batch_norm and self.training and self.has_batch_norm()):
+            return fn(views)
+        return torch.cat([fn(v) for v in views.chunk(parts)])
+
+    def export_encoder(self) -> nn.Module:
+        """A frozen copy (eval mode, no gradient) of the network that ``encode`` uses in
+        eval mode: the weights behind ``downstream``'s k-NN and linear-probe scores. It maps
+        ``[B, C, H, W]`` or flat ``[B, dim]`` inputs to ``[B, rep_dim]``."""
+        return copy.deepcopy(self.eval_encoder()).eval().requires_grad_(False)
+
+    def eval_encoder(self) -> nn.Module:
+        """The encoder ``encode`` runs in eval mode (a method with a weight average returns
+        the average)."""
+        return self.encoder
+
+    def set_progress(self, step: int, total: int | None) -> None:
+        """Tell the model how far the run is: ``step`` optimizer steps done of ``total``
+        (None when unknown). The strategy calls it before each step (Python ints: no device
+        work); methods whose hyper-parameters follow the run (BYOL's target momentum) read
+        ``self.progress``."""
+        self.progress = (step, total)
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         r"""$E(x, y) = 1 - \cos(g(y), g(x))$ ``[B]`` between two views; with ``x=None``, ``x``
@@ -253,6 +302,12 @@ class SelfSupervised(ek.strategies.Strategy):
     def __init__(self) -> None:
         self._model: Any = None
         self._pending: dict[str, Tensor] | None = None
+        self._trainer: Any = None
+
+    def on_fit_start(self, trainer: Any) -> None:
+        """Called by ``ek.Trainer.fit``: from then on each step tells the model the run's
+        progress (``trainer.step`` of ``trainer.total_steps``)."""
+        self._trainer = trainer
 
     def __call__(self, model: Any, batch: dict[str, Tensor]) -> Any:
         if self._model is not model:
@@ -260,6 +315,8 @@ class SelfSupervised(ek.strategies.Strategy):
         if self._pending is not None:
             model.load_view_state(self._pending)
             self._pending = None
+        if self._trainer is not None:
+            model.set_progress(self._trainer.step, self._trainer.total_steps)
         loss, logs = model.step(batch["y"])
         return ek.StepOutput(loss, logs)
 

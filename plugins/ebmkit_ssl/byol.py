@@ -7,7 +7,11 @@ view. The energy of a pair is the distance between the normalised prediction and
 
 $$ E(x, y) = \big\lVert \hat p(g(x)) - \hat g'(y) \big\rVert^2 = 2 - 2\cos(p(g(x)), g'(y)), $$
 
-minimised symmetrically over the two views, with no negatives. Nothing in the loss forbids
+minimised symmetrically over the two views, with no negatives. The target's rate rises
+from $\tau_\text{base}$ to 1 over the run by the paper's cosine schedule,
+$\tau_k = 1 - (1 - \tau_\text{base})\,(\cos(\pi k / K) + 1) / 2$ at step $k$ of $K$, so
+the target moves fast at first and freezes at the end. Each view passes the networks
+alone (its own batch-norm statistics), as in the paper's code. Nothing in the loss forbids
 a constant embedding; what keeps BYOL away from it is the asymmetry — the predictor and the
 stop-gradient through the slowly moving target (Tian, Chen & Ganguli, 2021, analyse why).
 The collapse meter is how you check that it worked.
@@ -15,7 +19,7 @@ The collapse meter is how you check that it worked.
 
 from __future__ import annotations
 
-import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +29,7 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .base import JointEmbedding, SSLConfig
+from .momentum import momentum_copy
 from .nets import head
 
 __all__ = ["BYOL", "BYOLConfig", "BYOLLoss"]
@@ -42,12 +47,16 @@ class BYOLConfig(SSLConfig):
     """BYOL's options.
 
     Attributes:
-        momentum: The target's EMA rate (paper: 0.996 rising to 1 over a long run; small data
-            and short runs want a faster target).
+        momentum: $\tau_\text{base}$, the target's EMA rate at the start (paper: 0.996 on
+            ImageNet's 1,000 epochs; small data and short runs want a faster target).
+        momentum_schedule: ``"cosine"`` (the paper's: from ``momentum`` up to 1 over the
+            run, which needs the run's length: ``ek.Trainer`` gives it; a model stepped by
+            hand stays at ``momentum``) or ``"constant"``.
         pred_hidden: The predictor's hidden width.
     """
 
     momentum: float = 0.99
+    momentum_schedule: str = "cosine"
     pred_hidden: int = 128
     proj_layers: int = 2
 
@@ -62,14 +71,17 @@ class BYOL(JointEmbedding):
     config_class = BYOLConfig
     cfg: BYOLConfig
     needs_batch = True  # batch norm in the heads needs more than one sample
+    per_view_batch_norm = True
 
     def __init__(self, cfg: BYOLConfig) -> None:
         super().__init__(cfg)
         ek.config.number("momentum", cfg.momentum, low=0.0, high=1.0, who=self.name)
+        ek.config.one_of("momentum_schedule", cfg.momentum_schedule, ("cosine", "constant"),
+                         who=self.name)
         ek.config.at_least("pred_hidden", cfg.pred_hidden, who=self.name)
         self.predictor = head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, 2)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.target_encoder = momentum_copy(self.encoder)
+        self.target_projector = momentum_copy(self.projector)
         self.criterion = BYOLLoss()
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
@@ -82,17 +94,32 @@ class BYOL(JointEmbedding):
             target = self.target_projector(self.target_encoder(self.check(y)))
         return self.criterion(self.predictor(self.embed(x)), target)
 
+    def momentum(self) -> float:
+        r"""The target's EMA rate now: $1 - (1 - \tau_\text{base})(\cos(\pi k/K) + 1)/2$ at
+        step $k$ of $K$ (``self.progress``), or $\tau_\text{base}$ when the schedule is
+        constant or the run's length is unknown. A Python float: no device work."""
+        base = self.cfg.momentum
+        k, total = self.progress
+        if self.cfg.momentum_schedule == "constant" or not total:
+            return base
+        return 1.0 - (1.0 - base) * (math.cos(math.pi * min(k, total) / total) + 1.0) / 2.0
+
+    def _target(self, views: Tensor) -> Tensor:
+        return self.target_projector(self.target_encoder(views))
+
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        ek.train.ema_(self.target_encoder, self.encoder, self.cfg.momentum)
-        ek.train.ema_(self.target_projector, self.projector, self.cfg.momentum)
+        tau = self.momentum()
+        ek.train.ema_(self.target_encoder, self.encoder, tau)
+        ek.train.ema_(self.target_projector, self.projector, tau)
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
-        z = self.embed(views)                                                      # [2n, d]
-        prediction = self.predictor(z)
+        z = self.per_view(self.embed, views)                                       # [2n, d]
+        prediction = self.per_view(self.predictor, z)
         with torch.no_grad():
-            target = self.target_projector(self.target_encoder(views)).roll(n, dims=0)
+            target = self.per_view(self._target, views).roll(n, dims=0)
         e = self.criterion(prediction, target)                                     # [2n]
         loss = e.mean()
         std = nnf.normalize(z.detach(), dim=1).std(0).mean()
-        return loss, {"e_pos": e.detach().mean(), "std": std}
+        return loss, {"e_pos": e.detach().mean(), "std": std,
+                      "momentum": std.new_full((), tau)}

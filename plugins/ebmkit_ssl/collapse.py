@@ -29,6 +29,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from .sinkhorn import sinkhorn
+
 __all__ = ["CollapseMeter", "CollapseWarning", "SwAVAlarm", "effective_rank", "normalized_std"]
 
 
@@ -106,8 +108,6 @@ class SwAVAlarm(Metric):
         self.add_state("logk", default=torch.zeros(()), dist_reduce_fx="max")
 
     def update(self, model: Any, batch: Any) -> None:  # type: ignore[override]
-        from .swav import sinkhorn
-
         s = model.scores(batch["y"])
         q = sinkhorn(s, model.cfg.epsilon, model.cfg.sinkhorn_iterations)
         logp = nnf.log_softmax(s / model.cfg.temperature, dim=1)

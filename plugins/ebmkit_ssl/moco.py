@@ -1,5 +1,5 @@
 r"""``ssl.moco``: He, Fan, Wu, Xie & Girshick (2020), *Momentum Contrast for Unsupervised
-Visual Representation Learning* (with v2's MLP head and augmentations; Chen et al., 2020).
+Visual Representation Learning* (with v2's MLP head, which has no batch norm, and augmentations; Chen et al., 2020).
 
 A query $q = g(x)$ is contrasted with its key $k_+ = g'(y)$ (another view, through the
 momentum encoder $g' \leftarrow m g' + (1 - m) g$) and with $K$ keys of earlier batches kept
@@ -16,9 +16,7 @@ over the two views (as in MoCo v3), which on small data sets doubles the signal 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as nnf
@@ -26,8 +24,8 @@ from torch import Tensor, nn
 
 import ebmkit as ek
 
-from .base import JointEmbedding, SSLConfig
-from .memory import Memory
+from .base import SSLConfig
+from .momentum import MomentumQueue, finite_mean
 
 __all__ = ["MoCo", "MoCoConfig", "MoCoLoss"]
 
@@ -72,7 +70,7 @@ class MoCoConfig(SSLConfig):
     scale: float = 0.1
 
 
-class MoCo(JointEmbedding):
+class MoCo(MomentumQueue):
     """MoCo: query encoder, momentum key encoder, a queue of negatives.
 
     Logs ``e_pos``, ``e_neg`` (mean over the queue), ``std`` (collapse meter of the batch)
@@ -82,39 +80,23 @@ class MoCo(JointEmbedding):
     name = "ssl.moco"
     config_class = MoCoConfig
     cfg: MoCoConfig
+    per_view_batch_norm = True  # each view's queries by their own statistics (MoCo v3)
 
     def __init__(self, cfg: MoCoConfig) -> None:
-        super().__init__(cfg)
-        ek.config.at_least("queue", cfg.queue, who=self.name)
-        ek.config.number("momentum", cfg.momentum, low=0.0, high=1.0, who=self.name)
+        super().__init__(cfg, cfg.queue, "queue")
         self.criterion = MoCoLoss(cfg.temperature)
-        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self.memory = Memory(cfg.queue, cfg.proj_dim, cfg.dim, who=self.name)
-
-    def check_data(self, data: Any) -> None:
-        """Refuse a queue larger than the data set (``ebmkit train`` calls this)."""
-        self.memory.check_size(len(data))
-
-    @torch.no_grad()
-    def keys(self, views: Tensor) -> Tensor:
-        """Unit keys ``[B, d]`` from the momentum encoder."""
-        return nnf.normalize(self.key_projector(self.key_encoder(views)), dim=1)
 
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        ek.train.ema_(self.key_encoder, self.encoder, self.cfg.momentum)
-        ek.train.ema_(self.key_projector, self.projector, self.cfg.momentum)
+        self.update_keys()
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
-        q = nnf.normalize(self.embed(views), dim=1)                                # [2n, d]
+        q = nnf.normalize(self.per_view(self.embed, views), dim=1)                 # [2n, d]
         k = self.keys(views).roll(n, dims=0)                           # the other view's key
         prints = self.memory.fingerprint(y).repeat(2)
         e_neg, self_share = self.memory.energies(q, prints)                        # [2n, K]
         loss, e_pos = self.criterion(q, k, e_neg)
         self.memory.push(k[:n], prints[:n])
-        finite = torch.isfinite(e_neg)
-        e_neg_mean = e_neg.detach().where(finite, 0.0).sum() / finite.sum().clamp_min(1)
         std = q.detach().std(dim=0).mean()
-        return loss, {"e_pos": e_pos.detach().mean(), "e_neg": e_neg_mean, "std": std,
+        return loss, {"e_pos": e_pos.detach().mean(), "e_neg": finite_mean(e_neg), "std": std,
                       "queue_self": self_share}

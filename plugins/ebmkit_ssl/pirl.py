@@ -1,31 +1,39 @@
-r"""``ssl.pirl``: Misra & van der Maaten (2020), *Self-Supervised Learning of
-Pretext-Invariant Representations*.
+r"""``ssl.pirl``: after Misra & van der Maaten (2020), *Self-Supervised Learning of
+Pretext-Invariant Representations* — what is implemented is MoCo's queue with a jigsaw
+term and softmax InfoNCE, not the paper's NCE with a memory bank.
 
-Instead of predicting a pretext transform (which jigsaw permutation was applied), PIRL asks
-the representation to be *invariant* to it. With $f$ the embedding of an image view $v_I$,
-$g$ that of its jigsaw-shuffled version $v_{I^t}$, and negatives $m'$ drawn from a memory
-bank of earlier image embeddings, the loss is a mix of two InfoNCE free energies
-($E = 1 - \cos$, temperature τ):
+PIRL asks the representation to be *invariant* to a pretext transform (a jigsaw shuffle)
+instead of predicting it. With $f$ the embedding of an image view $v_I$, $g$ that of its
+jigsaw-shuffled version $v_{I^t}$, $m_I$ the momentum network's embedding of another view
+of the same image, and negatives from a FIFO of earlier $m$'s, the loss mixes two InfoNCE
+free energies ($E = 1 - \cos$, temperature τ):
 
-$$ L = \lambda\,\mathrm{NCE}(g(v_{I^t}) \to m_I) + (1 - \lambda)\,\mathrm{NCE}(f(v_I) \to m_I). $$
+$$ L = \lambda\,\mathrm{InfoNCE}(g(v_{I^t}) \to m_I) + (1 - \lambda)\,\mathrm{InfoNCE}(f(v_I)
+   \to m_I). $$
 
-Simplifications here, said plainly: the paper's $m_I$ is a per-image exponential moving
-average of $f(v_I)$ stored at the image's index in a bank of the whole data set; batches
-here carry no indices, so $m_I$ is the embedding of the image by a moving average of the
-network (the momentum encoder of MoCo: the average is over weights, not per image), and
-the bank is a FIFO of earlier such embeddings (masked where they are the query's own image).
-Without the moving average the bank chases a drifting embedding and the run collapses (a
-first version here did, at the loss's $\log K$), and so does a one-layer head without
-batch norm (within 10 epochs on digits): the heads here are two-layer MLPs with batch norm.
-$g$ runs the same encoder on the shuffled image with its own head (the paper encodes each
-patch separately and concatenates).
+How this differs from the paper, said plainly:
+
+- **Loss**: the paper's $h$ is the noise-contrastive estimation (NCE) posterior, a binary
+  classifier of each pair against $N$ noise samples; here each term is the softmax
+  InfoNCE (cross-entropy over the positive and the queue), as in MoCo.
+- **Memory**: the paper's $m_I$ is a per-image exponential moving average of $f(v_I)$
+  stored at the image's index in a bank of the whole data set. Batches here carry no
+  indices, so $m_I$ comes from a moving average of the *network* (MoCo's momentum encoder:
+  the average is over weights, not per image), and the negatives are a FIFO queue of earlier
+  such embeddings (masked where they are the query's own image) — MoCo's queue, the same
+  code ([`MomentumQueue`][ebmkit_ssl.momentum.MomentumQueue]).
+- **Jigsaw**: $g$ runs the same encoder on the whole shuffled image with its own head (the
+  paper encodes each patch separately and concatenates).
+
+Without the moving average the queue chases a drifting embedding and the run collapses (a
+first version here did, at the loss's $\log K$). The heads are two-layer MLPs without batch
+norm, as MoCo v2's (batch statistics shared by a query and the keys it is scored against
+would leak; see [`momentum`][ebmkit_ssl.momentum]).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as nnf
@@ -34,8 +42,8 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .augment import jigsaw
-from .base import JointEmbedding, SSLConfig
-from .memory import Memory
+from .base import SSLConfig
+from .momentum import MomentumQueue, finite_mean
 from .nets import head
 
 __all__ = ["PIRL", "PIRLConfig", "PIRLLoss"]
@@ -72,7 +80,7 @@ class PIRLConfig(SSLConfig):
     """PIRL's options.
 
     Attributes:
-        bank: Memory-bank entries used as negatives (at most the data set's size).
+        bank: Queue entries used as negatives (at most the data set's size).
         tiles: Jigsaw patches per side (the paper's 3 on 255×255 crops; 2 on 8×8 digits).
         temperature: τ.
         weight: λ, the jigsaw term's share.
@@ -87,8 +95,9 @@ class PIRLConfig(SSLConfig):
     weight: float = 0.5
 
 
-class PIRL(JointEmbedding):
-    """PIRL: invariance to a jigsaw shuffle, negatives from a memory bank.
+class PIRL(MomentumQueue):
+    """PIRL (as implemented: MoCo's queue, a jigsaw term, softmax InfoNCE; see the module):
+    invariance to a jigsaw shuffle, negatives from a queue of momentum embeddings.
 
     Logs ``e_pos`` (image ↔ jigsaw), ``e_neg``, ``std`` and ``queue_self``.
     """
@@ -96,10 +105,10 @@ class PIRL(JointEmbedding):
     name = "ssl.pirl"
     config_class = PIRLConfig
     cfg: PIRLConfig
+    per_view_batch_norm = True  # the view and its jigsaw each by their own statistics
 
     def __init__(self, cfg: PIRLConfig) -> None:
-        super().__init__(cfg)
-        ek.config.at_least("bank", cfg.bank, who=self.name)
+        super().__init__(cfg, cfg.bank, "bank")
         ek.config.at_least("tiles", cfg.tiles, who=self.name)
         if cfg.image_shape is None:
             raise ek.errors.ConfigError(f"{self.name}: the jigsaw pretext needs images; set "
@@ -108,15 +117,8 @@ class PIRL(JointEmbedding):
             raise ek.errors.ConfigError(f"{self.name}: image sides {cfg.image_shape[1:]} must be "
                                         f"divisible by tiles={cfg.tiles}")
         self.criterion = PIRLLoss(cfg.temperature, cfg.weight)
-        self.jigsaw_head = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers)
-        self.memory = Memory(cfg.bank, cfg.proj_dim, cfg.dim, who=self.name)
-        ek.config.number("momentum", cfg.momentum, low=0.0, high=1.0, who=self.name)
-        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
-
-    def check_data(self, data: Any) -> None:
-        """Refuse a memory bank larger than the data set (``ebmkit train`` calls this)."""
-        self.memory.check_size(len(data))
+        self.jigsaw_head = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers,
+                                batch_norm=self.head_batch_norm)
 
     def shuffle(self, y: Tensor) -> Tensor:
         """The jigsaw pretext transform of ``y`` ``[B, dim]`` (one permutation per image)."""
@@ -127,22 +129,19 @@ class PIRL(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        ek.train.ema_(self.key_encoder, self.encoder, self.cfg.momentum)
-        ek.train.ema_(self.key_projector, self.projector, self.cfg.momentum)
+        self.update_keys()
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         shuffled = self.shuffle(views[:n])                                         # [n, dim]
-        h = self.encode(torch.cat([views[:n], shuffled]))                          # [2n, rep]
+        h = self.per_view(self.encode, torch.cat([views[:n], shuffled]))           # [2n, rep]
         f1 = nnf.normalize(self.projector(h[:n]), dim=1)                           # [n, d]
         g = nnf.normalize(self.jigsaw_head(h[n:]), dim=1)                          # [n, d]
-        with torch.no_grad():                                                      # m_I
-            m = nnf.normalize(self.key_projector(self.key_encoder(views[n:])), dim=1)
+        m = self.keys(views[n:])                                                   # m_I
         prints = self.memory.fingerprint(y)
         e_neg_f, self_share = self.memory.energies(f1, prints)
         e_neg_g, _ = self.memory.energies(g, prints)
         loss = self.criterion(f1, g, m, e_neg_f, e_neg_g)
         self.memory.push(m, prints)
         e_pos = 1.0 - (g.detach() * f1.detach()).sum(dim=1)
-        finite = torch.isfinite(e_neg_f)
-        e_neg = e_neg_f.detach().where(finite, 0.0).sum() / finite.sum().clamp_min(1)
-        return loss, {"e_pos": e_pos.mean(), "e_neg": e_neg, "std": f1.detach().std(0).mean(),
+        return loss, {"e_pos": e_pos.mean(), "e_neg": finite_mean(e_neg_f),
+                      "std": f1.detach().std(0).mean(),
                       "queue_self": self_share}

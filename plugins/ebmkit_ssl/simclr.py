@@ -108,10 +108,11 @@ class SimCLRConfig(SSLConfig):
     Attributes:
         temperature: τ of NT-Xent.
         negatives: False drops the negatives (the energy collapses; for demonstrations).
-        eval_ema: In eval mode ``encode`` uses an exponential moving average of the
-            encoder's weights with this rate (0: the trained weights themselves). The
-            trainer's learning rate is constant; averaging the last ~1/(1 − rate) steps'
-            weights removes most of the noise a decaying schedule would.
+        eval_ema: In eval mode ``encode`` and ``embed`` use an exponential moving average
+            of the encoder's and the projector's weights with this rate (0: the trained
+            weights themselves). The trainer's learning rate is constant; averaging the
+            last ~1/(1 − rate) steps' weights removes most of the noise a decaying schedule
+            would. ``export_encoder()`` returns the averaged encoder.
     """
 
     temperature: float = 0.2
@@ -138,8 +139,14 @@ class SimCLR(JointEmbedding):
         self.criterion = NTXentLoss(cfg.temperature, cfg.negatives)
         ek.config.number("eval_ema", cfg.eval_ema, low=0.0, high=1.0, high_open=True,
                          who=self.name)
-        self.ema_encoder = (copy.deepcopy(self.encoder).requires_grad_(False)
-                            if cfg.eval_ema > 0 else None)
+        average = cfg.eval_ema > 0
+        self.ema_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if average else None
+        self.ema_projector = (copy.deepcopy(self.projector).requires_grad_(False) if average
+                              else None)
+
+    def eval_encoder(self) -> nn.Module:
+        """The averaged encoder (``eval_ema > 0``), else the trained one."""
+        return self.encoder if self.ema_encoder is None else self.ema_encoder
 
     def encode(self, y: Tensor) -> Tensor:
         """The representation ``[B, rep_dim]``: by the averaged encoder in eval mode (see
@@ -149,10 +156,18 @@ class SimCLR(JointEmbedding):
         self.check(y)
         return self.ema_encoder(y)
 
+    def embed(self, y: Tensor) -> Tensor:
+        """The embedding ``[B, proj_dim]``: the averaged projector on the averaged encoder in
+        eval mode, the trained ones in train mode."""
+        if self.training or self.ema_projector is None:
+            return super().embed(y)
+        return self.ema_projector(self.encode(y))
+
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         if self.ema_encoder is not None:  # average in the previous optimizer step
             ek.train.ema_(self.ema_encoder, self.encoder, self.cfg.eval_ema)
+            ek.train.ema_(self.ema_projector, self.projector, self.cfg.eval_ema)
         n = y.shape[0]
         views = self.augment(torch.cat([y, y]))                                    # [2n, dim]
         z = self.embed(views)                                                      # [2n, d]

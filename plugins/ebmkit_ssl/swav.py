@@ -35,23 +35,9 @@ import ebmkit as ek
 
 from .augment import Compose, MultiCrop
 from .base import JointEmbedding, SSLConfig
+from .sinkhorn import sinkhorn
 
 __all__ = ["SwAV", "SwAVConfig", "SwAVLoss", "sinkhorn"]
-
-
-@torch.no_grad()
-def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -> Tensor:
-    r"""Sinkhorn–Knopp codes ``[B, K]`` for prototype scores ``[B, K]``: the transport plan
-    closest to $\exp(\text{scores}/\varepsilon)$ whose prototypes each get $B/K$ of the batch
-    and whose rows sum to 1 (Cuturi, 2013; SwAV's Algorithm 1)."""
-    # In the log domain: with scores spread over more than ~80 ε, exp underflows in float32.
-    log_q = scores.float() / epsilon                                                  # [b, k]
-    b, k = log_q.shape
-    for _ in range(iterations):
-        # each prototype gets 1/k of the mass, then each sample 1/b
-        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(k)
-        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - math.log(b)
-    return torch.exp(log_q) * b                                           # rows sum to 1
 
 
 class SwAVLoss(nn.Module):
@@ -72,19 +58,24 @@ class SwAVLoss(nn.Module):
         self.epsilon = number("epsilon", epsilon, low=0.0, low_open=True, who="SwAVLoss")
         self.iterations = ek.config.at_least("sinkhorn_iterations", iterations, who="SwAVLoss")
 
-    def forward(self, scores: list[Tensor]) -> Tensor:
+    def forward(self, scores: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """``scores[v]`` ``[B, K]`` for each view; the first two are the global views whose
-        codes every other view predicts. Returns the mean cross-entropy per (code, view)."""
+        codes every other view predicts.
+
+        Returns:
+            ``(loss, codes)``: the mean cross-entropy per (code, view) pair, and the two
+            global views' Sinkhorn codes ``[B, K]`` (no gradient), for logging.
+        """
         total, pairs = scores[0].new_zeros(()), 0
-        for t in (0, 1):
-            q = sinkhorn(scores[t], self.epsilon, self.iterations)
-            for s, sc in enumerate(scores):
+        codes = [sinkhorn(scores[t], self.epsilon, self.iterations) for t in (0, 1)]
+        logp = [nnf.log_softmax(sc / self.temperature, dim=1) for sc in scores]
+        for t, q in enumerate(codes):
+            for s, lp in enumerate(logp):
                 if s == t:
                     continue
-                logp = nnf.log_softmax(sc / self.temperature, dim=1)
-                total = total - (q * logp).sum(dim=1).mean()
+                total = total - (q * lp).sum(dim=1).mean()
                 pairs += 1
-        return total / pairs
+        return total / pairs, codes
 
 
 @dataclass
@@ -154,10 +145,10 @@ class SwAV(JointEmbedding):
         live = (self.steps >= cfg.freeze_prototypes).to(w.dtype)
         w = w.detach() + live * (w - w.detach())
         s = z @ w.T                                                                # [(2+crops)n, k]
-        loss = self.criterion(list(s.split(n)))
+        loss, codes = self.criterion(list(s.split(n)))
         self.steps += 1
-        with torch.no_grad():
-            q = sinkhorn(s[:n], cfg.epsilon, cfg.sinkhorn_iterations)
+        with torch.no_grad():  # the first view's codes, as the loss computed them
+            q = codes[0]
             ent = -(q * torch.log(q.clamp_min(1e-12))).sum(1).mean() / math.log(cfg.prototypes)
         return loss, {"loss_logk": loss.detach() / math.log(cfg.prototypes),
                       "std": z[:n].detach().std(0).mean(), "code_entropy": ent}

@@ -6,12 +6,18 @@ $E(x, y) = \tfrac1d \lVert g(x) - g(y) \rVert^2$, and two regularisers on the ba
 the volume of low energy:
 
 $$ L = \lambda\, \overline{E}
-     + \mu \sum_{v} \tfrac1d \sum_j \big[\gamma - \sqrt{\mathrm{Var}(z^v_j) + \epsilon}\big]_+
+     + \mu\, \tfrac12 \sum_{v} \tfrac1d \sum_j \big[\gamma - \sqrt{\mathrm{Var}(z^v_j) +
+       \epsilon}\big]_+
      + \nu \sum_{v} \tfrac1d \sum_{i \ne j} \mathrm{Cov}(z^v)_{ij}^2, $$
 
 variance (every dimension keeps a standard deviation of at least γ: no collapse to a point)
 and covariance (dimensions decorrelated: no collapse to a line). Paper: λ = μ = 25, ν = 1,
-γ = 1. Each term is logged separately; ``variance=0`` shows collapse.
+γ = 1. The variance term is the *mean* over the two branches ($\tfrac12\sum_v$), as in the
+authors' reference code (``std_loss = mean(relu(1 - std_x)) / 2 + mean(relu(1 - std_y)) / 2``);
+the paper's equation sums them, which doubles μ's effect. The covariance term is summed
+over the branches in both. Each view passes the networks alone (its own batch-norm
+statistics), as in the reference code. Each term is logged separately (the variance
+term as computed, halved); ``variance=0`` shows collapse.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ class VICRegLoss(nn.Module):
     def forward(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         lam, mu, nu = self.weights
         inv = (z1 - z2).square().mean()
-        var = _variance(z1, self.gamma, self.eps) + _variance(z2, self.gamma, self.eps)
+        # The reference code's mean over the branches (the paper's sum would double μ).
+        var = (_variance(z1, self.gamma, self.eps) + _variance(z2, self.gamma, self.eps)) / 2
         cov = _covariance(z1) + _covariance(z2)
         loss = lam * inv + mu * var + nu * cov
         return loss, {"invariance": inv.detach(), "variance": var.detach(),
@@ -97,6 +104,7 @@ class VICReg(JointEmbedding):
     name = "ssl.vicreg"
     config_class = VICRegConfig
     cfg: VICRegConfig
+    per_view_batch_norm = True
 
     def __init__(self, cfg: VICRegConfig) -> None:
         super().__init__(cfg)
@@ -112,7 +120,7 @@ class VICReg(JointEmbedding):
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)
         n = y.shape[0]
-        z = self.embed(self.augment(torch.cat([y, y])))                            # [2n, d]
+        z = self.per_view(self.embed, self.augment(torch.cat([y, y])))             # [2n, d]
         loss, terms = self.criterion(z[:n], z[n:])
         std = torch.nn.functional.normalize(z.detach(), dim=1).std(0).mean()
         return loss, {**terms, "std": std}

@@ -1,0 +1,92 @@
+r"""Momentum networks and the queue of their keys: what MoCo and PIRL share, written once.
+
+- [`momentum_copy`][ebmkit_ssl.momentum.momentum_copy]: a frozen deep copy of a network
+  made after construction, so it is the user's network whatever it is (MoCo's key
+  encoder, PIRL's $m_I$ network, BYOL's target). ``ek.train.ema_`` then moves it towards
+  the online network, $\bar\theta \leftarrow m\bar\theta + (1 - m)\theta$.
+- [`MomentumQueue`][ebmkit_ssl.momentum.MomentumQueue]: the base of MoCo and PIRL — a key
+  network (momentum copies of the encoder and projector) and a
+  [`Memory`][ebmkit_ssl.memory.Memory] of its unit-norm keys from earlier batches.
+
+Batch norm and the key network: MoCo's reference code computes keys with shuffled batch
+norm, because a query and its key normalised by the same batch statistics can find each
+other through them. Here the key network runs with batch norm in eval mode (the running
+statistics, copied from the online network at every update), so a key depends on its own
+image only. The default networks have no batch norm at all (MoCo v2's MLP head has none).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+import ebmkit as ek
+
+from .base import JointEmbedding, SSLConfig
+from .memory import Memory
+
+__all__ = ["MomentumQueue", "finite_mean", "momentum_copy"]
+
+
+def momentum_copy(net: nn.Module) -> nn.Module:
+    """A deep copy of ``net`` with no gradient: the start of a momentum (EMA) network."""
+    return copy.deepcopy(net).requires_grad_(False)
+
+
+def finite_mean(e: Tensor) -> Tensor:
+    """The mean of the finite entries of ``e`` (masked negatives are ``+∞``), detached;
+    0 when there are none. No host sync."""
+    finite = torch.isfinite(e)
+    return e.detach().where(finite, 0.0).sum() / finite.sum().clamp_min(1)
+
+
+class MomentumQueue(JointEmbedding):
+    """A joint-embedding method with a momentum key network and a queue of its keys.
+
+    Its config needs ``momentum`` (the key network's EMA rate); ``size`` is the queue's
+    length, checked against the data by ``check_data``.
+
+    Args:
+        cfg: The method's config.
+        size: Entries in the queue (MoCo's ``queue``, PIRL's ``bank``).
+        size_name: The option's name, for messages.
+    """
+
+    head_batch_norm = False
+
+    def __init__(self, cfg: SSLConfig, size: int, size_name: str) -> None:
+        super().__init__(cfg)
+        ek.config.at_least(size_name, size, who=self.name)
+        self.momentum = ek.config.number("momentum", getattr(cfg, "momentum"), low=0.0,
+                                         high=1.0, who=self.name)
+        self.key_encoder = momentum_copy(self.encoder)
+        self.key_projector = momentum_copy(self.projector)
+        self.memory = Memory(size, cfg.proj_dim, cfg.dim, who=self.name)
+
+    def check_data(self, data: Any) -> None:
+        """Refuse a queue larger than the data set (``ebmkit train`` calls this)."""
+        self.memory.check_size(len(data))
+
+    def update_keys(self) -> None:
+        """One EMA update of the key network towards the online one."""
+        ek.train.ema_(self.key_encoder, self.encoder, self.momentum)
+        ek.train.ema_(self.key_projector, self.projector, self.momentum)
+
+    @torch.no_grad()
+    def keys(self, views: Tensor) -> Tensor:
+        """Unit keys ``[B, proj_dim]`` from the key network (batch norm, if any, on its
+        running statistics; see the module's note)."""
+        nets = (self.key_encoder, self.key_projector)
+        modes = [n.training for n in nets]
+        if self.has_batch_norm():
+            for n in nets:
+                n.eval()
+        try:
+            return nnf.normalize(self.key_projector(self.key_encoder(views)), dim=1)
+        finally:
+            for n, mode in zip(nets, modes):
+                n.train(mode)
