@@ -157,10 +157,12 @@ class ClassicalHopfield(ek.EnergyModel):
     # ------------------------------------------------------------------ the metric's interface
     def mask(self, y: Tensor, hidden: float | None = None,
              generator: torch.Generator | None = None) -> Tensor:
-        """``binarize(y)`` with ``hidden`` of each row's entries set to NaN."""
+        """``binarize(y)`` with ``hidden`` of each row's entries set to NaN (drawn on the
+        generator's device, else on y's)."""
         hidden = self.cfg.hidden if hidden is None else hidden
         s = self.binarize(y)
-        order = torch.rand(s.shape, generator=generator).to(s.device).argsort(dim=1)
+        device = generator.device if generator is not None else s.device
+        order = torch.rand(s.shape, generator=generator, device=device).to(s.device).argsort(dim=1)
         s.scatter_(1, order[:, : round(hidden * s.shape[1])], float("nan"))
         return s
 

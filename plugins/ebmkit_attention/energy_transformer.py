@@ -173,7 +173,10 @@ class EnergyTransformer(ek.EnergyModel):
         return torch.softmax(self._attention_logits(self.layer_norm(tokens)), dim=-1)
 
     # ------------------------------------------------------------------ inputs and tokens
-    def _images(self, t: Tensor, what: str, nan_ok: bool) -> tuple[Tensor, tuple[int, ...]]:
+    def _images(self, t: Tensor, what: str, nan_ok: bool, values: bool = True
+                ) -> tuple[Tensor, tuple[int, ...]]:
+        """t as images ``[B, C, H, W]`` and its own shape; checks the shape, device and (when
+        ``values``: one host sync, at the public entries only) the values."""
         c, hh, ww = self.image_shape
         if not isinstance(t, Tensor):
             raise ConfigError(f"attention.transformer: {what} must be a tensor, got "
@@ -186,8 +189,7 @@ class EnergyTransformer(ek.EnergyModel):
                               f"{list(t.shape)}")
         ek.model.check_input(t, f"attention.transformer: {what}", finite=False,
                              device=self.pos.device)
-        bad = torch.isinf(t) if nan_ok else ~torch.isfinite(t)
-        if bool(bad.any()):
+        if values and bool((torch.isinf(t) if nan_ok else ~torch.isfinite(t)).any()):
             raise ConfigError(f"attention.transformer: {what} contains "
                               f"{'infinite' if nan_ok else 'NaN or infinite'} values; expected "
                               f"finite numbers{', with NaN where hidden' if nan_ok else ''}")
@@ -246,7 +248,9 @@ class EnergyTransformer(ek.EnergyModel):
         if xshape != shape:
             raise ConfigError(f"attention.transformer: x must have y's shape {list(shape)}, got "
                               f"{list(xshape)}")
-        pred, _ = self.complete(xi, create_graph=self.training and torch.is_grad_enabled())
+        # Under autograd (train or eval mode alike) the descent keeps its graph, so E has a
+        # gradient to every parameter; under no_grad nothing is recorded.
+        pred, _ = self.complete(xi, create_graph=torch.is_grad_enabled())
         hidden = torch.isnan(xi)
         err = torch.where(hidden, pred - yi, torch.zeros((), dtype=pred.dtype, device=pred.device))
         return err.square().flatten(1).sum(dim=1)
@@ -268,16 +272,24 @@ class EnergyTransformer(ek.EnergyModel):
     def mask(self, y: Tensor, ratio: float | None = None,
              generator: torch.Generator | None = None) -> Tensor:
         """y with ``ratio`` (default ``mask_ratio``) of its patches set to NaN, in y's shape;
-        the same number of patches per image, at random places."""
-        ratio = self.cfg.mask_ratio if ratio is None else ratio
+        the same number of patches per image, at random places (drawn on the generator's
+        device, else on y's)."""
         images, shape = self._images(y, "y", nan_ok=False)
+        return self._mask(images, ratio, generator).reshape(shape)
+
+    def _mask(self, images: Tensor, ratio: float | None = None,
+              generator: torch.Generator | None = None) -> Tensor:
+        """``mask`` on checked images ``[b, c, H, W]`` (no host sync)."""
+        ratio = self.cfg.mask_ratio if ratio is None else ratio
         b, p = images.shape[0], self.cfg.patch_size
         k = max(1, round(ratio * self.tokens))
-        order = torch.rand(b, self.tokens, generator=generator).argsort(dim=1)[:, :k]
-        hide = torch.zeros(b, self.tokens, dtype=torch.bool).scatter_(1, order, True)
-        hide = hide.to(images.device)[:, :, None].expand(b, self.tokens, self.patch_dim)
+        device = generator.device if generator is not None else images.device
+        order = torch.rand(b, self.tokens, generator=generator, device=device)
+        order = order.to(images.device).argsort(dim=1)[:, :k]
+        hide = torch.zeros(b, self.tokens, dtype=torch.bool, device=images.device)
+        hide = hide.scatter_(1, order, True)[:, :, None].expand(b, self.tokens, self.patch_dim)
         pixels = unpatchify(hide.to(images.dtype), self.image_shape, p).bool()
-        return images.masked_fill(pixels, float("nan")).reshape(shape)
+        return images.masked_fill(pixels, float("nan"))
 
     def plots(self, data: Any, out: Any) -> list[Any]:
         """The family's pictures of this model on ``data`` into directory ``out`` (what
@@ -301,14 +313,17 @@ class MaskedPatches(ek.strategies.Strategy):
     the unrolled descent, minimise the mean squared error on the hidden pixels (``energy(y,
     x=x)`` per image, averaged). Logs ``e_pos`` and the token energies before and after."""
 
+    def __init__(self) -> None:
+        self._checked = False
+
     def __call__(self, model: EnergyTransformer, batch: dict[str, Tensor]) -> ek.StepOutput:
-        y = batch["y"]
-        x = model.mask(y)
-        images, _ = model._images(x, "x", nan_ok=True)
+        # shape and device checked per step, the values once per run (a host sync)
+        y, _ = model._images(batch["y"], "batch['y']", nan_ok=False, values=not self._checked)
+        self._checked = True
+        images = model._mask(y)
         pred, energies = model.complete(images, create_graph=True)
-        target = y.reshape(images.shape)
         hidden = torch.isnan(images)
-        loss = torch.where(hidden, pred - target, 0.0).square().sum() / hidden.sum()
+        loss = torch.where(hidden, pred - y, 0.0).square().sum() / hidden.sum()
         return ek.StepOutput(loss, {"e_pos": loss.detach(), "e_tokens_start": energies[0].mean().detach(),
                                     "e_tokens_end": energies[-1].mean().detach(),
                                     "step_size": model.step_size.detach()})
