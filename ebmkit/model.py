@@ -154,7 +154,7 @@ def check_input(
     shape: tuple[int | None, ...] | None = None,
     floating: bool = True,
     device: torch.device | None = None,
-    finite: bool = True,
+    finite: bool | str = True,
 ) -> Tensor:
     """Validate an input tensor and raise a [`ConfigError`][ebmkit.errors.ConfigError] that says
     what was expected and what came.
@@ -164,9 +164,14 @@ def check_input(
         what: Its name in messages, e.g. ``"y"``.
         shape: Expected shape; ``None`` entries match any size (e.g. ``(None, 64)``).
         floating: Require a floating-point dtype.
-        device: Require this device (type and index).
+        device: Require this device (type and index). Without it, a tensor on the ``meta``
+            device (shapes without data) is still refused.
         finite: Reject NaN and infinity. Costs one device sync: call it at API boundaries,
-            never inside an inner loop.
+            never inside an inner loop. ``"auto"``: check, except on an accelerator while
+            autograd is on (a training step calling a public method), where the check would
+            stall every step; on the CPU reading the result costs no device sync.
+
+    A ``shape`` whose first entry is ``None`` is a batch: an empty one (``B = 0``) is refused.
 
     Returns:
         ``t`` unchanged, so calls can be chained.
@@ -174,16 +179,24 @@ def check_input(
     if not isinstance(t, Tensor):
         raise ConfigError(f"{what}: expected a torch.Tensor, got {type(t).__name__}")
     if shape is not None:
+        want = "[" + ", ".join("B" if i == 0 and s is None else ("*" if s is None else str(s))
+                               for i, s in enumerate(shape)) + "]"
         ok = t.dim() == len(shape) and all(s is None or s == n for s, n in zip(shape, t.shape))
         if not ok:
-            want = "[" + ", ".join("B" if i == 0 and s is None else ("*" if s is None else str(s))
-                                   for i, s in enumerate(shape)) + "]"
             raise ConfigError(f"{what}: expected shape {want}, got {list(t.shape)}")
+        if shape and shape[0] is None and t.shape[0] == 0:
+            raise ConfigError(f"{what}: expected a batch of at least one sample {want}, got an "
+                              f"empty batch {list(t.shape)}")
     if floating and not t.is_floating_point():
         raise ConfigError(f"{what}: expected a floating-point tensor, got {t.dtype}")
     if device is not None and t.device != torch.device(device):
         raise ConfigError(f"{what}: expected a tensor on {device}, got one on {t.device}; "
                           f"move it with .to({str(device)!r}) or move the model")
+    if t.device.type == "meta":
+        raise ConfigError(f"{what}: expected a tensor with data, got one on the meta device "
+                          "(shapes only)")
+    if finite == "auto":
+        finite = t.device.type == "cpu" or not torch.is_grad_enabled()
     if finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-        raise ConfigError(f"{what}: contains NaN or infinite values")
+        raise ConfigError(f"{what}: contains NaN or infinite values; expected finite values")
     return t

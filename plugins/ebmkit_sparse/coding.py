@@ -110,7 +110,8 @@ class SparseCoding(ek.EnergyModel):
         set_dictionary(self.decoder, w.to(self.decoder.weight))
 
     def _check_y(self, y: Tensor) -> Tensor:
-        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device, finite=False)
+        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device,
+                    finite="auto")
         return y
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
@@ -119,6 +120,8 @@ class SparseCoding(ek.EnergyModel):
         if z is None:
             raise ConfigError(f"{self.name}.energy needs z [B, {self.cfg.atoms}]; use "
                               f"free_energy(y) to minimise over it")
+        check_input(z, f"{self.name}.energy: z", shape=(y.shape[0], self.cfg.atoms),
+                    device=self.device, finite="auto")
         return self.term(y, z=z)
 
     def terms(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> dict[str, Tensor]:
@@ -138,6 +141,8 @@ class SparseCoding(ek.EnergyModel):
 
     def decode(self, z: Tensor) -> Tensor:
         """W z."""
+        check_input(z, f"{self.name}.decode: z", shape=(None, self.cfg.atoms),
+                    device=self.device, finite="auto")
         return self.decoder(z)
 
     def reconstruct(self, y: Tensor) -> Tensor:

@@ -129,14 +129,18 @@ class LISTA(ek.EnergyModel):
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """E(y, z) = ½‖y − W z‖² + λ|z|₁, ``[B]``."""
-        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device, finite=False)
+        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device,
+                    finite="auto")
         if z is None:
             raise ConfigError("sparse.lista.energy needs z; use free_energy(y)")
+        check_input(z, "sparse.lista.energy: z", shape=(y.shape[0], self.cfg.atoms),
+                    device=self.device, finite="auto")
         return self.term(y, z=z)
 
     def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """ž ≈ LISTA(y), ``[B, M]`` (differentiable: the encoder is what is learned)."""
-        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device, finite=False)
+        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device,
+                    finite="auto")
         return self.encoder(y)
 
     encode = infer
@@ -249,7 +253,8 @@ class DrSAE(ek.EnergyModel):
         self.classifier = nn.Linear(cfg.atoms, cfg.num_classes)
 
     def _check_y(self, y: Tensor) -> Tensor:
-        return check_input(y, "y", shape=(None, self.cfg.dim), device=self.device, finite=False)
+        return check_input(y, "y", shape=(None, self.cfg.dim), device=self.device,
+                    finite="auto")
 
     def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """z_T: the recurrent encoder's code, ``[B, M]`` (non-negative, sparse)."""
@@ -266,6 +271,8 @@ class DrSAE(ek.EnergyModel):
         self._check_y(y)
         if z is None:
             raise ConfigError("sparse.drsae.energy needs z; use free_energy(y)")
+        check_input(z, "sparse.drsae.energy: z", shape=(y.shape[0], self.cfg.atoms),
+                    device=self.device, finite="auto")
         return self.term(y, z=z)
 
     def logits(self, y: Tensor) -> Tensor:
