@@ -91,10 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ebmkit`` command; returns the exit code (2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    args: Any = None
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
             args = build_parser().parse_args(argv)
+            args._argv = argv  # what an interrupted `ebmkit train` repeats in its hint
             return int(args._run(args) or 0)
         except USER_ERRORS as exc:
             if debug:
@@ -102,5 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ebmkit: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print("ebmkit: interrupted", file=sys.stderr)
+            hint = getattr(args, "_interrupt_hint", None)
+            print(f"ebmkit: interrupted{'; ' + hint() if callable(hint) else ''}",
+                  file=sys.stderr)
             return 130

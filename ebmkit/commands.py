@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from pathlib import Path
 
+from .compare import compare_command, runs_command
 from .errors import ConfigError, EbmkitError
 from .hookspecs import Register
 
@@ -33,6 +34,9 @@ def register_commands(register: Register) -> None:
     register("train", _train, summary="Train a model on a dataset and write a run directory")
     register("eval", _eval, summary="Evaluate a trained run: metrics as a table and JSON")
     register("sample", _sample, summary="Write samples or reconstructions of a run as a PNG grid")
+    register("runs", runs_command, summary="A table of the runs under a folder: model, data, "
+             "epochs, loss, best metrics, time")
+    register("compare", compare_command, summary="One PNG of several runs' curves side by side")
     register("demo", _demo, summary="The tour: each built-in family on embedded data, with a "
              "Markdown report and plots")
 
@@ -259,13 +263,16 @@ def _eval(parser: argparse.ArgumentParser) -> Run:
                         "the run held out)")
 
     parser.add_argument("--json", action="store_true", help="print only JSON")
+    parser.add_argument("--best", action="store_true",
+                        help="the best model (best.safetensors, kept by --callback "
+                             "best_checkpoint) instead of the last")
 
     def run(args: argparse.Namespace) -> int:
         from .cli import print_table
         from .runs import evaluate_run
 
         check_run_dir(args.run_dir)
-        report = evaluate_run(args.run_dir, args.data)
+        report = evaluate_run(args.run_dir, args.data, which="best" if args.best else "model")
         if not args.json:
             print_table([(k, f"{v:.6g}") for k, v in report.items()], ("METRIC", "VALUE"))
         print(json.dumps(report))
@@ -278,12 +285,14 @@ def _sample(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("run_dir", metavar="DIR", type=Path, help="a run directory")
     parser.add_argument("-n", type=_positive_int, default=64, help="how many (default: 64)")
     parser.add_argument("--out", type=Path, help="PNG path (default: DIR/samples.png)")
+    parser.add_argument("--best", action="store_true",
+                        help="the best model (best.safetensors) instead of the last")
 
     def run(args: argparse.Namespace) -> int:
         from .runs import sample_run
 
         check_run_dir(args.run_dir)
-        print(f"wrote {sample_run(args.run_dir, n=args.n, out=args.out)}")
+        print(f"wrote {sample_run(args.run_dir, n=args.n, out=args.out, which='best' if args.best else 'model')}")
         return 0
 
     return run
