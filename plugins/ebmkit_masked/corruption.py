@@ -1,9 +1,10 @@
 """Corruptions that turn a clean y into the observed x of a masked model.
 
 - [`BertCorruption`][ebmkit_masked.corruption.BertCorruption]: BERT's token corruption
-  (Devlin et al. 2019, §3.1): each position is *selected* with probability ``rate``; a
-  selected position becomes ``<mask>`` with probability ``mask``, a random ordinary token
-  with probability ``random``, and keeps its token otherwise (0.15; 80/10/10 by default).
+  (Devlin et al. 2019, §3.1): each position (``<pad>`` excepted) is *selected* with
+  probability ``rate``; a selected position becomes ``<mask>`` with probability ``mask``, a
+  random ordinary token with probability ``random``, and keeps its token otherwise (0.15;
+  80/10/10 by default).
 - [`hide_patches`][ebmkit_masked.corruption.hide_patches]: hide a fraction of the square
   patches of images by setting their pixels to NaN (the convention of ``masked.image``).
 
@@ -23,6 +24,7 @@ import ebmkit as ek
 
 __all__ = ["BertCorruption", "hide_patches", "patch_mask"]
 
+PAD_ID = 0  # where a shorter sequence ends: never selected, never attended
 MASK_ID = 2
 N_SPECIAL = 3  # <pad>, <unk>, <mask>: never drawn as random replacements
 
@@ -79,7 +81,7 @@ class BertCorruption:
         """
         u = torch.rand(y.shape, device=y.device, generator=generator)       # [B, T]
         v = torch.rand(y.shape, device=y.device, generator=generator)       # [B, T]
-        selected = u < self.rate
+        selected = (u < self.rate) & (y != PAD_ID)                          # padding: never
         masked = selected & (v < self.mask)
         replaced = selected & (v >= self.mask) & (v < self.mask + self.random)
         noise = torch.randint(N_SPECIAL, self.vocab_size, y.shape, device=y.device,

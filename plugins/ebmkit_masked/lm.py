@@ -43,7 +43,8 @@ from torch import Tensor, nn
 
 import ebmkit as ek
 
-from .corruption import MASK_ID, N_SPECIAL, BertCorruption
+from .corruption import MASK_ID, N_SPECIAL, PAD_ID, BertCorruption
+from .sampling import sample as _sample
 
 __all__ = ["MaskedLM", "MaskedLMConfig", "MaskedLMStrategy"]
 
@@ -108,16 +109,46 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, h: Tensor) -> Tensor:                                  # h: [b, n, d]
-        if self.conv is not None:
-            # .contiguous() on both sides: Conv1d on the transposed view is ~2× slower (CPU)
-            c = self.conv(rearrange(self.ln_conv(h), "b n d -> b d n").contiguous())
-            h = h + self.drop(rearrange(c, "b d n -> b n d").contiguous())
+    def _conv(self, h: Tensor, keep: Tensor | None) -> Tensor:
+        if self.conv is None:
+            return h
+        c = self.ln_conv(h)
+        if keep is not None:  # padding reads as the convolution's own zero padding
+            c = c * keep.unsqueeze(-1).to(c.dtype)
+        # .contiguous() on both sides: Conv1d on the transposed view is ~2× slower (CPU)
+        c = self.conv(rearrange(c, "b n d -> b d n").contiguous())
+        return h + self.drop(rearrange(c, "b d n -> b n d").contiguous())
+
+    def forward(self, h: Tensor, keep: Tensor | None = None) -> Tensor:     # h: [b, n, d]
+        """The block on every position; ``keep`` ``[b, n]`` (bool, False at padding) keeps
+        padding out of the attention and the convolution."""
+        h = self._conv(h, keep)
         q, k, v = rearrange(self.qkv(self.ln_attn(h)), "b n (three h e) -> three b h n e",
                             three=3, h=self.n_head)
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        mask = None if keep is None else keep[:, None, None, :]               # [b, 1, 1, n]
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
         h = h + self.drop(self.proj(rearrange(a, "b h n e -> b n (h e)")))
         return h + self.drop(self.mlp(self.ln_mlp(h)))
+
+    def forward_at(self, h: Tensor, at: Tensor, keep: Tensor | None = None) -> Tensor:
+        """The block's output at one position per row, ``at`` ``[b]`` → ``[b, d]``: keys and
+        values from every position, the query, the residual and the MLP at ``at`` only (the
+        same numbers as ``forward(h)[rows, at]``, for a fraction of the work)."""
+        h = self._conv(h, keep)
+        d = h.shape[-1]
+        rows = torch.arange(h.shape[0], device=h.device)
+        a_in = self.ln_attn(h)                                                # [b, n, d]
+        w, bias = self.qkv.weight, self.qkv.bias
+        kv = F.linear(a_in, w[d:], bias[d:])                                  # [b, n, 2d]
+        k, v = rearrange(kv, "b n (two h e) -> two b h n e", two=2, h=self.n_head)
+        q = rearrange(F.linear(a_in[rows, at], w[:d], bias[:d]), "b (h e) -> b h 1 e",
+                      h=self.n_head)
+        mask = None if keep is None else keep[:, None, None, :]
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        h_at = h[rows, at] + self.drop(self.proj(rearrange(a, "b h 1 e -> b (h e)")))
+        return h_at + self.drop(self.mlp(self.ln_mlp(h_at)))                 # [b, d]
 
 
 def _resolve_vocab(cfg: MaskedLMConfig) -> list[str]:
@@ -166,6 +197,9 @@ class MaskedLM(ek.EnergyModel):
                                     for i in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.out_bias = nn.Parameter(torch.zeros(self.vocab_size))
+        #: Share of Metropolis–Hastings proposals accepted by the last ``sample(method="mh")``
+        #: (None before one, and after a Gibbs call).
+        self.last_acceptance: float | None = None
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("proj.weight", "mlp.2.weight")):
@@ -185,13 +219,25 @@ class MaskedLM(ek.EnergyModel):
         return ek.data.Vocabulary(self.cfg.vocab, level=self.cfg.level)
 
     # ------------------------------------------------------------------ the network
-    def hidden(self, x: Tensor) -> Tensor:
-        """The last block's output ``[b, n, d]`` for ids x ``[b, n]`` (unchecked)."""
+    def hidden(self, x: Tensor, keep: Tensor | None = None, at: Tensor | None = None
+               ) -> Tensor:
+        """The last block's output ``[b, n, d]`` for ids x ``[b, n]`` (unchecked).
+
+        Args:
+            x: Token ids.
+            keep: Optional bool ``[b, n]``, False at padding: no position attends to padding
+                and the convolution reads it as zeros, so a padded sequence gets the numbers
+                of the sequence alone (up to rounding).
+            at: Optional positions ``[b]``: return only the last block's output there,
+                ``[b, d]`` (what pseudo-likelihood scoring and sampling read), computing the
+                last block's queries, residuals and MLP at those positions only.
+        """
         pos = torch.arange(x.shape[1], device=x.device)
         h = self.tok_emb(x) + self.pos_emb(pos)                              # [b, n, d]
-        for block in self.blocks:
-            h = block(h)
-        return h
+        last = len(self.blocks) - 1 if at is not None else len(self.blocks)
+        for block in self.blocks[:last]:
+            h = block(h, keep)
+        return h if at is None else self.blocks[last].forward_at(h, at, keep)
 
     def head(self, h: Tensor) -> Tensor:
         """Logits over the vocabulary from hidden states ``[..., d]``: final layer norm, then
@@ -200,12 +246,20 @@ class MaskedLM(ek.EnergyModel):
         return F.linear(self.ln_f(h), self.tok_emb.weight, self.out_bias)
 
     def logits(self, x: Tensor) -> Tensor:
-        """Logits ``[b, n, v]`` of p(y_i | x) at every position of x (int64 ``[b, n]``)."""
-        return self.head(self.hidden(self.check_ids(x, "x")))
+        """Logits ``[b, n, v]`` of p(y_i | x) at every position of x (int64 ``[b, n]``;
+        ``<pad>``, id 0, is padding: attended by no position)."""
+        x, keep = self._ids(x, "x")
+        return self.head(self.hidden(x, keep))
 
     def check_ids(self, t: Any, what: str, *, values: bool = True) -> Tensor:
         """Raise a clear error unless ``t`` is int64-like token ids ``[B, T]`` with
         T ≤ block_size (and, when ``values``, ids in ``[0, vocab_size)``: one host sync)."""
+        return self._ids(t, what, values=values)[0]
+
+    def _ids(self, t: Any, what: str, *, values: bool = True) -> tuple[Tensor, Tensor | None]:
+        """``check_ids`` and the padding: ``(ids, keep)`` with keep bool ``[B, T]`` (False at
+        ``<pad>``) when ``values`` found a pad, else None. The pad test rides on the range
+        check's sync (``<pad>`` is id 0, the smallest)."""
         if not isinstance(t, Tensor):
             raise ek.errors.ConfigError(f"{WHO}: {what} must be a tensor of token ids [B, T], "
                                         f"got {type(t).__name__}")
@@ -224,14 +278,17 @@ class MaskedLM(ek.EnergyModel):
         if t.device != self.device:
             raise ek.errors.ConfigError(f"{WHO}: {what} is on {t.device} but the model is on "
                                         f"{self.device}; move one of them")
+        keep = None
         if values and t.numel():
-            lo, hi = int(t.min()), int(t.max())
+            lo, hi = torch.stack(torch.aminmax(t)).tolist()  # one host sync
             if lo < 0 or hi >= self.vocab_size:
                 bad = lo if lo < 0 else hi
                 raise ek.errors.ConfigError(
                     f"{WHO}: {what} holds token id {bad}, outside the vocabulary [0, "
                     f"{self.vocab_size})")
-        return t.long()
+            if lo == PAD_ID:
+                keep = t != PAD_ID
+        return t.long(), keep
 
     # ------------------------------------------------------------------ the energy
     def token_nll(self, y: Tensor, x: Tensor) -> Tensor:
@@ -244,7 +301,8 @@ class MaskedLM(ek.EnergyModel):
 
         Args:
             y: The full sequence, int64 ``[B, T]``.
-            x: The corrupted sequence, int64 ``[B, T]`` (``<mask>`` = 2 where hidden).
+            x: The corrupted sequence, int64 ``[B, T]`` (``<mask>`` = 2 where hidden;
+                ``<pad>`` = 0 where a shorter sequence ends: attended by no position).
 
         Raises:
             ConfigError: x missing, shapes differ, or bad ids (see ``check_ids``).
@@ -255,9 +313,10 @@ class MaskedLM(ek.EnergyModel):
                 f"hidden); for a score of y alone use free_energy(y) or score(y), the "
                 f"pseudo-negative-log-likelihood")
         y = self.check_ids(y, "y")
-        if x.shape != y.shape:
+        if not isinstance(x, Tensor) or x.shape != y.shape:
+            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ek.errors.ConfigError(f"{WHO}: x and y must have the same shape, got x "
-                                        f"{list(x.shape)} and y {list(y.shape)}")
+                                        f"{got} and y {list(y.shape)}")
         nll = self.token_nll(y, x)                                           # [B, T]
         return (nll * (x == MASK_ID)).sum(1)
 
@@ -273,36 +332,48 @@ class MaskedLM(ek.EnergyModel):
         Raises:
             ConfigError: bad ids, or x holds no ``<mask>`` (nothing to predict).
         """
-        x = self.check_ids(x, "x")
+        x, keep = self._ids(x, "x")
         masked = x == MASK_ID
         if not bool(masked.any()):
             raise ek.errors.ConfigError(
                 f"{WHO}: predict(x) fills the <mask> tokens (id {MASK_ID}) of x, but x holds "
                 f"none; hide positions first, e.g. x[:, i] = {MASK_ID}")
-        logits = self.logits(x)
+        logits = self.head(self.hidden(x, keep))
         logits[..., :N_SPECIAL] = -math.inf            # a hidden token is never pad/unk/mask
         return torch.where(masked, logits.argmax(-1), x)
 
     @torch.no_grad()
-    def score(self, y: Tensor, chunk: int = 1024) -> Tensor:
+    def score(self, y: Tensor, chunk: int = 256) -> Tensor:
         """Pseudo-negative-log-likelihood −Σ_i log p(y_i | y with position i masked), ``[B]``.
 
         Each of the T positions is masked in turn; the B·T masked copies run as batches of
-        at most ``chunk`` sequences. Not a normalised likelihood (see the docs).
+        at most ``chunk`` sequences, and the last block computes its output at the masked
+        position only (what the sum reads). ``<pad>`` (id 0) marks where a shorter
+        sequence ends: pad positions are neither attended to nor counted, so sentences of
+        different lengths are scored in one batch, each as if alone. Not a normalised
+        likelihood (see the docs).
         """
-        y = self.check_ids(y, "y")
+        ek.config.at_least("chunk", chunk, 1, who=f"{WHO}.score")
+        y, keep = self._ids(y, "y")
+        return self._score(y, keep, chunk)
+
+    def _score(self, y: Tensor, keep: Tensor | None, chunk: int = 256) -> Tensor:
+        """``score`` on checked ids (no host sync: the samplers call it per proposal)."""
         b, t = y.shape
-        eye = torch.eye(t, dtype=torch.bool, device=y.device)                # [t, t]
         out = torch.empty(b * t, device=y.device)
         copies = y.repeat_interleave(t, dim=0)                               # [b·t, t]
-        which = eye.repeat(b, 1)                                             # [b·t, t]
-        xs = copies.masked_fill(which, MASK_ID)
-        targets = copies[which]                                              # [b·t]
+        at = torch.arange(t, device=y.device).repeat(b)                      # [b·t]
+        rows = torch.arange(b * t, device=y.device)
+        xs = copies.clone()
+        xs[rows, at] = MASK_ID                                               # copy r masks r % t
+        targets = copies[rows, at]                                           # [b·t]
+        keeps = None if keep is None else keep.repeat_interleave(t, dim=0)
         for s in range(0, b * t, chunk):
             sl = slice(s, s + chunk)
-            h = self.hidden(xs[sl])[which[sl]]                               # [c, d]
+            h = self.hidden(xs[sl], None if keeps is None else keeps[sl], at=at[sl])  # [c, d]
             out[sl] = F.cross_entropy(self.head(h).float(), targets[sl], reduction="none")
-        return out.view(b, t).sum(1)
+        nll = out.view(b, t)
+        return (nll if keep is None else nll * keep).sum(1)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int = 8, steps: int = 2, length: int | None = None,
@@ -321,9 +392,7 @@ class MaskedLM(ek.EnergyModel):
             temperature: Softmax temperature of the proposals.
             generator: Optional generator on the model's device.
         """
-        from .sampling import sample
-
-        return sample(self, n=n, steps=steps, length=length, method=method, init=init,
+        return _sample(self, n=n, steps=steps, length=length, method=method, init=init,
                       temperature=temperature, generator=generator)
 
     def decode(self, ids: Tensor) -> list[str]:
@@ -371,11 +440,19 @@ class MaskedLMStrategy(ek.strategies.Strategy):
     r"""BERT's training step: corrupt y into x, then the mean cross-entropy over every
     *selected* position (masked, replaced or kept):
 
-    $$ L = \frac{1}{|S|} \sum_{(b, i) \in S} -\log p_\theta(y_{b,i} \mid x_b). $$
+    $$ L = \frac{1}{\max(|S|, 1)} \sum_{(b, i) \in S} -\log p_\theta(y_{b,i} \mid x_b). $$
 
     On the ``<mask>`` positions this is the energy E(x, y) averaged per token; the
-    replaced and kept positions teach the model not to trust its input blindly. Logs
-    ``e_pos`` (the mean energy per sequence) and ``accuracy`` (on ``<mask>`` positions).
+    replaced and kept positions teach the model not to trust its input blindly. A batch
+    in which nothing was selected (possible with a few short rows) gives a loss of 0 with
+    no gradient, not 0/0. ``<pad>`` positions are never selected. Logs ``e_pos`` (the mean
+    energy per sequence) and ``accuracy`` (on ``<mask>`` positions).
+
+    No host sync per step: the head runs on a fixed number of positions, the selected
+    ones first (a stable sort of the selection), as many as
+    ``rate·B·T + 6·√(B·T·rate·(1 − rate)) + 8`` (at most B·T), and the loss weights the
+    unselected ones by 0. A batch selecting more than that (six standard deviations above
+    the mean: probability below 1e-9 per step) leaves the excess out of that step's mean.
     """
 
     def __init__(self) -> None:
@@ -386,15 +463,21 @@ class MaskedLMStrategy(ek.strategies.Strategy):
         y = model.check_ids(y, "batch['y']", values=not self._checked)
         self._checked = True  # the range check syncs: once per run, not per step
         x, selected = model.corruption.corrupt(y)                            # [B, T] each
-        h = model.hidden(x)[selected]                                        # [S, d]
+        b, t = y.shape
+        rate = model.corruption.rate
+        size = min(b * t, math.ceil(rate * b * t + 6 * math.sqrt(b * t * rate * (1 - rate)) + 8))
+        flat = selected.flatten()
+        idx = torch.argsort(flat.to(torch.int8), descending=True, stable=True)[:size]  # [S]
+        w = flat[idx].float()                                                # 1: selected
+        h = model.hidden(x).flatten(0, 1)[idx]                               # [S, d]
         logits = model.head(h)                                               # [S, v]
-        target = y[selected]
+        target = y.flatten()[idx]
         nll = F.cross_entropy(logits.float(), target, reduction="none")      # [S]
-        loss = nll.mean()
+        loss = (nll * w).sum() / w.sum().clamp(min=1)
         with torch.no_grad():
-            masked = x[selected] == MASK_ID
-            e_pos = (nll * masked).sum() / y.shape[0]
-            acc = ((logits.argmax(-1) == target) & masked).sum() / masked.sum().clamp(min=1)
+            masked = (x.flatten()[idx] == MASK_ID).float() * w
+            e_pos = (nll * masked).sum() / b
+            acc = ((logits.argmax(-1) == target).float() * masked).sum() / masked.sum().clamp(min=1)
         return ek.StepOutput(loss, {"e_pos": e_pos, "accuracy": acc})
 
     def __repr__(self) -> str:
