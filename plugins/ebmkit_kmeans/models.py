@@ -270,8 +270,21 @@ class KMeans(ek.EnergyModel):
         if z is None:
             raise ConfigError("kmeans.energy needs z (one-hot [B, K] or indices [B]); "
                               "use free_energy(y) to minimise over it")
-        if z.dim() == 1 and not z.is_floating_point():
-            z = nnf.one_hot(z, self.cfg.k).to(y.dtype)
+        k, what = self.cfg.k, "kmeans.energy: z"
+        if not isinstance(z, Tensor) or (z.dim() == 1 and z.is_floating_point()):
+            got = f"{z.dtype} {list(z.shape)}" if isinstance(z, Tensor) else type(z).__name__
+            raise ConfigError(f"{what}: expected integer cluster ids [B] or a one-hot [B, {k}], "
+                              f"got {got}")
+        if z.dim() == 1:
+            check_input(z, what, shape=(y.shape[0],), floating=False, device=self.device)
+            if z.device.type == "cpu" or not torch.is_grad_enabled():  # no sync in a step
+                lo, hi = (int(t) for t in torch.aminmax(z))
+                if lo < 0 or hi >= k:
+                    raise ConfigError(f"{what}: expected cluster ids in [0, {k - 1}], got "
+                                      f"values in [{lo}, {hi}]")
+            z = nnf.one_hot(z, k).to(y.dtype)
+        else:
+            check_input(z, what, shape=(y.shape[0], k), device=self.device, finite="auto")
         return self.term(y, z=z)
 
     def infer(self, y: Tensor, x: Tensor | None = None) -> Tensor:
