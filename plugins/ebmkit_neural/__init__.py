@@ -33,3 +33,10 @@ def register_models(register: Any) -> None:
              demo={"data": "digits", "epochs": 20, "batch_size": 64, "lr": 1e-3,
                    "options": {"channels": 16},
                    "tour": {"epochs": 5}})
+
+
+@ek.hookimpl
+def register_networks(register: Any) -> None:
+    register("neural.conv", ek.plugins.lazy("ebmkit_neural.nets:conv_net"),
+             summary="The conv energy net of neural.conv/neural.jem: image → [B] or logits "
+                     "(no batch norm, optional spectral norm)")

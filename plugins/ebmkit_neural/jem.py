@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
 import ebmkit as ek
 from ebmkit.config import at_least
@@ -32,7 +31,6 @@ from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
 from .models import SamplerConfig, _NeuralEnergy
-from .nets import ConvBody
 
 __all__ = ["JEM", "JEMConfig"]
 
@@ -58,6 +56,9 @@ class JEMConfig(SamplerConfig):
     data_noise: float = 0.03
     alpha: float = 0.1  # energy-magnitude penalty (JEM has none; see JointTraining)
     generative: float = 1.0  # weight w of the log p(y) term; 0 trains a plain classifier
+    # slot (`ek.networks`): image_shape → (num_classes,), the logits f(y); None:
+    # 'neural.conv' with the options above (no batch norm: an energy depends on its sample)
+    classifier: str | dict[str, Any] | nn.Module | None = None
 
 
 class JEM(_NeuralEnergy):
@@ -66,6 +67,8 @@ class JEM(_NeuralEnergy):
     name = "neural.jem"
     config_class = JEMConfig
     cfg: JEMConfig
+    slots = {"classifier": "neural.conv (channels, activation, spectral_norm), image_shape → "
+                           "(num_classes,): its logits are the negative energies"}
 
     def __init__(self, cfg: JEMConfig) -> None:
         super().__init__()
@@ -79,20 +82,23 @@ class JEM(_NeuralEnergy):
         if not cfg.data_noise >= 0 or not cfg.generative >= 0:
             raise ConfigError(f"neural.jem: data_noise and generative must be >= 0, got "
                               f"{cfg.data_noise!r} and {cfg.generative!r}")
-        self.body = ConvBody(shape, cfg.channels, cfg.activation, cfg.spectral_norm)
-        self.head = self.body.head(cfg.num_classes)
+        self.classifier = ek.networks.build_slot(
+            "classifier", cfg.classifier, in_shape=shape, out_shape=(cfg.num_classes,),
+            who=self.name, default={"name": "neural.conv", "channels": cfg.channels,
+                                    "activation": cfg.activation,
+                                    "spectral_norm": cfg.spectral_norm})
         self.flat_dim = math.prod(shape)
 
     def _images(self, y: Tensor) -> Tensor:
         c, h, w = self.cfg.image_shape
         if y.dim() == 2:
             check_input(y, "y", shape=(None, c * h * w), finite=False)
-            return rearrange(y, "b (c h w) -> b c h w", c=c, h=h, w=w)
+            return y.reshape(y.shape[0], c, h, w)
         return check_input(y, "y", shape=(None, c, h, w), finite=False)
 
     def logits(self, y: Tensor) -> Tensor:
         """f(y): the class logits, ``[B, K]`` (y flat ``[B, C·H·W]`` or ``[B, C, H, W]``)."""
-        return self.head(self.body(self._images(y)))
+        return self.classifier(self._images(y))
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """E(y, c) = −f(y)_c for classes ``z`` (int64 ``[B]``); without z, F(y). ``[B]``."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from einops import rearrange
 from torch import Tensor, nn
 
 import ebmkit as ek
@@ -47,6 +46,8 @@ class MLPConfig(SamplerConfig):
     dim: int = 2
     hidden: int = 128
     depth: int = 3
+    # slot (`ek.networks`): (dim,) → () ; None: 'mlp' with SiLU, `hidden` and `depth`
+    energy: str | dict[str, Any] | nn.Module | None = None
 
 
 @dataclass
@@ -67,6 +68,8 @@ class ConvConfig(SamplerConfig):
     noise: float | None = 0.005
     buffer_size: int = 0
     data_noise: float = 0.01  # σ of the Gaussian noise on the data (IGEBM, JEM)
+    # slot (`ek.networks`): image_shape → () ; None: 'neural.conv' with the options above
+    energy: str | dict[str, Any] | nn.Module | None = None
 
 
 class _NeuralEnergy(ek.EnergyModel):
@@ -136,6 +139,7 @@ class MLPEnergy(_NeuralEnergy):
 
     name = "neural.mlp"
     config_class = MLPConfig
+    slots = {"energy": "mlp (activation='silu', hidden, depth), (dim,) → []"}
 
     def __init__(self, cfg: MLPConfig) -> None:
         super().__init__()
@@ -143,18 +147,15 @@ class MLPEnergy(_NeuralEnergy):
         self._check_sampler_config()
         for key in ("dim", "hidden", "depth"):
             ek.config.at_least(key, getattr(cfg, key), who=self.name)
-        layers: list[nn.Module] = []
-        width = cfg.dim
-        for _ in range(cfg.depth):
-            layers += [nn.Linear(width, cfg.hidden), nn.SiLU()]
-            width = cfg.hidden
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = ek.networks.build_slot(
+            "energy", cfg.energy, in_shape=(cfg.dim,), out_shape=(), who=self.name,
+            default={"name": "mlp", "hidden": cfg.hidden, "depth": cfg.depth,
+                     "activation": "silu"})
         self.flat_dim = cfg.dim
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         check_input(y, "y", shape=(None, self.cfg.dim), finite=False)
-        return self.net(y).squeeze(-1)  # [B, D] -> [B]
+        return self.net(y)  # [B, D] -> [B]
 
     def metrics(self) -> dict[str, Any]:
         metrics = super().metrics()
@@ -172,25 +173,26 @@ class ConvEnergy(_NeuralEnergy):
 
     name = "neural.conv"
     config_class = ConvConfig
+    slots = {"energy": "neural.conv (channels, activation, spectral_norm), image_shape → []"}
 
     def __init__(self, cfg: ConvConfig) -> None:
         super().__init__()
-        from .nets import ConvBody
-
         self.cfg = cfg
         self._check_sampler_config()
         shape = list(cfg.image_shape)
         if len(shape) != 3 or min(shape) <= 0:
             raise ek.errors.ConfigError(f"neural.conv: image_shape must be [C, H, W], got {shape}")
         ek.config.at_least("channels", cfg.channels, who=self.name)
-        self.body = ConvBody(shape, cfg.channels, cfg.activation, cfg.spectral_norm)
-        self.head = self.body.head(1)
+        self.net = ek.networks.build_slot(
+            "energy", cfg.energy, in_shape=shape, out_shape=(), who=self.name,
+            default={"name": "neural.conv", "channels": cfg.channels,
+                     "activation": cfg.activation, "spectral_norm": cfg.spectral_norm})
         self.flat_dim = math.prod(shape)
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         c, h, w = self.cfg.image_shape
         if y.dim() == 2:
             check_input(y, "y", shape=(None, c * h * w), finite=False)
-            y = rearrange(y, "b (c h w) -> b c h w", c=c, h=h, w=w)
+            y = y.reshape(y.shape[0], c, h, w)
         check_input(y, "y", shape=(None, c, h, w), finite=False)
-        return self.head(self.body(y)).squeeze(-1)  # [B]
+        return self.net(y)  # [B]

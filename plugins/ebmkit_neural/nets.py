@@ -11,11 +11,14 @@ Axis letters in shape comments: B batch, C channels, H height, W width, F featur
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 from ebmkit.errors import ConfigError
 
-__all__ = ["ConvBody"]
+__all__ = ["ConvBody", "ConvNet", "conv_net"]
 
 ACTIVATIONS = {"silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU}
 
@@ -60,3 +63,29 @@ class ConvBody(nn.Module):
     def head(self, out: int) -> nn.Module:
         """A linear read-out ``[B, F] -> [B, out]``, spectrally normalised like the body."""
         return self.sn(nn.Linear(self.num_features, out))
+
+
+class ConvNet(nn.Module):
+    """``[B, C, H, W] -> [B, *out_shape]``: [`ConvBody`][ebmkit_neural.nets.ConvBody] and its
+    linear read-out (``out_shape=()``: one energy per image; ``(K,)``: K logits). Inputs
+    given flat, ``[B, C·H·W]``, are reshaped."""
+
+    def __init__(self, image_shape: Sequence[int], out_shape: Sequence[int], channels: int,
+                 activation: str = "silu", spectral_norm: bool = False) -> None:
+        super().__init__()
+        self.image_shape, self.out_shape = tuple(image_shape), tuple(out_shape)
+        self.body = ConvBody(list(image_shape), channels, activation, spectral_norm)
+        self.head = self.body.head(math.prod(self.out_shape))
+
+    def forward(self, y: Tensor) -> Tensor:
+        y = y.reshape(y.shape[0], *self.image_shape)
+        return self.head(self.body(y)).reshape(y.shape[0], *self.out_shape)
+
+
+def conv_net(*, in_shape: Sequence[int], out_shape: Sequence[int], channels: int = 16,
+             activation: str = "silu", spectral_norm: bool = False) -> ConvNet:
+    """The neural family's conv energy net (no batch norm, optional spectral norm)."""
+    if len(in_shape) != 3:
+        raise ConfigError(f"network 'neural.conv': expected an image shape (C, H, W) as "
+                          f"in_shape, got {tuple(in_shape)}")
+    return ConvNet(in_shape, out_shape, channels, activation, spectral_norm)
