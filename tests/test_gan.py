@@ -282,8 +282,9 @@ def test_bad_inputs_name_the_expected_shape():
     from ebmkit_gan.models import DCGAN, DCGANConfig
     from ebmkit_gan.networks import Generator
 
-    with pytest.raises(ConfigError, match=r"generator makes images of shape \[1, 16, 16\] but the "
-                                          r"discriminator expects \[1, 8, 8\]"):
+    with pytest.raises(ConfigError, match=r"slot 'generator': expected a network mapping "
+                                          r"\[B, 32\] to \[B, 1, 8, 8\], got Generator "
+                                          r"returning \[B, 1, 16, 16\]"):
         DCGAN(DCGANConfig(image_size=8, g_width=8, d_width=8),
               generator=Generator(32, (1, 16, 16), 8))
     from ebmkit_gan.strategy import Adversarial

@@ -33,6 +33,17 @@ def register_models(register: Any) -> None:
 
 
 @ek.hookimpl
+def register_networks(register: Any) -> None:
+    """DCGAN's networks, reusable by any family's slots."""
+    register("dcgan.generator", ek.plugins.lazy("ebmkit_gan.networks:dcgan_generator"),
+             summary="DCGAN's generator: (Z,) → (C, S, S) in [0, 1], transposed convs, batch norm")
+    register("dcgan.discriminator", ek.plugins.lazy("ebmkit_gan.networks:dcgan_discriminator"),
+             summary="DCGAN's discriminator as an energy: (C, S, S) → [B], no batch norm")
+    register("dcgan.encoder", ek.plugins.lazy("ebmkit_gan.networks:dcgan_encoder"),
+             summary="DCGAN's discriminator body as an encoder: (C, S, S) → (K,)")
+
+
+@ek.hookimpl
 def register_strategies(register: Any) -> None:
     register("gan.adversarial", ek.plugins.lazy("ebmkit_gan.strategy:Adversarial"),
              summary="Alternating D/G updates with two optimizers and a D:G ratio")

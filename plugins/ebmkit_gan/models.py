@@ -27,7 +27,7 @@ from ebmkit.config import at_least, number
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
-from .networks import AutoencoderDiscriminator, Discriminator, Generator, init_weights, plan
+from .networks import AutoencoderDiscriminator, init_weights, plan
 
 __all__ = ["DCGAN", "DCGANConfig", "EBGAN", "EBGANConfig", "GeneratorNegatives"]
 
@@ -58,6 +58,10 @@ class DCGANConfig:
     ema: float = 0.995  # decay of the generator's moving average that samples; 0: off
     eval_data: str | None = None  # data set of the classifier scores; None: by image shape
     eval_samples: int = 1000
+    # slots (`ek.networks`): None (DCGAN's nets, sized by the options above), a registered
+    # network name, {"name": ..., **options} or an nn.Module
+    generator: str | dict[str, Any] | nn.Module | None = None  # (latent_dim,) → image_shape
+    discriminator: str | dict[str, Any] | nn.Module | None = None  # image_shape → [B] (dcgan)
 
 
 @dataclass
@@ -76,13 +80,16 @@ class EBGANConfig(DCGANConfig):
     # alone, in training too), "none", or "batch" (the paper's; batch statistics in the
     # adversarial loss, running statistics in `energy`)
     d_norm: str = "sample"
+    # the autoencoder discriminator's slots: image_shape → (code_dim,) and back
+    encoder: str | dict[str, Any] | nn.Module | None = None
+    decoder: str | dict[str, Any] | nn.Module | None = None
 
 
 class _GAN(ek.EnergyModel):
     """What both GAN families share: shapes, sampling, the strategy and the metrics."""
 
     config_class: type[DCGANConfig] = DCGANConfig
-    generator: Generator
+    generator: nn.Module
     discriminator: nn.Module
 
     def _resolve(self, cfg: DCGANConfig) -> None:
@@ -112,6 +119,11 @@ class _GAN(ek.EnergyModel):
         self.image_shape: tuple[int, int, int] = (c, h, h)
         self.flat_dim = c * h * h
 
+    def _generator_slot(self, cfg: DCGANConfig) -> nn.Module:
+        return ek.networks.build_slot(
+            "generator", cfg.generator, in_shape=(cfg.latent_dim,), out_shape=self.image_shape,
+            who=self.name, default={"name": "dcgan.generator", "width": cfg.g_width})
+
     def _check_players(self) -> None:
         """A generator whose images the discriminator cannot read fails at construction."""
         z = torch.zeros(2, self.cfg.latent_dim)
@@ -140,9 +152,9 @@ class _GAN(ek.EnergyModel):
         """``[B, D]`` or ``[B, C, S, S]`` → ``[B, C, S, S]``; a clear error for anything else."""
         c, s, _ = self.image_shape
         if isinstance(y, Tensor) and y.dim() == 4 and tuple(y.shape[1:]) == self.image_shape:
-            return check_input(y, "y", finite=False)
+            return check_input(y, "y", shape=(None, c, s, s), device=self.device, finite="auto")
         if isinstance(y, Tensor) and y.dim() == 2 and y.shape[1] == self.flat_dim:
-            check_input(y, "y", finite=False)
+            check_input(y, "y", shape=(None, self.flat_dim), device=self.device, finite="auto")
             return rearrange(y, "b (c h w) -> b c h w", c=c, h=s, w=s)
         got = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ConfigError(f"{self.name} models {c}×{s}×{s} images: y must be [B, {c}, {s}, {s}] "
@@ -173,6 +185,7 @@ class _GAN(ek.EnergyModel):
 
     def generate(self, z: Tensor) -> Tensor:
         """G(z): ``[B, Z] -> [B, C, S, S]`` in [0, 1] (with its graph): the trained generator."""
+        check_input(z, "z", shape=(None, self.cfg.latent_dim), device=self.device, finite="auto")
         return self.generator(z)
 
     def _init_ema(self) -> None:
@@ -198,7 +211,7 @@ class _GAN(ek.EnergyModel):
 
     def decode(self, z: Tensor) -> Tensor:
         """Ḡ(z) (G(z) with ``ema=0``) flat, ``[B, D]``, in eval mode and without a graph."""
-        check_input(z, "z", shape=(None, self.cfg.latent_dim))
+        check_input(z, "z", shape=(None, self.cfg.latent_dim), device=self.device)
         net = self.sampler_network
         with torch.no_grad(), _eval(net):
             return net(z.to(self.device)).flatten(1)
@@ -291,21 +304,32 @@ class DCGAN(_GAN):
 
     name = "gan.dcgan"
     config_class = DCGANConfig
+    slots = {"generator": "dcgan.generator (width=g_width), (latent_dim,) → image_shape",
+             "discriminator": "dcgan.discriminator (width=d_width, spectral_norm), image_shape "
+                              "→ [] (the energy)"}
 
     def __init__(self, cfg: DCGANConfig | None = None, *, generator: nn.Module | None = None,
                  discriminator: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or DCGANConfig()
+        if generator is not None:  # the keyword arguments fill the slots
+            cfg.generator = generator
+        if discriminator is not None:
+            cfg.discriminator = discriminator
         self._resolve(cfg)
         from .losses import get_gan_loss
 
         if get_gan_loss(cfg.loss).name == "margin":
             raise ConfigError("gan.dcgan: loss 'margin' is EBGAN's (a non-negative energy); use "
                               "gan.ebgan, or one of 'non_saturating', 'minimax', 'hinge'")
-        self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
-        self.discriminator = discriminator or Discriminator(self.image_shape, cfg.d_width,
-                                                            cfg.spectral_norm)
-        init_weights(self)
+        self.generator = self._generator_slot(cfg)
+        self.discriminator = ek.networks.build_slot(
+            "discriminator", cfg.discriminator, in_shape=self.image_shape, out_shape=(),
+            who=self.name, default={"name": "dcgan.discriminator", "width": cfg.d_width,
+                                    "spectral_norm": cfg.spectral_norm})
+        for slot in ("generator", "discriminator"):  # DCGAN's init on its own nets only
+            if getattr(cfg, slot) is None:
+                init_weights(getattr(self, slot))
         self._init_ema()
         self._check_players()
 
@@ -341,23 +365,38 @@ class EBGAN(_GAN):
 
     name = "gan.ebgan"
     config_class = EBGANConfig
+    slots = {"generator": "dcgan.generator (width=g_width), (latent_dim,) → image_shape",
+             "encoder": "dcgan.encoder (width=d_width, norm=d_norm, spectral_norm), image_shape "
+                        "→ (code_dim,)",
+             "decoder": "dcgan.generator (width=d_width, norm=d_norm), (code_dim,) → image_shape"}
 
-    def __init__(self, cfg: EBGANConfig | None = None, *, generator: nn.Module | None = None,
-                 discriminator: nn.Module | None = None) -> None:
+    def __init__(self, cfg: EBGANConfig | None = None, *, generator: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or EBGANConfig()
+        if generator is not None:  # the keyword argument fills the slot
+            cfg.generator = generator
         self._resolve(cfg)
         at_least("code_dim", cfg.code_dim, who=self.name)
         if not (isinstance(cfg.pt_weight, (int, float)) and cfg.pt_weight >= 0):
             raise ConfigError(f"gan.ebgan: pt_weight must be >= 0, got {cfg.pt_weight!r}")
-        self.generator = generator or Generator(cfg.latent_dim, self.image_shape, cfg.g_width)
-        self.discriminator = discriminator or AutoencoderDiscriminator(
-            self.image_shape, cfg.d_width, cfg.code_dim, cfg.spectral_norm, cfg.d_norm)
-        init_weights(self.generator)
-        if cfg.d_norm == "batch" or discriminator is not None:
+        self.generator = self._generator_slot(cfg)
+        encoder = ek.networks.build_slot(
+            "encoder", cfg.encoder, in_shape=self.image_shape, out_shape=(cfg.code_dim,),
+            who=self.name, default={"name": "dcgan.encoder", "width": cfg.d_width,
+                                    "norm": cfg.d_norm, "spectral_norm": cfg.spectral_norm})
+        decoder = ek.networks.build_slot(
+            "decoder", cfg.decoder, in_shape=(cfg.code_dim,), out_shape=self.image_shape,
+            who=self.name, default={"name": "dcgan.generator", "width": cfg.d_width,
+                                    "norm": cfg.d_norm})
+        self.discriminator = AutoencoderDiscriminator(encoder, decoder)
+        if cfg.generator is None:
+            init_weights(self.generator)
+        if cfg.d_norm == "batch":
             # DCGAN's N(0, 0.02) goes with batch norm; without it the autoencoder keeps
             # PyTorch's default (Kaiming-uniform) scale, with which it trains far better
-            init_weights(self.discriminator)
+            for slot, net in (("encoder", encoder), ("decoder", decoder)):
+                if getattr(cfg, slot) is None:
+                    init_weights(net)
         self._init_ema()
         self._check_players()
 

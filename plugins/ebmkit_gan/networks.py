@@ -23,13 +23,15 @@ Axis letters in shape comments: B batch, Z latent, C channels, S image side.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from einops import rearrange
 from torch import Tensor, nn
 
 from ebmkit.errors import ConfigError
 
-__all__ = ["AutoencoderDiscriminator", "Discriminator", "Generator", "init_weights", "plan"]
+__all__ = ["AutoencoderDiscriminator", "Discriminator", "Generator", "dcgan_discriminator",
+           "dcgan_encoder", "dcgan_generator", "init_weights", "plan"]
 
 
 def plan(image_size: int, who: str = "gan") -> tuple[int, int]:
@@ -116,7 +118,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class _Encoder(nn.Sequential):
-    """Strided convolutions ``[B, C, S, S] -> [B, out, 1, 1]`` (the DCGAN discriminator body),
+    """Strided convolutions ``[B, C, S, S] -> [B, out]`` (the DCGAN discriminator body),
     with ``norm`` ``"none"``, ``"sample"`` (GroupNorm) or ``"batch"`` (for EBGAN, whose model
     evaluates its energy in eval mode), optionally spectrally normalised."""
 
@@ -135,6 +137,9 @@ class _Encoder(nn.Sequential):
         layers.append(sn(nn.Conv2d(ch[-1], out, base, 1, 0, bias=False)))  # [B, out, 1, 1]
         super().__init__(*layers)
 
+    def forward(self, images: Tensor) -> Tensor:
+        return super().forward(images).flatten(1)  # [B, out, 1, 1] -> [B, out]
+
 
 class Discriminator(nn.Module):
     """The DCGAN discriminator read as an energy: E(y) = −logit D(y), shape ``[B]``.
@@ -150,7 +155,7 @@ class Discriminator(nn.Module):
         self.image_shape = tuple(image_shape)
 
     def forward(self, images: Tensor) -> Tensor:
-        return -self.net(images).flatten()  # [B, 1, 1, 1] -> [B]
+        return -self.net(images).flatten()  # [B, 1] -> [B]
 
 
 class AutoencoderDiscriminator(nn.Module):
@@ -163,16 +168,50 @@ class AutoencoderDiscriminator(nn.Module):
     eval mode).
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, code_dim: int,
-                 spectral_norm: bool = False, norm: str = "sample") -> None:
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
         super().__init__()
-        self.encoder = _Encoder(image_shape, width, code_dim, norm=norm,
-                                spectral_norm=spectral_norm)
-        self.decoder = Generator(code_dim, image_shape, width, norm=norm)
-        self.image_shape = tuple(image_shape)
+        self.encoder, self.decoder = encoder, decoder  # [B, C, S, S] -> [B, K] -> [B, C, S, S]
 
     def forward(self, images: Tensor, return_code: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         code = self.encoder(images).flatten(1)  # [B, code]
-        rec = self.decoder(code)  # [B, C, S, S]
+        rec = self.decoder(code).reshape(images.shape)  # [B, C, S, S]
         energy = (images - rec).square().flatten(1).sum(1)  # [B]
         return (energy, code) if return_code else energy
+
+
+# -- the registered networks: a slot's shapes plus the options ------------------------------
+def _square(shape: Any, what: str) -> tuple[int, int, int]:
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ConfigError(f"{what}: expected square images (C, S, S), got {tuple(shape)}")
+    return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def _vector(shape: Any, what: str) -> int:
+    if len(shape) != 1:
+        raise ConfigError(f"{what}: expected a vector shape (K,), got {tuple(shape)}")
+    return int(shape[0])
+
+
+def dcgan_generator(*, in_shape: Any, out_shape: Any, width: int = 64,
+                    norm: str = "batch") -> Generator:
+    """DCGAN's generator: (Z,) → (C, S, S) in [0, 1], transposed convs with batch norm."""
+    return Generator(_vector(in_shape, "network 'dcgan.generator': in_shape"),
+                     _square(out_shape, "network 'dcgan.generator': out_shape"), width, norm)
+
+
+def dcgan_discriminator(*, in_shape: Any, out_shape: Any, width: int = 64,
+                        spectral_norm: bool = True) -> Discriminator:
+    """DCGAN's discriminator as an energy: (C, S, S) → [B], −logit D (no batch norm)."""
+    if tuple(out_shape) != ():
+        raise ConfigError(f"network 'dcgan.discriminator': outputs one energy per image "
+                          f"(out_shape ()), got out_shape {tuple(out_shape)}")
+    return Discriminator(_square(in_shape, "network 'dcgan.discriminator': in_shape"), width,
+                         spectral_norm)
+
+
+def dcgan_encoder(*, in_shape: Any, out_shape: Any, width: int = 64, norm: str = "sample",
+                  spectral_norm: bool = False) -> nn.Module:
+    """DCGAN's discriminator body as an encoder: (C, S, S) → (K,) (EBGAN's encoder)."""
+    return _Encoder(_square(in_shape, "network 'dcgan.encoder': in_shape"), width,
+                    _vector(out_shape, "network 'dcgan.encoder': out_shape"), norm=norm,
+                    spectral_norm=spectral_norm)
