@@ -1,13 +1,57 @@
 """Shared fixtures: the `device` every tensor test runs on, and a clean plugin host; the
-hypothesis profile."""
+hypothesis profile; the fixture plugins, loaded from the tree without installing them."""
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import settings
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _load_fixture_plugins() -> list[str]:
+    """Make the plugins under tests/fixtures/ visible to this test session, uninstalled.
+
+    Each fixture's package directory goes on ``sys.path``, and a minimal ``.dist-info``
+    (its name, version and ``ebmkit`` entry points, read from its pyproject.toml) goes in a
+    temporary folder at the front of ``sys.path``: ``importlib.metadata`` then finds it as
+    an installed distribution, for this process and, through ``PYTHONPATH``, for the
+    ``ebmkit`` processes tests start. Nothing is written into the user's environment, so
+    the deliberately broken plugin never reaches their ``ebmkit`` commands.
+
+    Returns:
+        The fixtures' entry-point names: the only installed plugins the tests load
+        (``EBMKIT_LOAD_PLUGINS``), so an unrelated plugin the user has installed cannot
+        change what they see.
+    """
+    site = Path(tempfile.mkdtemp(prefix="ebmkit-test-plugins-"))
+    paths, names = [str(site)], []
+    for project in sorted(FIXTURES.glob("*/pyproject.toml")):
+        meta = tomllib.loads(project.read_text(encoding="utf-8"))["project"]
+        eps = meta.get("entry-points", {}).get("ebmkit", {})
+        info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\n"
+                                       f"Version: {meta['version']}\n", encoding="utf-8")
+        (info / "entry_points.txt").write_text(
+            "[ebmkit]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()), encoding="utf-8")
+        paths.append(str(project.parent))
+        names += list(eps)
+    sys.path[:0] = paths  # first: a copy installed in the environment is shadowed
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [
+        os.environ.get("PYTHONPATH")])])
+    return names
+
+
+FIXTURE_PLUGINS = ",".join(_load_fixture_plugins())
+os.environ["EBMKIT_LOAD_PLUGINS"] = FIXTURE_PLUGINS
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -38,11 +82,15 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 
 @pytest.fixture
 def fresh_plugins(monkeypatch: pytest.MonkeyPatch):
-    """A plugin host that reloads under the test's EBMKIT_* variables and is reset after."""
+    """A plugin host that reloads under the test's EBMKIT_* variables and is reset after.
+
+    It loads the built-ins and the fixture plugins only (set ``EBMKIT_LOAD_PLUGINS`` in the
+    test to change that)."""
     import ebmkit.plugins as plugins
 
-    for var in ("EBMKIT_STRICT_PLUGINS", "EBMKIT_DISABLE_PLUGINS", "EBMKIT_LOAD_PLUGINS"):
+    for var in ("EBMKIT_STRICT_PLUGINS", "EBMKIT_DISABLE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("EBMKIT_LOAD_PLUGINS", FIXTURE_PLUGINS)
     plugins.reset()
     yield plugins
     plugins.reset()

@@ -58,3 +58,39 @@ def test_wheel_ships_core_and_builtin_plugins(tmp_path):
     assert Requirement(torch_req.split(": ", 1)[1]).specifier.contains("2.13.0")
     eps = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "ebmkit = ebmkit.cli:main" in eps
+
+
+def test_the_test_command_installs_no_fixture_plugin():
+    (command,) = [line for block in _readme_blocks("bash") for line in block.splitlines()
+                  if "pytest" in line and not line.startswith("#")]
+    assert "tests/fixtures" not in command  # conftest.py loads them from the tree
+    from importlib import metadata
+
+    for dist in ("ebmkit-hello", "ebmkit-broken"):  # ...for this session only
+        files = [str(f.locate()) for f in metadata.distribution(dist).files or ()]
+        origin = str(metadata.distribution(dist)._path)  # type: ignore[attr-defined]
+        assert "ebmkit-test-plugins-" in origin, (dist, origin, files)
+
+
+def test_an_unrelated_installed_plugin_does_not_change_the_suite(tmp_path):
+    """A plugin the user installed (here: a dist-info on PYTHONPATH registering a dataset)
+    is not loaded by the tests, so the plugin tests still see exactly the fixtures."""
+    info = tmp_path / "ebmkit_other-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ebmkit-other\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ebmkit]\nother = ebmkit_other\n")
+    (tmp_path / "ebmkit_other.py").write_text(
+        "import ebmkit as ek\n\n@ek.hookimpl\ndef register_datasets(register):\n"
+        "    register('other-data', lambda: None, summary='unrelated')\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("EBMKIT_LOAD_PLUGINS", None)
+    probe = subprocess.run([sys.executable, "-c", "import ebmkit as ek; print(ek.list_datasets())"],
+                           env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert "other-data" in probe.stdout, probe.stderr  # it is installed, as far as ebmkit knows
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_plugins.py"), "-k",
+                          "disable_a_builtin or discovered"],
+                         env=env, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
