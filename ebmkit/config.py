@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["at_least", "number", "one_of"]
+__all__ = ["at_least", "attention_dims", "image_shape", "number", "one_of"]
 
 
 def at_least(name: str, value: Any, minimum: int = 1, *, who: str = "") -> int:
@@ -58,3 +58,31 @@ def one_of(name: str, value: Any, choices: tuple[Any, ...] | list[Any], *, who: 
         raise ConfigError(f"{prefix}{name} must be one of {', '.join(map(repr, choices))}, "
                           f"got {value!r}")
     return value
+
+
+def image_shape(value: Any, *, who: str = "", dim: int | None = None,
+                name: str = "image_shape") -> list[int]:
+    """``value`` as ``[C, H, W]`` of positive ints (and ``C·H·W == dim`` when ``dim`` is
+    given), else a ConfigError saying what was expected. ``ebmkit train`` fills it from the
+    data; families take their channels and size from it (RGB included)."""
+    prefix = f"{who}: " if who else ""
+    ok = (isinstance(value, (list, tuple)) and len(value) == 3
+          and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in value))
+    if not ok:
+        raise ConfigError(f"{prefix}{name} must be [C, H, W] of positive ints (e.g. [1, 8, 8] "
+                          f"or [3, 32, 32]), got {value!r}")
+    shape = [int(s) for s in value]
+    if dim is not None and math.prod(shape) != dim:
+        raise ConfigError(f"{prefix}{name} {shape} has {math.prod(shape)} features but "
+                          f"dim={dim}; expected C·H·W = dim")
+    return shape
+
+
+def attention_dims(n_layer: Any, n_head: Any, d_model: Any, *, who: str = "") -> None:
+    """Check a transformer's ``n_layer``, ``n_head``, ``d_model`` (ints >= 1, ``d_model`` a
+    multiple of ``n_head``); raise a ConfigError naming the option otherwise."""
+    for name, value in (("n_layer", n_layer), ("n_head", n_head), ("d_model", d_model)):
+        at_least(name, value, 1, who=who)
+    if d_model % n_head:
+        prefix = f"{who}: " if who else ""
+        raise ConfigError(f"{prefix}d_model ({d_model}) must be a multiple of n_head ({n_head})")

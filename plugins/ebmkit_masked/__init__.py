@@ -28,3 +28,9 @@ def register_models(register: Any) -> None:
              summary="Masked-patch image modelling: E(x, y) = Σ_{x_i = NaN} (ŷ_i(x) − y_i)²",
              demo={"data": "digits", "epochs": 80, "batch_size": 64, "lr": 3e-3,
                    "tour": {"epochs": 30}})
+
+
+@ek.hookimpl
+def register_networks(register: Any) -> None:
+    register("masked.patch_transformer", ek.plugins.lazy(f"{_PKG}.image:patch_transformer"),
+             summary="masked.image's net: a transformer over image patches, image → image")

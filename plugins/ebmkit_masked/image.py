@@ -9,13 +9,15 @@ so ``predict(x)`` = argmin_y E fills the NaN entries with ŷ and leaves the visi
 unchanged (inpainting). Training hides a random ``mask_ratio`` of the ``patch_size`` ×
 ``patch_size`` patches of each image and minimises the mean of E over the batch.
 
-The network is BERT on patches (not MAE: the encoder sees every position, hidden ones
-included), axis legend ``b`` batch, ``c`` channels, ``g``/``w`` patch-grid rows/columns,
-``p``/``q`` pixels within a patch, ``n`` patches, ``d`` width:
+The network is the ``net`` slot: it receives ``[b, 2c, H, W]``, the values with NaN → 0
+and the per-pixel hidden flags stacked on the channels, and returns ŷ ``[b, c, H, W]``
+(any registered image-to-image network fits, e.g. ``net="conv"``). The default,
+``masked.patch_transformer``, is BERT on patches (not MAE: the encoder sees every
+position, hidden ones included), axis legend ``b`` batch, ``c`` channels, ``g``/``w``
+patch-grid rows/columns, ``p``/``q`` pixels within a patch, ``n`` patches, ``d`` width:
 
-    x [b, c, H, W] → patches [b, n, c·p·q] of (values with NaN → 0, hidden flags)
-      → linear + position embedding [b, n, d] → n_layer pre-LN transformer blocks
-      → LN → linear [b, n, c·p·q] → ŷ [b, c, H, W]
+    [b, 2c, H, W] → patches [b, n, 2c·p·q] → linear + position embedding [b, n, d]
+      → n_layer pre-LN transformer blocks → LN → linear [b, n, c·p·q] → ŷ [b, c, H, W]
 
 Feeding the per-pixel hidden flags (not one learned mask token per patch) lets any NaN
 pattern in, not only whole patches.
@@ -24,6 +26,7 @@ pattern in, not only whole patches.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,8 @@ import ebmkit as ek
 
 from .corruption import hide_patches
 
-__all__ = ["MaskedImage", "MaskedImageConfig", "MaskedImageStrategy"]
+__all__ = ["MaskedImage", "MaskedImageConfig", "MaskedImageStrategy", "PatchTransformer",
+           "patch_transformer"]
 
 WHO = "masked.image"
 
@@ -51,10 +55,12 @@ class MaskedImageConfig:
         patch_size: Side of the square patches the model hides and reads, in pixels; None
             picks 2 for images of at most 16 × 16 pixels, else 4 (resolved in ``config()``).
         mask_ratio: Fraction of patches hidden in training and evaluation, in (0, 1).
-        n_layer: Transformer blocks.
-        n_head: Attention heads.
-        d_model: Width.
+        n_layer: Transformer blocks (of the default ``net``).
+        n_head: Attention heads (of the default ``net``).
+        d_model: Width (of the default ``net``).
         eval_seed: Seed of the fixed hiding that ``metrics()`` and ``reconstruct`` use.
+        net: The slot (``ek.networks``): ``[2C, H, W]`` (values, hidden flags) → ``[C, H, W]``;
+            None: ``masked.patch_transformer`` with the options above.
     """
 
     image_shape: list[int] | None = None
@@ -64,6 +70,7 @@ class MaskedImageConfig:
     n_head: int = 4
     d_model: int = 64
     eval_seed: int = 1234
+    net: str | dict[str, Any] | nn.Module | None = None
 
 
 class _Block(nn.Module):
@@ -82,6 +89,46 @@ class _Block(nn.Module):
         return h + self.mlp(self.ln_mlp(h))
 
 
+class PatchTransformer(nn.Module):
+    """``[b, 2c, H, W] -> [b, c, H, W]``: a pre-LN transformer over ``patch_size`` patches
+    (see the module docstring)."""
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], patch_size: int,
+                 n_layer: int = 2, n_head: int = 4, d_model: int = 64) -> None:
+        super().__init__()
+        who = "network 'masked.patch_transformer'"
+        c_in, h, w = ek.config.image_shape(list(in_shape), who=who, name="in_shape")
+        c, oh, ow = ek.config.image_shape(list(out_shape), who=who, name="out_shape")
+        p = ek.config.at_least("patch_size", patch_size, 1, who=who)
+        ek.config.attention_dims(n_layer, n_head, d_model, who=who)
+        if (oh, ow) != (h, w) or h % p or w % p:
+            raise ek.errors.ConfigError(f"{who}: patch_size {p} must divide the height and "
+                                        f"width, the same in and out; got in_shape "
+                                        f"{list(in_shape)}, out_shape {list(out_shape)}")
+        self.p, self.grid, self.n_head = p, (h // p, w // p), n_head
+        n = self.grid[0] * self.grid[1]
+        self.embed = nn.Linear(c_in * p * p, d_model)
+        self.pos = nn.Parameter(torch.randn(n, d_model))
+        self.blocks = nn.ModuleList(_Block(d_model, n_head) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, c * p * p)
+
+    def forward(self, t: Tensor) -> Tensor:
+        p = self.p
+        tokens = rearrange(t, "b c (g p) (w q) -> b (g w) (c p q)", p=p, q=p)
+        h = self.embed(tokens) + self.pos                                      # [b, n, d]
+        for block in self.blocks:
+            h = block(h)
+        out = self.out(self.ln_f(h))                                           # [b, n, c·p·q]
+        return rearrange(out, "b (g w) (c p q) -> b c (g p) (w q)", g=self.grid[0], p=p, q=p)
+
+
+def patch_transformer(*, in_shape: Sequence[int], out_shape: Sequence[int], patch_size: int = 2,
+                      n_layer: int = 2, n_head: int = 4, d_model: int = 64) -> PatchTransformer:
+    """masked.image's default net: a transformer over image patches, image → image."""
+    return PatchTransformer(in_shape, out_shape, patch_size, n_layer, n_head, d_model)
+
+
 class MaskedImage(ek.EnergyModel):
     """Masked-patch image model: E(x, y) = squared error of ŷ(x) on x's NaN pixels.
 
@@ -91,15 +138,14 @@ class MaskedImage(ek.EnergyModel):
 
     name = WHO
     config_class = MaskedImageConfig
+    slots = {"net": "masked.patch_transformer (patch_size, n_layer, n_head, d_model), "
+                    "[2C, H, W] (values with NaN → 0, hidden flags) → [C, H, W]"}
 
     def __init__(self, cfg: MaskedImageConfig | None = None) -> None:
         super().__init__()
         cfg = cfg or MaskedImageConfig()
-        shape = cfg.image_shape if cfg.image_shape is not None else [1, 8, 8]
-        if (not isinstance(shape, (list, tuple)) or len(shape) != 3
-                or not all(isinstance(s, int) and s > 0 for s in shape)):
-            raise ek.errors.ConfigError(f"{WHO}: image_shape must be [C, H, W] of positive ints, "
-                                        f"got {shape!r}")
+        shape = ek.config.image_shape(
+            cfg.image_shape if cfg.image_shape is not None else [1, 8, 8], who=WHO)
         c, h, w = shape
         if cfg.patch_size is None:
             cfg.patch_size = 2 if h * w <= 256 else 4
@@ -109,21 +155,15 @@ class MaskedImage(ek.EnergyModel):
                                         f"and width, got image_shape {list(shape)}")
         ek.config.number("mask_ratio", cfg.mask_ratio, low=0.0, high=1.0, low_open=True,
                          high_open=True, who=WHO)
-        for opt in ("n_layer", "n_head", "d_model"):
-            ek.config.at_least(opt, getattr(cfg, opt), 1, who=WHO)
-        if cfg.d_model % cfg.n_head:
-            raise ek.errors.ConfigError(f"{WHO}: d_model ({cfg.d_model}) must be a multiple of "
-                                        f"n_head ({cfg.n_head})")
+        ek.config.attention_dims(cfg.n_layer, cfg.n_head, cfg.d_model, who=WHO)
         cfg.image_shape = [c, h, w]
         self.cfg = cfg
         self.image_shape = (c, h, w)
         self.grid = (h // p, w // p)
-        n, patch, d = self.grid[0] * self.grid[1], c * p * p, cfg.d_model
-        self.embed = nn.Linear(2 * patch, d)
-        self.pos = nn.Parameter(torch.randn(n, d))
-        self.blocks = nn.ModuleList(_Block(d, cfg.n_head) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(d)
-        self.out = nn.Linear(d, patch)
+        self.net = ek.networks.build_slot(
+            "net", cfg.net, in_shape=(2 * c, h, w), out_shape=(c, h, w), who=WHO,
+            default={"name": "masked.patch_transformer", "patch_size": p,
+                     "n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model})
 
     # ------------------------------------------------------------------ input checks
     def _images(self, t: Tensor, what: str) -> Tensor:
@@ -147,15 +187,8 @@ class MaskedImage(ek.EnergyModel):
         img = self._images(x, "x")
         hidden = torch.isnan(img)
         values = torch.nan_to_num(img, nan=0.0)
-        p = self.cfg.patch_size
         tokens = torch.cat([values, hidden.to(values.dtype)], dim=1)           # [b, 2c, H, W]
-        tokens = rearrange(tokens, "b c (g p) (w q) -> b (g w) (c p q)", p=p, q=p)
-        h = self.embed(tokens) + self.pos                                      # [b, n, d]
-        for block in self.blocks:
-            h = block(h)
-        out = self.out(self.ln_f(h))                                           # [b, n, c·p·q]
-        out = rearrange(out, "b (g w) (c p q) -> b c (g p) (w q)", g=self.grid[0], p=p, q=p)
-        return out.reshape(x.shape)
+        return self.net(tokens).reshape(x.shape)                               # ŷ
 
     def corrupt(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """x: ``y`` with ``mask_ratio`` of its patches NaN (random, or fixed by ``generator``)."""
