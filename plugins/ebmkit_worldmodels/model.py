@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 import ebmkit as ek
 from ebmkit.config import at_least, number
@@ -48,6 +48,11 @@ class WorldModelConfig:
     actions: int = 2  # discrete actions of the environment
     temperature: float = 1.0  # τ of dreamed rollouts
     memory: bool = True  # C reads [z, h] (V+M); False: z only (the V-only ablation)
+    # V's slots (`ek.networks`), passed to autoencoder.variational: the encoder maps a frame
+    # [1, S, S] to (2·code,) (μ, log σ²), the decoder (code,) back to [1, S, S]; None: V's
+    # conv networks
+    encoder: str | dict[str, Any] | nn.Module | None = None
+    decoder: str | dict[str, Any] | nn.Module | None = None
 
 
 class WorldModel(ek.EnergyModel):
@@ -56,6 +61,9 @@ class WorldModel(ek.EnergyModel):
     name = "worldmodels"
     config_class = WorldModelConfig
     cfg: WorldModelConfig
+    slots = {"encoder": "autoencoder.conv_encoder (channels), frame [1, S, S] → (2·code,): "
+                        "V's μ and log σ²",
+             "decoder": "autoencoder.conv_decoder (channels), (code,) → frame [1, S, S]"}
 
     def __init__(self, cfg: WorldModelConfig) -> None:
         super().__init__()
@@ -76,6 +84,12 @@ class WorldModel(ek.EnergyModel):
         s = cfg.frame_size
         vae = {"arch": "conv", "dim": s * s, "image_shape": [1, s, s], "code": cfg.code,
                "channels": cfg.channels, "likelihood": "continuous_bernoulli", **cfg.vae}
+        for slot in ("encoder", "decoder"):
+            if getattr(cfg, slot) is not None:
+                if slot in cfg.vae:
+                    raise ConfigError(f"{who}: V's {slot} is given twice, as {slot}= and in "
+                                      f"vae=; keep one")
+                vae[slot] = getattr(cfg, slot)
         self.vision = ek.get_model("autoencoder.variational", **vae)
         self.memory = MDNRNN(cfg.code, cfg.actions, cfg.hidden, cfg.mixtures)
         self.controller = LinearController(cfg.code + (cfg.hidden if cfg.memory else 0),
