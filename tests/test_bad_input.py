@@ -162,7 +162,7 @@ def _calls_ssl(m: Any) -> list[Call]:
 def _calls_neural_mlp(m: Any) -> list[Call]:
     y = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
     return [Call(meth, {"y": Arg(y)}, positional=("y",))
-            for meth in ("energy", "free_energy", "score")] + [
+            for meth in ("energy", "free_energy", "infer", "score")] + [
         Call("sample", {"n": Arg(2, "count")}, fixed={"steps": 2}, positional=("n",))]
 
 
@@ -222,7 +222,7 @@ def _builtin_models() -> list[str]:
 def _variants(arg: Arg) -> list[tuple[str, Any]]:
     v = arg.value
     if arg.kind == "count":
-        return [("list", [v]), ("negative", -1), ("float", 2.5)]
+        return [("count list", [v]), ("negative", -1), ("float", 2.5)]
     out = [("list", v.tolist()), ("empty batch", v[:0]), ("wrong rank", v[0]),
            ("meta device", v.to("meta"))]
     if arg.kind == "ids":
@@ -260,6 +260,7 @@ _CLEAR = {
     "id too high": r"\bid|range|vocab|\[0, |< ",
     "negative id": r"\bid|range|vocab|\[0, |>= ?0|non-negative",
     "float ids": r"\bint|\bid|long|float",
+    "count list": r"\bint|list",
     "negative": r"-1|>= ?[01]|positive|at least",
     "float": r"\bint|2\.5",
 }

@@ -91,10 +91,10 @@ class JEM(_NeuralEnergy):
 
     def _images(self, y: Tensor) -> Tensor:
         c, h, w = self.cfg.image_shape
-        if y.dim() == 2:
-            check_input(y, "y", shape=(None, c * h * w), finite=False)
+        if isinstance(y, Tensor) and y.dim() == 2:
+            check_input(y, "y", shape=(None, c * h * w), device=self.device, finite="auto")
             return y.reshape(y.shape[0], c, h, w)
-        return check_input(y, "y", shape=(None, c, h, w), finite=False)
+        return check_input(y, "y", shape=(None, c, h, w), device=self.device, finite="auto")
 
     def logits(self, y: Tensor) -> Tensor:
         """f(y): the class logits, ``[B, K]`` (y flat ``[B, C·H·W]`` or ``[B, C, H, W]``)."""

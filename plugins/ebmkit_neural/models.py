@@ -114,6 +114,9 @@ class _NeuralEnergy(ek.EnergyModel):
         they learn to sample in that many steps) and to ``max(500, langevin_steps)`` for exact
         SGLD (``noise=None``), whose chains need to mix.
         """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ek.errors.ConfigError(f"{self.name}.sample: n must be a positive integer, got "
+                                        f"{n!r}")
         if steps is None:
             cfg = self.cfg
             steps = cfg.langevin_steps if cfg.noise is not None else max(500, cfg.langevin_steps)
@@ -154,7 +157,7 @@ class MLPEnergy(_NeuralEnergy):
         self.flat_dim = cfg.dim
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        check_input(y, "y", shape=(None, self.cfg.dim), finite=False)
+        check_input(y, "y", shape=(None, self.cfg.dim), device=self.device, finite="auto")
         return self.net(y)  # [B, D] -> [B]
 
     def metrics(self) -> dict[str, Any]:
@@ -191,8 +194,8 @@ class ConvEnergy(_NeuralEnergy):
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         c, h, w = self.cfg.image_shape
-        if y.dim() == 2:
-            check_input(y, "y", shape=(None, c * h * w), finite=False)
+        if isinstance(y, Tensor) and y.dim() == 2:
+            check_input(y, "y", shape=(None, c * h * w), device=self.device, finite="auto")
             y = y.reshape(y.shape[0], c, h, w)
-        check_input(y, "y", shape=(None, c, h, w), finite=False)
+        check_input(y, "y", shape=(None, c, h, w), device=self.device, finite="auto")
         return self.net(y)  # [B]

@@ -113,8 +113,8 @@ class WorldModel(ek.EnergyModel):
         want = [y.shape[0], y.shape[1] - 1]
         if not isinstance(x, Tensor) or list(x.shape) != want:
             got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ConfigError(f"{self.name}.energy: x must be the actions [B, T] = {want} "
-                              f"between the latents y, got {got}")
+            raise ConfigError(f"{self.name}.energy: x must be the actions, shape [B, T] = "
+                              f"{want} between the latents y, got {got}")
         check_input(x, f"{self.name}.energy: x", floating=False, device=dev, finite=False)
         if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
             raise ConfigError(f"{self.name}.energy: x must hold integer action ids, got "
