@@ -5,6 +5,7 @@ so a callback that changed the training, or saved the wrong epoch, fails."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,86 @@ def test_callbacks_by_name_and_from_a_plugin(fresh_plugins) -> None:
     counter = ek.callbacks.build_callback("counter", start=10)
     _, history = fit(2, callbacks=[counter])
     assert [r["seen"] for r in history] == [11, 12]
+
+
+# ------------------------------------------------------------------------------ the CLI
+def cli(*argv: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from ebmkit.cli import main
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's own usage errors
+            code = int(exc.code or 0)
+    return code, out.getvalue() + err.getvalue()
+
+
+def train_argv(run: Path, *extra: str) -> list[str]:
+    return ["train", "autoencoder", "--data", "digits", "--epochs", "3", "--batch-size", "256",
+            "--set", "hidden=8", "--set", "code=2", "--out", str(run), "--no-plots",
+            "--device", "cpu", *extra]
+
+
+def test_cli_callbacks_best_and_no_silent_overwrite(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, text = cli(*train_argv(run, "--callback", "early_stopping", "--set-callback",
+                                 "monitor=val_free_energy", "--set-callback", "patience=1",
+                                 "--callback", "best_checkpoint", "--set-callback",
+                                 "monitor=val_free_energy", "--set-callback", "mode=max"))
+    assert code == 0, text
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = max(records, key=lambda r: r["val_free_energy"])  # mode=max: an early epoch
+    assert records[-1]["best_epoch"] == best["epoch"] < records[-1]["epoch"]
+    assert "early_stopping_wait" in records[-1]
+    reports = {}
+    for which in ("best", "last"):
+        code, text = cli("eval", str(run), "--json", *(["--best"] if which == "best" else []))
+        assert code == 0, text
+        reports[which] = json.loads((run / "eval.json").read_text())["metrics"]["free_energy"]
+    test = ek.get_dataset("digits", split="test")
+    expected = ek.Trainer(ek.load(run / "best"), device="cpu", progress=False).evaluate(test)
+    assert reports["best"] == pytest.approx(expected["free_energy"], rel=1e-6)
+    assert reports["best"] != pytest.approx(reports["last"], rel=1e-3)
+    # again without --resume: refused, with the command that continues it
+    before = (run / "model.safetensors").read_bytes()
+    code, text = cli(*train_argv(run))
+    assert code == 2 and "already holds a run (3 epochs done)" in text
+    assert "--resume`" in text and "--force" in text
+    assert (run / "model.safetensors").read_bytes() == before
+    code, text = cli(*train_argv(run, "--force"))
+    assert code == 0 and "--force: starting over" in text
+    code, text = cli(*train_argv(run, "--set-callback", "patience=1"))
+    assert code == 2 and "give --callback NAME before its options" in text
+
+
+def test_cli_interrupt_says_where_the_run_is_and_how_to_resume(tmp_path: Path,
+                                                               fresh_plugins) -> None:
+    class Interrupt(ek.callbacks.Callback):
+        def __init__(self, at: int = 1) -> None:
+            self.at = at
+
+        def on_epoch_end(self, trainer, record) -> None:
+            if record["epoch"] == self.at:
+                raise KeyboardInterrupt
+
+    class Plugin:
+        @ek.hookimpl
+        def register_callbacks(self, register) -> None:
+            register("interrupt", Interrupt)
+
+    ek.plugins.register_plugin(Plugin(), name="interrupt-plugin")
+    run = tmp_path / "run"
+    code, text = cli(*train_argv(run, "--callback", "interrupt"))
+    assert code == 130 and "interrupted before the first epoch ended: nothing was saved" in text
+    code, text = cli(*train_argv(run, "--callback", "interrupt", "--set-callback", "at=2"))
+    assert code == 130 and f"the run in {run} holds 1 epochs; continue it with:" in text
+    again = text.strip().splitlines()[-1].strip()
+    assert again.startswith("ebmkit train autoencoder") and again.endswith("--resume")
+    import shlex
+
+    code, text = cli(*shlex.split(again)[1:-3], "--resume")  # without the interrupting callback
+    assert code == 0 and f"resuming {run} after epoch 1" in text, text
