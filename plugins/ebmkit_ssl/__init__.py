@@ -66,3 +66,17 @@ def register_models(register: Any) -> None:
         register(name, ek.plugins.lazy(f"{_PKG}.{target}.from_options",
                                        signature=f"{_PKG}.{config}"),
                  summary=summary, demo=recipe)
+
+
+@ek.hookimpl
+def register_networks(register: Any) -> None:
+    """The family's default networks, reusable by any family (and any user) by name."""
+    for name, target, summary in [
+        ("ssl.conv_encoder", "conv_encoder",
+         "SSL's small conv encoder: (C, H, W) → (d,), conv-conv(stride 2)-fc-fc"),
+        ("ssl.mlp_encoder", "mlp_encoder", "SSL's MLP encoder: any input (flattened) → (d,)"),
+        ("ssl.head", "projection_head",
+         "SSL's projection head / BYOL's predictor: (d,) → (d',), an MLP with optional batch "
+         "norm"),
+    ]:
+        register(name, ek.plugins.lazy(f"{_PKG}.nets:{target}"), summary=summary)

@@ -1,4 +1,9 @@
-"""Views of small grey images: batched, seeded, composable transforms on the data's device.
+"""Views of images: batched, seeded, composable transforms on the data's device.
+
+Two sets: for small grey images (digits, Fashion-MNIST) a shift, a small affine warp,
+random erasing and noise; for RGB photographs the SimCLR/BYOL set — random resized crop with
+a horizontal flip, colour jitter, random grey-scale and Gaussian blur
+([`photo_views`][ebmkit_ssl.augment.photo_views]).
 
 Every transform maps a batch ``[B, C, H, W]`` to a batch of the same shape with one random
 draw per image, made by tensor ops on the whole batch (no per-image Python loop), from a
@@ -24,7 +29,8 @@ from torch import Tensor
 
 import ebmkit as ek
 
-__all__ = ["Affine", "Compose", "Erase", "MultiCrop", "Noise", "Shift", "Transform", "jigsaw"]
+__all__ = ["Affine", "Blur", "ColorJitter", "Compose", "Erase", "Grayscale", "MultiCrop", "Noise",
+           "ResizedCrop", "Shift", "Transform", "jigsaw", "photo_views"]
 
 
 def _uniform(b: int, low: float, high: float, g: torch.Generator, like: Tensor) -> Tensor:
@@ -179,6 +185,166 @@ class MultiCrop(Transform):
         grid = nnf.affine_grid(theta, list(images.shape), align_corners=False)
         return nnf.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
                                align_corners=False)
+
+
+class ResizedCrop(Transform):
+    """Random resized crop and horizontal flip in one resampling (torchvision's
+    ``RandomResizedCrop`` + ``RandomHorizontalFlip``, batched): each image takes a window of
+    area fraction U(``scale``, 1) of its own and aspect ratio log-uniform in [3/4, 4/3]
+    (clipped to the image), flipped left-right with probability ``flip``, resized back to the
+    full size (bilinear).
+
+    Args:
+        scale: The smallest area fraction (SimCLR: 0.08 on ImageNet; 0.2 on CIFAR-sized
+            images, as solo-learn uses).
+        flip: Probability of a horizontal flip.
+    """
+
+    def __init__(self, scale: float = 0.2, flip: float = 0.5) -> None:
+        self.scale = ek.config.number("crop_scale", scale, low=0.0, high=1.0, low_open=True)
+        self.flip = ek.config.number("flip", flip, low=0.0, high=1.0)
+
+    def __call__(self, images: Tensor, g: torch.Generator) -> Tensor:
+        b = images.shape[0]
+        area = _uniform(b, self.scale, 1.0, g, images)
+        ratio = torch.exp(_uniform(b, math.log(3 / 4), math.log(4 / 3), g, images))
+        w = torch.sqrt(area * ratio).clamp(max=1.0)                             # side fractions
+        h = torch.sqrt(area / ratio).clamp(max=1.0)
+        cx = (torch.rand(b, generator=g, device=images.device, dtype=images.dtype) * 2 - 1) * (1 - w)
+        cy = (torch.rand(b, generator=g, device=images.device, dtype=images.dtype) * 2 - 1) * (1 - h)
+        sign = torch.where(torch.rand(b, generator=g, device=images.device) < self.flip, -1.0, 1.0)
+        zero = torch.zeros_like(w)
+        theta = torch.stack([torch.stack([w * sign.to(w.dtype), zero, cx], 1),
+                             torch.stack([zero, h, cy], 1)], 1)                 # [b, 2, 3]
+        grid = nnf.affine_grid(theta, list(images.shape), align_corners=False)
+        return nnf.grid_sample(images, grid, mode="bilinear", padding_mode="border",
+                               align_corners=False)
+
+
+def _grey(images: Tensor) -> Tensor:
+    """``[B, 1, H, W]`` luma (ITU-R 601, torchvision's weights) of RGB ``[B, 3, H, W]``."""
+    w = images.new_tensor([0.299, 0.587, 0.114])
+    return (images * w[None, :, None, None]).sum(dim=1, keepdim=True)
+
+
+class ColorJitter(Transform):
+    """Colour jitter with probability ``p``: brightness × U(1 ± brightness), contrast about
+    each image's mean grey × U(1 ± contrast), saturation about each pixel's grey ×
+    U(1 ± saturation), hue rotated by U(± hue) of a turn in YIQ's chroma plane (torchvision
+    shifts hue in HSV; the YIQ rotation is a cheaper approximation), then clipped to [0, 1].
+    Applied in this fixed order (torchvision draws a random order). Grey images pass
+    unchanged.
+
+    Args:
+        brightness, contrast, saturation: Relative ranges (SimCLR/BYOL: 0.4, 0.4, 0.2–0.4).
+        hue: Range as a fraction of a full turn (SimCLR/BYOL: 0.1).
+        p: Probability that an image is jittered (SimCLR/BYOL: 0.8).
+    """
+
+    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
+                 hue: float = 0.1, p: float = 0.8) -> None:
+        number = ek.config.number
+        self.brightness = number("brightness", brightness, low=0.0, high=1.0)
+        self.contrast = number("contrast", contrast, low=0.0, high=1.0)
+        self.saturation = number("saturation", saturation, low=0.0, high=1.0)
+        self.hue = number("hue", hue, low=0.0, high=0.5)
+        self.p = number("jitter", p, low=0.0, high=1.0)
+
+    def __call__(self, images: Tensor, g: torch.Generator) -> Tensor:
+        b, c = images.shape[:2]
+        if c != 3 or self.p == 0:
+            return images
+        u = torch.rand(5, b, generator=g, device=images.device, dtype=images.dtype) * 2 - 1
+
+        def per_image(t: Tensor) -> Tensor:
+            return t[:, None, None, None]
+
+        x = images * per_image(1 + self.brightness * u[0])
+        mean = _grey(x).mean(dim=(2, 3), keepdim=True)                         # [b, 1, 1, 1]
+        x = (x - mean) * per_image(1 + self.contrast * u[1]) + mean
+        grey = _grey(x)
+        x = (x - grey) * per_image(1 + self.saturation * u[2]) + grey
+        if self.hue > 0:  # rotate (I, Q) about the luma axis
+            to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                                   [0.211, -0.523, 0.312]])
+            yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
+            angle = u[3] * self.hue * 2 * math.pi
+            cos, sin = per_image(torch.cos(angle))[:, 0], per_image(torch.sin(angle))[:, 0]
+            i, q = yiq[:, 1], yiq[:, 2]
+            yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
+            x = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq)
+        x = x.clamp(0.0, 1.0)
+        on = per_image((u[4] + 1) / 2 < self.p)
+        return torch.where(on, x, images)
+
+
+class Grayscale(Transform):
+    """With probability ``p`` replace an RGB image by its luma in all three channels
+    (SimCLR/BYOL: 0.2). Grey images pass unchanged."""
+
+    def __init__(self, p: float = 0.2) -> None:
+        self.p = ek.config.number("grayscale", p, low=0.0, high=1.0)
+
+    def __call__(self, images: Tensor, g: torch.Generator) -> Tensor:
+        b, c = images.shape[:2]
+        if c != 3 or self.p == 0:
+            return images
+        on = torch.rand(b, generator=g, device=images.device) < self.p
+        return torch.where(on[:, None, None, None], _grey(images).expand_as(images), images)
+
+
+class Blur(Transform):
+    """Gaussian blur with probability ``p``, σ ~ U(``sigma``), kernel side about a tenth of
+    the image's (odd, at least 3), as SimCLR; one separable, grouped convolution for the
+    batch (each image its own σ), reflect-padded.
+
+    Args:
+        p: Probability that an image is blurred (SimCLR: 0.5).
+        sigma: ``(low, high)`` of σ in pixels (SimCLR: 0.1 to 2.0).
+    """
+
+    def __init__(self, p: float = 0.5, sigma: Sequence[float] = (0.1, 2.0)) -> None:
+        self.p = ek.config.number("blur", p, low=0.0, high=1.0)
+        lo, hi = (float(s) for s in sigma)
+        if not 0 < lo <= hi:
+            raise ek.errors.ConfigError(f"blur: sigma must be (low, high) with 0 < low <= high, "
+                                        f"got {tuple(sigma)}")
+        self.sigma = (lo, hi)
+
+    def __call__(self, images: Tensor, g: torch.Generator) -> Tensor:
+        if self.p == 0:
+            return images
+        b, c, h, w = images.shape
+        k = max(3, (min(h, w) // 10) | 1)
+        sigma = _uniform(b, *self.sigma, g, images)                             # [b]
+        on = torch.rand(b, generator=g, device=images.device) < self.p
+        r = torch.arange(k, device=images.device, dtype=images.dtype) - k // 2
+        kernel = torch.exp(-r[None, :] ** 2 / (2 * sigma[:, None] ** 2))       # [b, k]
+        kernel = kernel / kernel.sum(dim=1, keepdim=True)
+        kernel = kernel.repeat_interleave(c, dim=0)                             # [b·c, k]
+        x = images.reshape(1, b * c, h, w)
+        pad = k // 2
+        x = nnf.conv2d(nnf.pad(x, (pad, pad, 0, 0), mode="reflect"),
+                       kernel[:, None, None, :], groups=b * c)
+        x = nnf.conv2d(nnf.pad(x, (0, 0, pad, pad), mode="reflect"),
+                       kernel[:, None, :, None], groups=b * c)
+        return torch.where(on[:, None, None, None], x.reshape(b, c, h, w), images)
+
+
+def photo_views(crop_scale: float = 0.2, flip: float = 0.5, jitter: float = 0.8,
+                grayscale: float = 0.2, blur: float = 0.5) -> Compose:
+    """The SimCLR/BYOL views for RGB photographs: resized crop and flip, colour jitter
+    (0.4, 0.4, 0.4, 0.1 with probability ``jitter``), grey-scale, Gaussian blur.
+
+    Args:
+        crop_scale: Smallest crop area fraction.
+        flip: Probability of a horizontal flip.
+        jitter: Probability of colour jitter.
+        grayscale: Probability of grey-scale.
+        blur: Probability of blur.
+    """
+    return Compose([ResizedCrop(crop_scale, flip), ColorJitter(p=jitter), Grayscale(grayscale),
+                    Blur(blur)])
 
 
 def jigsaw(images: Tensor, g: torch.Generator, tiles: int = 2) -> Tensor:

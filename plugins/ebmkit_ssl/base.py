@@ -27,8 +27,7 @@ from torch import Tensor, nn
 
 import ebmkit as ek
 
-from .augment import Affine, Compose, Erase, Noise, Shift, Transform
-from .nets import ConvEncoder, MLPEncoder, head
+from .augment import Affine, Compose, Erase, Noise, Shift, Transform, photo_views
 
 __all__ = ["JointEmbedding", "SSLConfig", "SelfSupervised"]
 
@@ -53,7 +52,21 @@ class SSLConfig:
         erase: Probability of random erasing.
         erase_size: Largest erased side, as a fraction of the image's.
         noise: Std of the additive Gaussian noise.
+        photo: The RGB photographs' views (random resized crop and flip, colour jitter,
+            grey-scale, blur) in place of the small grey images' (shift, affine, erase,
+            noise). None: on for 3-channel images, off otherwise.
+        crop_scale: With ``photo``: the smallest crop's area fraction.
+        flip: With ``photo``: probability of a horizontal flip.
+        jitter: With ``photo``: probability of colour jitter.
+        grayscale: With ``photo``: probability of grey-scale.
+        blur: With ``photo``: probability of Gaussian blur.
         seed: Seeds the augmentations' generator.
+        encoder: The ``encoder`` slot, image shape (or ``(dim,)``) → ``(rep_dim,)``: None
+            (``ssl.conv_encoder`` with ``channels`` and ``hidden`` for images,
+            ``ssl.mlp_encoder`` for vectors), a registered network name,
+            ``{"name": ..., **options}``, or an ``nn.Module``.
+        projector: The ``projector`` slot, ``(rep_dim,)`` → ``(proj_dim,)``: None
+            (``ssl.head`` with ``proj_hidden`` and ``proj_layers``), or as ``encoder``.
     """
 
     dim: int = 64
@@ -70,7 +83,15 @@ class SSLConfig:
     erase: float = 0.25
     erase_size: float = 0.3
     noise: float = 0.05
+    photo: bool | None = None
+    crop_scale: float = 0.2
+    flip: float = 0.5
+    jitter: float = 0.8
+    grayscale: float = 0.2
+    blur: float = 0.5
     seed: int = 0
+    encoder: str | dict[str, Any] | nn.Module | None = None
+    projector: str | dict[str, Any] | nn.Module | None = None
 
 
 class JointEmbedding(ek.EnergyModel):
@@ -84,6 +105,9 @@ class JointEmbedding(ek.EnergyModel):
     """
 
     config_class: ClassVar[type | None] = SSLConfig
+    slots: ClassVar[dict[str, str]] = {
+        "encoder": "ssl.conv_encoder (vectors: ssl.mlp_encoder), image shape → (rep_dim,)",
+        "projector": "ssl.head (proj_hidden, proj_layers), (rep_dim,) → (proj_dim,)"}
     #: True for the methods that need other samples in the batch (negatives, statistics).
     needs_batch: ClassVar[bool] = True
     #: Batch norm in the projection head's hidden layers (MoCo and PIRL have none: their
@@ -111,31 +135,49 @@ class JointEmbedding(ek.EnergyModel):
                                         f"proj_dim == rep_dim, got {cfg.proj_dim} and "
                                         f"{cfg.rep_dim}")
         number("degrees", cfg.degrees, low=0.0, high=180.0, who=who)
+        default: dict[str, Any]
         if cfg.image_shape is not None:
             shape = [int(s) for s in cfg.image_shape]
             if len(shape) != 3 or math.prod(shape) != cfg.dim:
                 raise ek.errors.ConfigError(
                     f"{who}: image_shape must be [C, H, W] with C·H·W = dim = {cfg.dim}, got "
                     f"{cfg.image_shape}")
-            if len(cfg.channels) != 2:
-                raise ek.errors.ConfigError(f"{who}: channels must be two widths, got "
-                                            f"{cfg.channels}")
             self.view_shape = tuple(shape)
-            self.encoder: nn.Module = ConvEncoder(shape, cfg.channels, cfg.rep_dim, cfg.hidden)
-            self.transform: Transform = Compose([
-                Shift(cfg.shift), Affine(cfg.degrees, cfg.scale),
-                Erase(cfg.erase, cfg.erase_size), Noise(cfg.noise)])
+            #: What the encoder slot receives per sample: the image, ``(C, H, W)``.
+            self.in_shape: tuple[int, ...] = self.view_shape
+            default = {"name": "ssl.conv_encoder", "channels": list(cfg.channels),
+                       "hidden": cfg.hidden}
+            photo = shape[0] == 3 if cfg.photo is None else bool(cfg.photo)
+            self.transform: Transform = (
+                photo_views(cfg.crop_scale, cfg.flip, cfg.jitter, cfg.grayscale, cfg.blur)
+                if photo else Compose([Shift(cfg.shift), Affine(cfg.degrees, cfg.scale),
+                                       Erase(cfg.erase, cfg.erase_size), Noise(cfg.noise)]))
         else:
+            if cfg.photo:
+                raise ek.errors.ConfigError(f"{who}: photo=True needs images; set "
+                                            f"image_shape=[3, H, W]")
             self.view_shape = (1, 1, cfg.dim)
-            self.encoder = MLPEncoder(cfg.dim, cfg.hidden or 256, cfg.rep_dim)
+            self.in_shape = (cfg.dim,)
+            default = {"name": "ssl.mlp_encoder", "hidden": cfg.hidden or 256}
             self.transform = Compose([Erase(cfg.erase, cfg.erase_size), Noise(cfg.noise)])
-        self.projector = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers,
-                              batch_norm=self.head_batch_norm)
+        build = ek.networks.build_slot
+        self.encoder: nn.Module = build("encoder", cfg.encoder, in_shape=self.in_shape,
+                                        out_shape=(cfg.rep_dim,), default=default, who=who)
+        self.projector = self.build_projector()
         self._generators: dict[torch.device, torch.Generator] = {}
         #: ``(optimizer step, steps of the whole run or None)``, set by the strategy before
         #: every step (see [`set_progress`][ebmkit_ssl.base.JointEmbedding.set_progress]).
         self.progress: tuple[int, int | None] = (0, None)
         self._has_batch_norm: bool | None = None
+
+    def build_projector(self) -> nn.Module:
+        """A network from the ``projector`` slot (default: ``ssl.head`` with ``proj_hidden``,
+        ``proj_layers`` and the method's ``head_batch_norm``), ``(rep_dim,)`` → ``(proj_dim,)``."""
+        cfg = self.cfg
+        return ek.networks.build_slot(
+            "projector", cfg.projector, in_shape=(cfg.rep_dim,), out_shape=(cfg.proj_dim,),
+            default={"name": "ssl.head", "hidden": cfg.proj_hidden, "layers": cfg.proj_layers,
+                     "batch_norm": self.head_batch_norm}, who=self.name)
 
     # ------------------------------------------------------------------ views
     def generator(self, device: torch.device) -> torch.Generator:
@@ -187,10 +229,14 @@ class JointEmbedding(ek.EnergyModel):
         return ek.model.check_input(y, what, shape=(None, self.cfg.dim), finite=False)
 
     # ------------------------------------------------------------------ networks
+    def images(self, y: Tensor) -> Tensor:
+        """Flat ``y`` ``[B, dim]`` as the encoder slot's input ``[B, *in_shape]`` (a view)."""
+        return y.reshape(y.shape[0], *self.in_shape)
+
     def encode(self, y: Tensor) -> Tensor:
         """The representation ``[B, rep_dim]`` (before the projection head)."""
         self.check(y)
-        return self.encoder(y)
+        return self.encoder(self.images(y))
 
     def embed(self, y: Tensor) -> Tensor:
         """The embedding ``[B, proj_dim]`` the energy compares."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as nnf
@@ -30,7 +31,6 @@ import ebmkit as ek
 
 from .base import JointEmbedding, SSLConfig
 from .momentum import momentum_copy
-from .nets import head
 
 __all__ = ["BYOL", "BYOLConfig", "BYOLLoss"]
 
@@ -53,11 +53,15 @@ class BYOLConfig(SSLConfig):
             run, which needs the run's length: ``ek.Trainer`` gives it; a model stepped by
             hand stays at ``momentum``) or ``"constant"``.
         pred_hidden: The predictor's hidden width.
+        predictor: The ``predictor`` slot, ``(proj_dim,)`` → ``(proj_dim,)``: None
+            (``ssl.head`` with ``pred_hidden``, two layers), a registered network name,
+            ``{"name": ..., **options}``, or an ``nn.Module``.
     """
 
     momentum: float = 0.99
     momentum_schedule: str = "cosine"
     pred_hidden: int = 128
+    predictor: str | dict[str, Any] | nn.Module | None = None
     proj_layers: int = 2
 
 
@@ -70,6 +74,8 @@ class BYOL(JointEmbedding):
     name = "ssl.byol"
     config_class = BYOLConfig
     cfg: BYOLConfig
+    slots = {**JointEmbedding.slots,
+             "predictor": "ssl.head (pred_hidden, two layers), (proj_dim,) → (proj_dim,)"}
     needs_batch = True  # batch norm in the heads needs more than one sample
     per_view_batch_norm = True
 
@@ -79,7 +85,9 @@ class BYOL(JointEmbedding):
         ek.config.one_of("momentum_schedule", cfg.momentum_schedule, ("cosine", "constant"),
                          who=self.name)
         ek.config.at_least("pred_hidden", cfg.pred_hidden, who=self.name)
-        self.predictor = head(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, 2)
+        self.predictor = ek.networks.build_slot(
+            "predictor", cfg.predictor, in_shape=(cfg.proj_dim,), out_shape=(cfg.proj_dim,),
+            default={"name": "ssl.head", "hidden": cfg.pred_hidden, "layers": 2}, who=self.name)
         self.target_encoder = momentum_copy(self.encoder)
         self.target_projector = momentum_copy(self.projector)
         self.criterion = BYOLLoss()
@@ -91,7 +99,7 @@ class BYOL(JointEmbedding):
             x = self.augment(y)
         self.check(x, "x")
         with torch.no_grad():
-            target = self.target_projector(self.target_encoder(self.check(y)))
+            target = self._target(self.check(y))
         return self.criterion(self.predictor(self.embed(x)), target)
 
     def momentum(self) -> float:
@@ -105,7 +113,7 @@ class BYOL(JointEmbedding):
         return 1.0 - (1.0 - base) * (math.cos(math.pi * min(k, total) / total) + 1.0) / 2.0
 
     def _target(self, views: Tensor) -> Tensor:
-        return self.target_projector(self.target_encoder(views))
+        return self.target_projector(self.target_encoder(self.images(views)))
 
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         self.check_batch(y)

@@ -86,7 +86,7 @@ class MomentumQueue(JointEmbedding):
             for n in nets:
                 n.eval()
         try:
-            return nnf.normalize(self.key_projector(self.key_encoder(views)), dim=1)
+            return nnf.normalize(self.key_projector(self.key_encoder(self.images(views))), dim=1)
         finally:
             for n, mode in zip(nets, modes):
                 n.train(mode)

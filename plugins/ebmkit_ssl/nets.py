@@ -4,16 +4,23 @@
   images (8×8 digits, 28×28 Fashion-MNIST); its output is the representation ``encode(y)``.
 - [`MLPEncoder`][ebmkit_ssl.nets.MLPEncoder]: the same role for plain vectors.
 - [`head`][ebmkit_ssl.nets.head]: the projection head (representation → embedding) and
-  BYOL's predictor, an MLP with batch norm in its hidden layers.
+  BYOL's predictor, an MLP with batch norm in its hidden layers (MoCo's and PIRL's without).
+
+Each is registered as a network (``ssl.conv_encoder``, ``ssl.mlp_encoder``, ``ssl.head``)
+through the factories at the end of this module, so the families' slots default to them
+by name and any family or user can reuse them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["ConvEncoder", "MLPEncoder", "head"]
+import ebmkit as ek
+
+__all__ = ["ConvEncoder", "MLPEncoder", "conv_encoder", "head", "mlp_encoder", "projection_head"]
 
 
 class ConvEncoder(nn.Module):
@@ -87,3 +94,46 @@ def head(in_dim: int, hidden: int, out_dim: int, layers: int = 2, *,
         d = hidden
     blocks.append(nn.Linear(d, out_dim))
     return nn.Sequential(*blocks)
+
+
+# ---------------------------------------------------------------------------- registered
+def _vector(shape: Sequence[int], what: str) -> int:
+    if len(shape) != 1:
+        raise ek.errors.ConfigError(f"{what}: expected a vector shape (d,), got {tuple(shape)}")
+    return int(shape[0])
+
+
+def conv_encoder(*, in_shape: Sequence[int], out_shape: Sequence[int],
+                 channels: Sequence[int] = (32, 64), hidden: int = 128) -> ConvEncoder:
+    """SSL's small conv encoder: ``(C, H, W)`` → ``(d,)`` (see
+    [`ConvEncoder`][ebmkit_ssl.nets.ConvEncoder])."""
+    who = "network 'ssl.conv_encoder'"
+    if len(in_shape) != 3:
+        raise ek.errors.ConfigError(f"{who}: expected an image shape (C, H, W), got "
+                                    f"{tuple(in_shape)}; use 'ssl.mlp_encoder' for vectors")
+    if len(channels) != 2:
+        raise ek.errors.ConfigError(f"{who}: channels must be two widths, got {list(channels)}")
+    ek.config.at_least("hidden", hidden, 0, who=who)
+    return ConvEncoder(in_shape, channels, _vector(out_shape, f"{who}: out_shape"), hidden)
+
+
+def mlp_encoder(*, in_shape: Sequence[int], out_shape: Sequence[int],
+                hidden: int = 256) -> MLPEncoder:
+    """SSL's MLP encoder: any input (flattened) → ``(d,)``."""
+    who = "network 'ssl.mlp_encoder'"
+    ek.config.at_least("hidden", hidden, who=who)
+    return MLPEncoder(math.prod(in_shape), hidden, _vector(out_shape, f"{who}: out_shape"))
+
+
+def projection_head(*, in_shape: Sequence[int], out_shape: Sequence[int], hidden: int = 128,
+                    layers: int = 2, batch_norm: bool = True) -> nn.Sequential:
+    """SSL's projection head / predictor: ``(d_in,)`` → ``(d_out,)`` (see
+    [`head`][ebmkit_ssl.nets.head]); ``layers=0`` is the identity and needs d_in = d_out."""
+    who = "network 'ssl.head'"
+    d_in, d_out = _vector(in_shape, f"{who}: in_shape"), _vector(out_shape, f"{who}: out_shape")
+    ek.config.at_least("hidden", hidden, who=who)
+    ek.config.at_least("layers", layers, 0, who=who)
+    if layers == 0 and d_in != d_out:
+        raise ek.errors.ConfigError(f"{who}: layers=0 (the identity) needs in and out sizes "
+                                    f"equal, got {d_in} and {d_out}")
+    return head(d_in, hidden, d_out, layers, batch_norm=bool(batch_norm))

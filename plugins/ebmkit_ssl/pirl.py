@@ -33,6 +33,7 @@ would leak; see [`momentum`][ebmkit_ssl.momentum]).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,6 @@ import ebmkit as ek
 from .augment import jigsaw
 from .base import SSLConfig
 from .momentum import MomentumQueue, finite_mean
-from .nets import head
 
 __all__ = ["PIRL", "PIRLConfig", "PIRLLoss"]
 
@@ -117,8 +117,10 @@ class PIRL(MomentumQueue):
             raise ek.errors.ConfigError(f"{self.name}: image sides {cfg.image_shape[1:]} must be "
                                         f"divisible by tiles={cfg.tiles}")
         self.criterion = PIRLLoss(cfg.temperature, cfg.weight)
-        self.jigsaw_head = head(cfg.rep_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers,
-                                batch_norm=self.head_batch_norm)
+        # g's own head: built again from the projector slot's spec (a module passed from
+        # Python is copied, so it starts from the projector's weights).
+        self.jigsaw_head = (copy.deepcopy(self.projector) if isinstance(cfg.projector, nn.Module)
+                            else self.build_projector())
 
     def shuffle(self, y: Tensor) -> Tensor:
         """The jigsaw pretext transform of ``y`` ``[B, dim]`` (one permutation per image)."""

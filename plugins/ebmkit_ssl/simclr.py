@@ -154,7 +154,7 @@ class SimCLR(JointEmbedding):
         if self.training or self.ema_encoder is None:
             return super().encode(y)
         self.check(y)
-        return self.ema_encoder(y)
+        return self.ema_encoder(self.images(y))
 
     def embed(self, y: Tensor) -> Tensor:
         """The embedding ``[B, proj_dim]``: the averaged projector on the averaged encoder in
