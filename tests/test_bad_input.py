@@ -116,7 +116,7 @@ def _calls_transformer(m: Any) -> list[Call]:
 
 
 def _calls_lm(m: Any) -> list[Call]:
-    v = m.head.out_features  # the vocabulary's size: ids 0 … v − 1
+    v = m.vocab_size  # ids 0 … v − 1
     g = torch.Generator().manual_seed(0)
     y = torch.randint(5, v, (2, 12), generator=g)
     x = y.clone()

@@ -166,8 +166,11 @@ class MaskedImage(ek.EnergyModel):
                      "n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model})
 
     # ------------------------------------------------------------------ input checks
-    def _images(self, t: Tensor, what: str) -> Tensor:
-        """t as ``[B, C, H, W]`` (from flat ``[B, C·H·W]`` or image shape)."""
+    def _images(self, t: Tensor, what: str, hidden: bool = False) -> Tensor:
+        """t as ``[B, C, H, W]`` (from flat ``[B, C·H·W]`` or image shape), checked: a
+        non-empty batch on the model's device, finite (``hidden``: NaN marks hidden pixels,
+        only ±inf is refused). The value check is skipped on an accelerator while autograd is
+        on (a training step), where it would be a host sync per step."""
         if not isinstance(t, Tensor):
             raise ek.errors.ConfigError(f"{WHO}: {what} must be a tensor, got {type(t).__name__}")
         c, h, w = self.image_shape
@@ -175,16 +178,29 @@ class MaskedImage(ek.EnergyModel):
             raise ek.errors.ConfigError(f"{WHO}: {what} must be a floating-point image tensor, "
                                         f"got {t.dtype}")
         if tuple(t.shape[1:]) == (c * h * w,) and t.dim() == 2:
-            return t.view(-1, c, h, w)
-        if tuple(t.shape[1:]) == (c, h, w) and t.dim() == 4:
-            return t
-        raise ek.errors.ConfigError(f"{WHO}: {what} must have shape [B, {c * h * w}] or "
-                                    f"[B, {c}, {h}, {w}], got {list(t.shape)}")
+            img = t.view(-1, c, h, w)
+        elif tuple(t.shape[1:]) == (c, h, w) and t.dim() == 4:
+            img = t
+        else:
+            raise ek.errors.ConfigError(f"{WHO}: {what} must have shape [B, {c * h * w}] or "
+                                        f"[B, {c}, {h}, {w}], got {list(t.shape)}")
+        if img.shape[0] == 0:
+            raise ek.errors.ConfigError(f"{WHO}: {what} is an empty batch {list(t.shape)}; "
+                                        "expected at least one image")
+        ek.model.check_input(img, f"{WHO}: {what}", device=self.device, finite=False)
+        if t.device.type == "cpu" or not torch.is_grad_enabled():
+            if bool(torch.isinf(img).any() if hidden else ~torch.isfinite(img).all()):
+                raise ek.errors.ConfigError(
+                    f"{WHO}: {what} contains " + ("infinite values; expected numbers, with NaN "
+                                                  "where a pixel is hidden" if hidden else
+                                                  "NaN or infinite values; expected finite "
+                                                  "pixels"))
+        return img
 
     # ------------------------------------------------------------------ the network
     def reconstruction(self, x: Tensor) -> Tensor:
         """ŷ(x): every pixel rebuilt from x's visible ones, in x's shape (unchecked)."""
-        img = self._images(x, "x")
+        img = self._images(x, "x", hidden=True)
         hidden = torch.isnan(img)
         values = torch.nan_to_num(img, nan=0.0)
         tokens = torch.cat([values, hidden.to(values.dtype)], dim=1)           # [b, 2c, H, W]
@@ -208,6 +224,10 @@ class MaskedImage(ek.EnergyModel):
                 f"{WHO}: energy(y, x=x) needs x, y with its hidden pixels set to NaN; e.g. "
                 f"x = model.corrupt(y)")
         self._images(y, "y")
+        if not isinstance(x, Tensor) or x.shape != y.shape:
+            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ek.errors.ConfigError(f"{WHO}: x must be a tensor of y's shape "
+                                        f"{list(y.shape)}, got {got}")
         if x.shape != y.shape:
             raise ek.errors.ConfigError(f"{WHO}: x and y must have the same shape, got x "
                                         f"{list(x.shape)} and y {list(y.shape)}")
@@ -218,12 +238,13 @@ class MaskedImage(ek.EnergyModel):
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
         """Inpainting: x with every NaN replaced by ŷ(x); visible entries unchanged."""
-        self._images(x, "x")
+        self._images(x, "x", hidden=True)
         return torch.where(torch.isnan(x), self.reconstruction(x), x)
 
     @torch.no_grad()
     def reconstruct(self, y: Tensor) -> Tensor:
         """Hide ``mask_ratio`` of y's patches (fixed by ``eval_seed``) and inpaint them."""
+        self._images(y, "y")
         gen = torch.Generator(device=y.device).manual_seed(self.cfg.eval_seed)
         return self.predict(self.corrupt(y, generator=gen))
 

@@ -267,9 +267,9 @@ class MaskedLM(ek.EnergyModel):
             raise ek.errors.ConfigError(
                 f"{WHO}: {what} must hold integer token ids (int64), got a {t.dtype} tensor; "
                 f"encode text with model.vocab.encode(...) or ek.get_dataset('text')")
-        if t.dim() != 2:
+        if t.dim() != 2 or 0 in t.shape:
             raise ek.errors.ConfigError(f"{WHO}: {what} must have shape [B, T] (a batch of "
-                                        f"sequences), got {list(t.shape)}")
+                                        f"sequences, B, T ≥ 1), got {list(t.shape)}")
         if t.shape[1] > self.cfg.block_size:
             raise ek.errors.ConfigError(
                 f"{WHO}: {what} has {t.shape[1]} tokens, longer than the model's context "
@@ -397,6 +397,7 @@ class MaskedLM(ek.EnergyModel):
 
     def decode(self, ids: Tensor) -> list[str]:
         """Text of each row of ids ``[B, T]``."""
+        ids = self.check_ids(ids, "ids")
         vocab = self.vocab
         return [vocab.decode(row) for row in ids.detach().cpu()]
 
