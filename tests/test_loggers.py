@@ -106,3 +106,35 @@ def test_logger_errors() -> None:
     with pytest.raises(ConfigError, match="CSV needs a directory"):
         ek.Trainer(m, epochs=1, device="cpu", progress=False,
                    loggers=[ek.loggers.CSV()]).fit(rings(64))
+
+
+def test_cli_loggers_runs_and_compare(tmp_path: Path, capsys) -> None:
+    from ebmkit.cli import main
+
+    for name, epochs in (("a", 2), ("b", 3)):
+        code = main(["train", "neural.mlp", "--data", "rings", "--epochs", str(epochs),
+                     "--batch-size", "512", "--set", "hidden=8", "--set", "langevin_steps=3",
+                     "--out", str(tmp_path / name), "--no-plots", "--device", "cpu",
+                     "--logger", "csv"] + (["--logger", "tensorboard"] if name == "b" else []))
+        assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "a" / "metrics.csv").is_file()
+    assert list((tmp_path / "b").glob("events.out.tfevents.*"))
+    assert not list((tmp_path / "a").glob("events.out.tfevents.*"))
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    rows = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert {k: (r["model"], r["data"], r["epochs"]) for k, r in rows.items()} == {
+        "a": ("neural.mlp", "rings", "2/2"), "b": ("neural.mlp", "rings", "3/3")}
+    last = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rows["b"]["loss"] == last["loss"]
+    assert main(["runs", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["RUN", "MODEL", "DATA", "EPOCHS", "LOSS", "TIME_S",
+                                             "BEST"]
+    out = tmp_path / "cmp.png"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["compare", str(tmp_path / "a"), "--metric", "nope", "--out", str(out)]) == 2
+    assert "has no nope; its records hold" in capsys.readouterr().err
+    assert main(["train", "neural.mlp", "--logger", "wandb", "--out", str(tmp_path / "c")]) == 2
+    assert "--logger: expected csv or tensorboard, got 'wandb'" in capsys.readouterr().err
