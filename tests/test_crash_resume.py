@@ -19,7 +19,9 @@ an uninterrupted reference, then a run that it kills:
 
 resuming each time with `--resume` (or starting over when no checkpoint was committed yet),
 and finally resumes it to the end. The final ``model.safetensors`` must equal the
-reference's tensor for tensor, byte for byte.
+reference's tensor for tensor, byte for byte. ``WITH_CALLBACKS`` adds runs with callbacks
+(EarlyStopping, BestCheckpoint, a CSV logger), whose state is checkpointed too: their
+``best.safetensors`` must match as well.
 
 Run by hand: ``python tests/test_crash_resume.py gan.dcgan kmeans`` prints the JSON report.
 """
@@ -84,6 +86,21 @@ SKIP: dict[str, str] = {
 
 EPOCHS = 3  # for a model missing from TINY
 
+# Runs with callbacks, killed and resumed the same way: "family+tag" -> extra `ebmkit train`
+# arguments. EarlyStopping's wait and best value and BestCheckpoint's best live in
+# trainer.pt; the resumed run must also keep the same best.safetensors. The patience is
+# long enough that the run goes to its last epoch.
+WITH_CALLBACKS: dict[str, list[str]] = {
+    "neural.mlp+callbacks": ["--callback", "early_stopping", "--set-callback", "monitor=e_pos",
+                             "--set-callback", "patience=5", "--callback", "best_checkpoint",
+                             "--set-callback", "monitor=val_free_energy", "--logger", "csv"],
+}
+
+
+def base(family: str) -> str:
+    """The registered model of a ``family`` or ``family+tag`` entry."""
+    return family.split("+")[0]
+
 
 def builtin_models() -> list[str]:
     """Every model that the built-in plugins register (installed plugins are left out)."""
@@ -96,11 +113,11 @@ def builtin_models() -> list[str]:
 def recipe(family: str) -> tuple[str, int, int, list[str]]:
     """(data, epochs, batch size, --set options): ``TINY``'s, or the demo recipe's data and
     batch size (`ebmkit train` adds the recipe's options itself)."""
-    if family in TINY:
-        return TINY[family]
+    if base(family) in TINY:
+        return TINY[base(family)]
     import ebmkit as ek
 
-    demo = ek.plugins.get_entry("models", family).demo or {}
+    demo = ek.plugins.get_entry("models", base(family)).demo or {}
     return demo.get("data", "digits"), EPOCHS, int(demo.get("batch_size", 256)), []
 
 
@@ -110,11 +127,11 @@ CHILD_TIMEOUT_S = 300.0
 # ------------------------------------------------------------------- the helper process
 def _argv(family: str, out: Path, resume: bool) -> list[str]:
     data, epochs, batch, options = recipe(family)
-    argv = ["train", family, "--data", data, "--epochs", str(epochs), "--batch-size",
+    argv = ["train", base(family), "--data", data, "--epochs", str(epochs), "--batch-size",
             str(batch), "--out", str(out), "--no-plots", "--device", "cpu"]
     for option in options:
         argv += ["--set", option]
-    return argv + (["--resume"] if resume else [])
+    return argv + WITH_CALLBACKS.get(family, []) + (["--resume"] if resume else [])
 
 
 def _fork_train(argv: list[str], log: Path) -> int:
@@ -218,6 +235,9 @@ def crash_and_resume(family: str, root: Path) -> dict[str, Any]:
                 "log": str(log)}
     a, b = _weights(ref / "model.safetensors"), _weights(crash / "model.safetensors")
     differ = sorted(k for k in a if a[k] != b.get(k)) + sorted(set(b) - set(a))
+    if (ref / "best.safetensors").is_file():  # BestCheckpoint's model, too
+        a, b = _weights(ref / "best.safetensors"), _weights(crash / "best.safetensors")
+        differ += [f"best:{k}" for k in sorted(a) if a[k] != b.get(k)]
     return {"family": family, "exact": not differ, "differ": differ, "kills": kills,
             "final_resumed": resume, "epochs": _epochs_done(crash), "epoch_s": epoch_s}
 
@@ -233,7 +253,7 @@ def warm(family: str) -> None:
     from ebmkit.cli import parse_set
     from ebmkit.runs import data_defaults, recipe as plan_of
 
-    entry = ek.plugins.get_entry("models", family)
+    entry = ek.plugins.get_entry("models", base(family))
     data, _, _, options = recipe(family)
     try:
         train = ek.get_dataset(data)
@@ -241,7 +261,7 @@ def warm(family: str) -> None:
             ek.get_dataset(data, split="test")
         given = {**plan_of(entry, data).get("options", {}), **parse_set(options)}
         names = [o.name for o in entry.options()]
-        model = ek.get_model(family, **data_defaults(names, train, given), **given)
+        model = ek.get_model(base(family), **data_defaults(names, train, given), **given)
         model.metrics()
         torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     except Exception:  # noqa: BLE001, S110 - see the docstring
@@ -262,7 +282,7 @@ def serve(families: list[str], root: Path) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ the test
-FAMILIES = [m for m in builtin_models() if m not in SKIP]
+FAMILIES = [m for m in builtin_models() if m not in SKIP] + sorted(WITH_CALLBACKS)
 
 
 def test_tiny_sizes_and_skips_name_registered_models() -> None:
@@ -270,6 +290,7 @@ def test_tiny_sizes_and_skips_name_registered_models() -> None:
     assert set(SKIP) <= models, f"SKIP names unregistered models: {set(SKIP) - models}"
     assert set(TINY) <= models, f"TINY names unregistered models: {set(TINY) - models}"
     assert not set(SKIP) & set(TINY)
+    assert {base(f) for f in WITH_CALLBACKS} <= models - set(SKIP)
 
 
 @pytest.mark.parametrize("family", sorted(SKIP))
