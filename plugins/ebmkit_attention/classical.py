@@ -89,9 +89,9 @@ class ClassicalHopfield(ek.EnergyModel):
         if not isinstance(y, Tensor):
             raise ConfigError(f"hopfield.classical.{who}: expected a tensor [B, {self.cfg.dim}], "
                               f"got {type(y).__name__}")
-        if y.dim() != 2 or y.shape[1] != self.cfg.dim:
-            raise ConfigError(f"hopfield.classical.{who}: expected shape [B, {self.cfg.dim}], got "
-                              f"{list(y.shape)}")
+        if y.dim() != 2 or y.shape[1] != self.cfg.dim or y.shape[0] == 0:
+            raise ConfigError(f"hopfield.classical.{who}: expected shape [B, {self.cfg.dim}] "
+                              f"with B ≥ 1, got {list(y.shape)}")
         return ek.model.check_input(y, f"hopfield.classical.{who}", device=self.weight.device,
                                     finite=finite)
 
@@ -106,9 +106,12 @@ class ClassicalHopfield(ek.EnergyModel):
         if X.dim() != 2 or X.shape[1] != self.cfg.dim or X.shape[0] == 0:
             raise ConfigError(f"hopfield.classical.store: expected ±1 patterns of shape "
                               f"[N, {self.cfg.dim}] with N ≥ 1, got {list(X.shape)}")
+        ek.model.check_input(X, "hopfield.classical.store: X", floating=False, finite=False)
         if not bool(((X == 1) | (X == -1)).all()):
-            raise ConfigError("hopfield.classical.store: expected entries that are all +1 or -1 "
-                              "(binarize(y) maps data to ±1)")
+            got = ("NaN or infinite values" if X.is_floating_point()
+                   and not bool(torch.isfinite(X).all()) else "other values")
+            raise ConfigError(f"hopfield.classical.store: expected entries that are all +1 or "
+                              f"-1 (binarize(y) maps data to ±1), got {got}")
         X = X.to(self.weight.device, self.weight.dtype)
         self.patterns = X.clone()
         self.cfg.stored = self.size
@@ -170,12 +173,16 @@ class ClassicalHopfield(ek.EnergyModel):
     def predict(self, x: Tensor, steps: int | None = None) -> Tensor:
         """Complete ±1 patterns with NaN (or 0) where unknown."""
         x = self._check(x, "predict", finite=False)
+        if bool(torch.isinf(x).any()):
+            raise ConfigError("hopfield.classical.predict: x contains infinite values; expected "
+                              "±1, with NaN or 0 where an entry is unknown")
         return self.retrieve(torch.nan_to_num(x, nan=0.0), steps)
 
     @torch.no_grad()
     def reconstruct(self, y: Tensor) -> Tensor:
         """The retrieval from ``binarize(y)`` with ``hidden`` of each row unknown, mapped back
         to [0, 1] (−1 → 0): the pictures of ``ebmkit train`` / ``ebmkit sample``."""
+        self._check(y, "reconstruct")
         gen = torch.Generator().manual_seed(int(self.cfg.seed))
         return (self.predict(self.mask(y, generator=gen)) + 1) / 2
 

@@ -183,10 +183,10 @@ class EnergyTransformer(ek.EnergyModel):
                               f"{type(t).__name__}")
         flat = c * hh * ww
         if not ((t.dim() == 2 and t.shape[1] == flat) or (t.dim() == 4 and tuple(t.shape[1:])
-                                                          == self.image_shape)):
+                                                          == self.image_shape)) or not len(t):
             raise ConfigError(f"attention.transformer: {what} must be [B, {flat}] or "
-                              f"[B, {c}, {hh}, {ww}] (image_shape={list(self.image_shape)}), got "
-                              f"{list(t.shape)}")
+                              f"[B, {c}, {hh}, {ww}] (image_shape={list(self.image_shape)}, "
+                              f"B ≥ 1), got {list(t.shape)}")
         ek.model.check_input(t, f"attention.transformer: {what}", finite=False,
                              device=self.pos.device)
         if values and bool((torch.isinf(t) if nan_ok else ~torch.isfinite(t)).any()):
@@ -266,6 +266,7 @@ class EnergyTransformer(ek.EnergyModel):
 
     def reconstruct(self, y: Tensor) -> Tensor:
         """The completion of ``mask(y)`` (the pictures of ``ebmkit train``/``sample``)."""
+        self._images(y, "y", nan_ok=False)
         gen = torch.Generator().manual_seed(int(self.cfg.seed))
         return self.predict(self.mask(y, generator=gen))
 

@@ -165,6 +165,7 @@ class ModernHopfield(ek.EnergyModel):
         if X.dim() != 2 or X.shape[1] != self.cfg.dim or X.shape[0] == 0:
             raise ConfigError(f"hopfield.{who}: expected patterns of shape [N, {self.cfg.dim}] "
                               f"with N ≥ 1, got {list(X.shape)}")
+        ek.model.check_input(X, f"hopfield.{who}: X", floating=False, finite=False)
         if not X.is_floating_point():
             X = X.to(torch.get_default_dtype())
         if not bool(torch.isfinite(X).all()):
@@ -276,9 +277,9 @@ class ModernHopfield(ek.EnergyModel):
         if not isinstance(y, Tensor):
             raise ConfigError(f"hopfield.{who}: expected queries as a tensor [B, {self.cfg.dim}], "
                               f"got {type(y).__name__}")
-        if y.dim() != 2 or y.shape[1] != self.cfg.dim:
+        if y.dim() != 2 or y.shape[1] != self.cfg.dim or y.shape[0] == 0:
             raise ConfigError(f"hopfield.{who}: expected queries of shape [B, {self.cfg.dim}] "
-                              f"(the width of the stored patterns), got {list(y.shape)}")
+                              f"(the width of the stored patterns, B ≥ 1), got {list(y.shape)}")
         ek.model.check_input(y, f"hopfield.{who}: y", device=self.memory.device, finite=False)
         # NaN and ±inf make the sum non-finite: one reduction and one host sync instead of
         # isfinite() over every entry (1.4% of a 4,096-query update on one CPU core). Only a
@@ -415,6 +416,7 @@ class ModernHopfield(ek.EnergyModel):
     def reconstruct(self, y: Tensor) -> Tensor:
         """What the memory returns for y with ``hidden`` of each row hidden (masks seeded by
         ``seed``): the pictures of ``ebmkit train`` / ``ebmkit sample``."""
+        self._check_query(y, "reconstruct")
         gen = torch.Generator().manual_seed(int(self.cfg.seed))
         return self.predict(self.mask(y, generator=gen))
 
