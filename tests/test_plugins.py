@@ -46,7 +46,8 @@ def test_builtins_and_third_party_are_discovered(fresh_plugins):
     assert {"digits", "moons", "text", "fashion-mnist"} <= set(infos["ebmkit_datasets"].registers["datasets"])
     hello = infos["hello"]
     assert (hello.dist, hello.version, hello.status, hello.error) == ("ebmkit-hello", "0.1.0", "loaded", None)
-    assert hello.registers == {"models": ["hello"], "datasets": ["hello-blob"], "commands": ["hello"]}
+    assert hello.registers == {"models": ["hello"], "datasets": ["hello-blob"],
+                               "networks": ["hello.net"], "commands": ["hello"]}
     assert hello.entry_point == "ebmkit_hello" and not hello.builtin
     assert "hello" in ek.list_models() and "hello-blob" in ek.list_datasets()
 

@@ -44,9 +44,9 @@ def torchvision_status() -> str | None:
     try:
         _import_torchvision()
     except Exception as exc:  # a broken wheel raises RuntimeError, not ImportError
+        first = (str(exc).strip().splitlines() or [repr(exc)])[0]
         return (f"torchvision is installed but fails to import ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}); install "
-                f"the torchvision build that matches your torch")
+                f"{first}); install the torchvision build that matches your torch")
     return None
 
 
