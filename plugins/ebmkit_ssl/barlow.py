@@ -114,6 +114,7 @@ class BarlowTwins(JointEmbedding):
         r"""$E(x, y) = \frac1d \lVert \tilde g(x) - \tilde g(y) \rVert^2$ ``[B]``: the
         invariance part per sample, each view standardised by its batch's statistics (train
         mode) or the running ones (eval mode); ``x=None``: a random view."""
+        self.check(y)
         if x is None:
             x = self.augment(y)
         self.check(x, "x")

@@ -225,8 +225,10 @@ class JointEmbedding(ek.EnergyModel):
         return out.reshape(b, -1)
 
     def check(self, y: Tensor, what: str = "y") -> Tensor:
-        """Refuse anything but a float batch ``[B, dim]`` (cheap: no device sync)."""
-        return ek.model.check_input(y, what, shape=(None, self.cfg.dim), finite=False)
+        """Refuse anything but a finite float batch ``[B, dim]`` on the model's device (the
+        value check is skipped on an accelerator in a training step: no device sync there)."""
+        return ek.model.check_input(y, what, shape=(None, self.cfg.dim), device=self.device,
+                                    finite="auto")
 
     # ------------------------------------------------------------------ networks
     def images(self, y: Tensor) -> Tensor:
@@ -278,6 +280,7 @@ class JointEmbedding(ek.EnergyModel):
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         r"""$E(x, y) = 1 - \cos(g(y), g(x))$ ``[B]`` between two views; with ``x=None``, ``x``
         is a fresh random view of ``y`` (so the value is stochastic)."""
+        self.check(y)
         if x is None:
             x = self.augment(y)
         self.check(x, "x")
