@@ -301,7 +301,8 @@ class Autoencoder(FamilyBase):
 
     def decode(self, h: Tensor) -> Tensor:
         """ŷ = Dec(h) in data space (sigmoid output for BCE), flat ``[B, D]``."""
-        check_input(h, "h", shape=(None, self.cfg.code), finite=False)
+        check_input(h, "h", shape=(None, self.cfg.code), device=self.device,
+                    finite="auto")
         out = self.dec(h)
         return torch.sigmoid(out) if self.bce else out
 

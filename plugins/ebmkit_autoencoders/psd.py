@@ -121,7 +121,8 @@ class PredictiveSparseDecomposition(FamilyBase):
 
     def decode(self, z: Tensor) -> Tensor:
         """W z, flat ``[B, D]``."""
-        check_input(z, "z", shape=(None, self.cfg.code), finite=False)
+        check_input(z, "z", shape=(None, self.cfg.code), device=self.device,
+                    finite="auto")
         return self.decoder(z)
 
     def _check_z(self, z: Any, batch: int) -> Tensor:

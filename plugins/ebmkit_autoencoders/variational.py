@@ -147,7 +147,8 @@ class VariationalAutoencoder(FamilyBase):
     def decode(self, z: Tensor) -> Tensor:
         """The decoder's mean E[y | z] in data space, flat ``[B, D]`` (for the continuous
         Bernoulli this is not λ = σ(logits) but the distribution's mean)."""
-        check_input(z, "z", shape=(None, self.cfg.code), finite=False)
+        check_input(z, "z", shape=(None, self.cfg.code), device=self.device,
+                    finite="auto")
         out = self.dec(z)
         if self.likelihood == "continuous_bernoulli":
             return cb_mean(out)
