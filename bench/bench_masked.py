@@ -17,7 +17,14 @@ it without ebmkit (its own ``nn.Parameter`` tensors, no ebmkit code). Two rows:
   agree, so the ratio is ebmkit's own overhead.
 
 Both run interleaved in one process on one intra-op thread, timed by CPU time on the CPU
-(so other processes on a shared machine do not count). With CUDA, rows are added for
+(so other processes on a shared machine do not count).
+
+A third row, when Hugging Face ``transformers`` is installed (the ``others`` extra):
+pseudo-log-likelihood scoring, ``masked.lm``'s batched ``score`` of 64 sequences × 64
+tokens against ``BertForMaskedLM`` of the same sizes (width 128, 2 layers, 4 heads, MLP 4×,
+the same vocabulary) scored position by position in a Python loop, each position masked
+in the 64 sequences at once, as mlm-scoring does. Both untrained (the cost does not depend
+on the weights). Target ≤ 1.0×. With CUDA, rows are added for
 bf16 autocast, with ``torch.compile`` off and on (the loss function compiled on both sides).
 """
 
@@ -189,9 +196,69 @@ def _rows(device: torch.device, repeats: int, smoke: bool, amp: bool, compiled: 
     ]
 
 
+def _score_rows(smoke: bool, repeats: int) -> list[Result]:
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        print("  skipped: the pseudo-log-likelihood row needs transformers (the 'others' extra)")
+        return []
+    import logging
+
+    import ebmkit as ek
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    from transformers import BertConfig, BertForMaskedLM
+
+    b, t = (8, 16) if smoke else (64, 64)
+    text = ek.get_dataset("text", block_size=t)
+    y = text.y[:b]
+    vocab = len(text.vocab)
+    torch.manual_seed(0)
+    ours = ek.get_model("masked.lm", block_size=t, n_layer=LAYERS, n_head=HEADS,
+                        d_model=D).eval()
+    bert = BertForMaskedLM(BertConfig(vocab_size=vocab, hidden_size=D,
+                                      num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                      intermediate_size=4 * D, max_position_embeddings=t,
+                                      pad_token_id=0)).eval()
+
+    def ebmkit_score() -> torch.Tensor:
+        return ours.score(y)
+
+    def hf_loop() -> torch.Tensor:  # mlm-scoring's way: one position at a time
+        total = torch.zeros(b)
+        for i in range(t):
+            x = y.clone()
+            x[:, i] = MASK
+            logits = bert(input_ids=x).logits[:, i]
+            total += F.cross_entropy(logits, y[:, i], reduction="none")
+        return total
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times: list[list[float]] = [[], []]
+    try:
+        with torch.no_grad():
+            ebmkit_score(), hf_loop()  # warm-up
+            for r in range(repeats):
+                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                    start = time.process_time()
+                    (ebmkit_score, hf_loop)[i]()
+                    times[i].append(time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    t_ours, t_hf = statistics.median(times[0]), statistics.median(times[1])
+    return [Result(f"masked.lm score (pseudo-NLL), {b} sequences × {t} tokens", t_ours, t_hf,
+                   "Hugging Face BertForMaskedLM, same sizes, one position at a time", 1.0,
+                   device="cpu",
+                   notes=f"{LAYERS} layers, d={D}, {HEADS} heads, vocabulary {vocab}; untrained "
+                         f"weights; no_grad; 1 intra-op thread, CPU time; median of {repeats} "
+                         f"interleaved rounds, the order flipping every round")]
+
+
 def run(smoke: bool) -> list[Result]:
     repeats = 1 if smoke else 15
     results = _rows(torch.device("cpu"), repeats, smoke, amp=False, compiled=False)
+    results += _score_rows(smoke, 1 if smoke else 6)
     if torch.cuda.is_available() and not smoke:
         cuda = torch.device("cuda")
         for compiled in (False, True):

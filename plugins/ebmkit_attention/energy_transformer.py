@@ -325,7 +325,8 @@ class MaskedPatches(ek.strategies.Strategy):
         pred, energies = model.complete(images, create_graph=True)
         hidden = torch.isnan(images)
         loss = torch.where(hidden, pred - y, 0.0).square().sum() / hidden.sum()
-        return ek.StepOutput(loss, {"e_pos": loss.detach(), "e_tokens_start": energies[0].mean().detach(),
+        return ek.StepOutput(loss, {"e_pos": loss.detach(),
+                                    "e_tokens_start": energies[0].mean().detach(),
                                     "e_tokens_end": energies[-1].mean().detach(),
                                     "step_size": model.step_size.detach()})
 

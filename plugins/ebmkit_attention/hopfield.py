@@ -484,8 +484,9 @@ class Store(ek.strategies.Strategy):
 
     The first batch of a fit replaces the memory (``store``), later batches are appended,
     skipping rows already stored (exact identity, within a batch too: ``distinct_rows``), so
-    one epoch stores each distinct training row once and further epochs change nothing. Logs ``e_pos``, the batch's mean energy after storing (each stored
-    pattern sits near a minimum). Costs one host copy of each batch (to hash its rows):
+    one epoch stores each distinct training row once and further epochs change nothing.
+    Logs ``e_pos``, the batch's mean energy after storing (each stored pattern sits near a
+    minimum). Costs one host copy of each batch (to hash its rows):
     what is new is a data-dependent size, so storing cannot avoid the host.
     """
 
@@ -493,7 +494,8 @@ class Store(ek.strategies.Strategy):
         self.started = False
 
     def __call__(self, model: ModernHopfield, batch: dict[str, Tensor]) -> ek.StepOutput:
-        y = batch["y"].detach()
+        # distributed: every rank stores the union of the ranks' batches (one memory)
+        y = ek.train.distributed.all_gather_cat(batch["y"].detach(), ragged=True)
         if not self.started:
             model.store(y[:1])  # then the rest of the batch, each distinct row once
             self.started = True
