@@ -10,6 +10,10 @@ from .harness import ROOT, markdown, run_all
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["quality"]:  # issue 21's quality table: bench/quality.py
+        from .quality import main as quality
+
+        return quality(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("only", nargs="*", help="run only benchmarks whose module name contains these")
     parser.add_argument("--smoke", action="store_true",

@@ -42,16 +42,17 @@ def gaussian_baseline(n: int = 1000, seed: int = 0) -> torch.Tensor:
     return (y.mean(0) + eps @ torch.linalg.cholesky(cov).T).clamp(0, 1).float()
 
 
-def train_recipe(name: str, **overrides):
-    """Train ``name`` on its registered digits recipe, as ``ebmkit train NAME --data digits``."""
+def train_recipe(name: str, seed: int = 0, **overrides):
+    """Train ``name`` on its registered digits recipe, as ``ebmkit train NAME --data digits``,
+    from ``seed``."""
     recipe = ek.plugins.get_entry("models", name).demo
     assert recipe["data"] == "digits"
     options = {**recipe.get("options", {}), **overrides}
     data = ek.get_dataset("digits")
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = ek.get_model(name, image_shape=list(data.image_shape), **options)
     history = ek.Trainer(model, epochs=recipe["epochs"], batch_size=recipe.get("batch_size", 128),
-                         lr=recipe.get("lr", 1e-3), progress=False, seed=0).fit(data)
+                         lr=recipe.get("lr", 1e-3), progress=False, seed=seed).fit(data)
     return model, history
 
 

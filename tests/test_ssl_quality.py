@@ -1,16 +1,44 @@
-"""Quality runs of the joint-embedding SSL family's recipes (slow / byhand).
+"""Quality runs of the joint-embedding SSL family's recipes on digits (slow / byhand).
 
-Moved out of tests/test_ssl.py unchanged; the protocol rewrite follows.
+The protocol (issue 21): figures are compared **paired on the same 359 test digits** with
+``ek.stats`` (exact McNemar for one seed; for several seeds, a paired bootstrap of each
+digit's correctness averaged over the seeds), and a claim "above" means significant at 5%,
+never one test digit. Definitions as in tests/test_ssl.py (linear probe = StandardScaler +
+LogisticRegression; cosine 5-NN; "untrained" = the same model freshly initialised).
+
+What holds, and is asserted (figures printed with ``pytest -s``):
+
+- every method learns: significantly above its untrained encoder (averaged over seeds 0–2,
+  cheap) on the linear probe and 5-NN, normalised-embedding std ≥ 2× the untrained encoder's, effective rank ≥ d/4;
+- every method is **not significantly below raw pixels** on either evaluation, and the
+  check has the power to fail: the untrained encoder (averaged over seeds 0–2) is
+  significantly below raw pixels in the same test (its single seeds are not all: seed 1's
+  probe is 0.964, McNemar p = 0.065 against raw pixels).
+
+What does not hold, and is therefore not asserted: "above raw pixels". Raw pixels make 6 of
+359 test errors (0.983 / 0.986); a trained encoder that makes 3 still differs from them by
+p ≈ 0.5 (McNemar), so no digits run can show it significantly — measured figures are in
+docs/families/ssl.md and printed here. The Fashion-MNIST comparison, where it can, is
+``python -m bench quality ssl`` (docs/quality.md).
+
+CI (slow) runs ``ssl.simclr`` over 3 seeds and ``ssl.vicreg``, ``ssl.moco`` over one
+(about 450 CPU-s in all, what the five one-seed runs cost before); ``ssl.swav``,
+``ssl.pirl``, ``ssl.byol``, ``ssl.barlow`` are byhand.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import ebmkit as ek
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ at the repo root
+from bench.quality import classification_items, encode  # noqa: E402
 
 IMG = {"dim": 64, "image_shape": [1, 8, 8]}
 
@@ -22,92 +50,99 @@ def digits():
     return ek.get_dataset("digits"), ek.get_dataset("digits", split="test")
 
 
-# ---------------------------------------------------------------------------- quality
-def _quality(name, digits, **overrides):
-    """Train ``name`` with its registered recipe (what `ebmkit train NAME` runs); return the
-    trained and untrained reports and raw pixels' scores."""
-    from ebmkit_ssl.evaluate import knn_accuracy, labels_of, linear_probe
+@pytest.fixture(scope="module")
+def raw(digits):
+    """Raw pixels' per-item correctness (deterministic: measured once)."""
+    train, test = digits
+    return classification_items(train.y, train.labels.long(), test.y, test.labels.long())
 
+
+def _options(name, **overrides):
     from ebmkit.runs import recipe
 
-    train, test = digits
     plan = recipe(ek.plugins.get_entry("models", name))
-    options = {**IMG, **plan.get("options", {}), **overrides}
-    torch.manual_seed(0)
-    untrained = ek.get_model(name, **options).downstream(train, test)
-    torch.manual_seed(0)
+    return plan, {**IMG, **plan.get("options", {}), **overrides}
+
+
+def _untrained(name, digits):
+    """The untrained encoder's per-item correctness, each digit's averaged over seeds 0–2
+    (cheap: no training), and seed 0's report."""
+    train, test = digits
+    a, b = train.labels.long(), test.labels.long()
+    _, options = _options(name)
+    items, reports = [], []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        model = ek.get_model(name, **options)
+        items.append(classification_items(encode(model, train.y), a, encode(model, test.y), b))
+        reports.append(model.downstream(train, test))
+    return {k: torch.stack([it[k] for it in items]).double().mean(0) for k in items[0]}, reports
+
+
+def _run(name, digits, seed, **overrides):
+    """Train ``name`` with its registered recipe (what ``ebmkit train NAME`` runs) from
+    ``seed``: the trained encoder's per-item correctness and its report."""
+    train, test = digits
+    plan, options = _options(name, **overrides)
+    torch.manual_seed(seed)
     model = ek.get_model(name, **options)
     ek.Trainer(model, epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"],
-               device="cpu", progress=False).fit(train)
-    trained = model.downstream(train, test)
-    a, b = labels_of(train), labels_of(test)
-    raw = {"knn5": knn_accuracy(train.y, a, test.y, b), "linear_probe": linear_probe(
-        train.y, a, test.y, b)}
-    print(f"\n{name}: trained {trained}\n  untrained {untrained}\n  raw pixels {raw}")
-    return trained, untrained, raw, model
+               device="cpu", progress=False, seed=seed).fit(train)
+    items = classification_items(encode(model, train.y), train.labels.long(),
+                                 encode(model, test.y), test.labels.long())
+    return items, model.downstream(train, test), model.cfg.proj_dim
 
 
-#: Measured at or below raw pixels' linear probe (0.983) with the seeded recipe (figures in
-#: docs/families/ssl.md): the bar is kept and the shortfall reported as an xfail, not hidden.
-#: One test digit is 0.0028: PIRL's probe moved from 0.986 to 0.983 when ek.losses.nll
-#: switched to the fused log-softmax (same maths, other rounding), which is the noise level.
-_BELOW_RAW = {"ssl.byol": "0.981 with 400 epochs",
-              "ssl.pirl": "0.983 = raw pixels' probe, 5-NN 0.989 above their 0.986"}
-
-
-def _learns_without_collapse_and_beats_raw_pixels(name, digits):
-    """Every method must learn without collapsing (asserted); beating raw pixels is asserted
-    too, except that a method measured at or below them is reported as an xfail with its
-    figure."""
-    trained, untrained, raw, model = _quality(name, digits)
-    d = model.cfg.proj_dim
-    assert trained["linear_probe"] > untrained["linear_probe"]
-    assert trained["embedding_std"] >= 2 * untrained["embedding_std"]
-    assert trained["embedding_rank"] >= d / 4
-    if name in _BELOW_RAW and trained["linear_probe"] <= raw["linear_probe"]:
-        pytest.xfail(f"{name}: linear probe {trained['linear_probe']:.3f} <= raw pixels' "
-                     f"{raw['linear_probe']:.3f} (measured before: {_BELOW_RAW[name]})")
-    assert trained["linear_probe"] > raw["linear_probe"]
-
-
-@pytest.fixture(scope="module")
-def simclr(digits):
-    return _quality("ssl.simclr", digits)
+def _judge(name, digits, runs, raw):
+    """The protocol's assertions over one or more seeds' runs (see the module docstring):
+    each digit's correctness averaged over the seeds run, paired with raw pixels' and with
+    the untrained encoder's (averaged over seeds 0–2) by a paired bootstrap."""
+    untrained, u_reports = _untrained(name, digits)
+    for (items, report, d), u_report in zip(runs, u_reports):
+        print(f"\n{name}: trained {report}\n  untrained {u_report}")
+        assert report["embedding_std"] >= 2 * u_report["embedding_std"], (report, u_report)
+        assert report["embedding_rank"] >= d / 4, report
+    for what in ("linear_probe", "knn5"):
+        accs = [float(r[0][what].double().mean()) for r in runs]
+        ours = torch.stack([r[0][what] for r in runs]).double().mean(0)
+        base = raw[what].double()
+        vs_raw = ek.stats.paired_bootstrap(ours, base)
+        vs_untrained = ek.stats.paired_bootstrap(ours, untrained[what])
+        power = ek.stats.paired_bootstrap(untrained[what], base)
+        print(f"  {what}: {ek.stats.mean_interval(accs)} over seeds; raw pixels "
+              f"{float(base.mean()):.4f}\n  vs raw pixels: {vs_raw}\n  vs untrained: "
+              f"{vs_untrained}\n  untrained vs raw pixels (the check's power): {power}")
+        assert not vs_raw.below(), f"{name}: {what} significantly below raw pixels: {vs_raw}"
+        assert power.below(), f"untrained {name} not significantly below raw pixels: {power}"
+        assert vs_untrained.above(), f"{name}: {what} not above its untrained encoder: " \
+                                     f"{vs_untrained}"
 
 
 @pytest.mark.slow
-def test_simclr_recipe_learns_and_does_not_collapse(simclr):
-    """Above its untrained encoder on both evaluations, and no collapse."""
-    trained, untrained, _, model = simclr
-    assert trained["linear_probe"] > untrained["linear_probe"] + 0.01
-    assert trained["knn5"] > untrained["knn5"] + 0.01
-    assert trained["embedding_std"] >= 2 * untrained["embedding_std"]
-    assert trained["embedding_rank"] >= model.cfg.proj_dim / 4
+def test_simclr_recipe_over_three_seeds(digits, raw):
+    """``ssl.simclr``, seeds 0–2. Earlier single seeds gave probe 0.986 / 0.989 / 0.983 and
+    5-NN 0.989 / 0.983 / 0.986 against raw pixels' 0.983 / 0.986: level with raw pixels
+    within noise, far above the untrained encoder (probe 0.955 / 0.964 / 0.928 for seeds
+    0–2, 5-NN 0.944 / 0.969 / 0.939)."""
+    _judge("ssl.simclr", digits, [_run("ssl.simclr", digits, seed) for seed in (0, 1, 2)], raw)
 
 
 @pytest.mark.slow
-def test_simclr_recipe_beats_raw_pixels(simclr):
-    """The issue's bar: linear probe >= 0.985 and cosine 5-NN >= 0.98, both above raw
-    pixels' measured here (0.983 / 0.986)."""
-    trained, _, raw, _ = simclr
-    assert trained["linear_probe"] >= 0.985 and trained["linear_probe"] > raw["linear_probe"]
-    assert trained["knn5"] >= 0.98 and trained["knn5"] > raw["knn5"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["ssl.vicreg", "ssl.swav", "ssl.pirl", "ssl.moco"])
-def test_recipe_quality_ci(name, digits):
-    _learns_without_collapse_and_beats_raw_pixels(name, digits)
+@pytest.mark.parametrize("name", ["ssl.vicreg", "ssl.moco"])
+def test_recipe_quality_ci(name, digits, raw):
+    _judge(name, digits, [_run(name, digits, 0)], raw)
 
 
 @pytest.mark.byhand
-@pytest.mark.parametrize("name", ["ssl.byol", "ssl.barlow"])
-def test_recipe_quality_byhand(name, digits):
-    _learns_without_collapse_and_beats_raw_pixels(name, digits)
+@pytest.mark.parametrize("name", ["ssl.swav", "ssl.pirl", "ssl.byol", "ssl.barlow"])
+def test_recipe_quality_byhand(name, digits, raw):
+    _judge(name, digits, [_run(name, digits, 0)], raw)
 
 
 @pytest.mark.byhand
 def test_simclr_on_fashion_mnist_against_raw_pixels():
+    """A short SimCLR run on Fashion-MNIST against raw pixels; only a floor is asserted (the
+    paired comparison at full size is ``python -m bench quality ssl``)."""
     from ebmkit_ssl.evaluate import labels_of, linear_probe
 
     try:
