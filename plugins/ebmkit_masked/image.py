@@ -231,6 +231,7 @@ class MaskedImage(ek.EnergyModel):
         if x.shape != y.shape:
             raise ek.errors.ConfigError(f"{WHO}: x and y must have the same shape, got x "
                                         f"{list(x.shape)} and y {list(y.shape)}")
+        self._images(x, "x", hidden=True)  # before any arithmetic on x
         hidden = torch.isnan(x)
         err = (self.reconstruction(x) - y).square().masked_fill(~hidden, 0.0)
         return err.flatten(1).sum(1)
