@@ -16,9 +16,12 @@ is the exact minimiser of ½‖y‖² minus that bound. The energy comes for fre
 the logits β X y that the update needs are also what the log-sum-exp needs.
 
 With ``normalize=True`` the patterns are centred by their mean μ and L2-normalised (the keys
-x̂_i = (x_i − μ)/‖x_i − μ‖), queries likewise, and the state evolves among the normalised
-vectors; the attention weights p = softmax(β X̂ ξ) then mix the *raw* patterns, so the output
-is Xᵀp in the inputs' units (the keys are normalised, the values are not). Without it, raw
+x̂_i = (x_i − μ)/‖x_i − μ‖), the query likewise, once, at the start; each update then moves
+the state to ξ = X̂ᵀp, a convex combination of the keys (norm ≤ 1, not re-normalised), and
+E and its guarantee are about these states. The attention weights p = softmax(β X̂ ξ) mix
+the *raw* patterns, so the output is Xᵀp in the inputs' units (the keys are normalised, the
+values are not). ``energy(y)`` normalises its argument, so ``energy(retrieve(y))`` (the
+re-normalised raw output) is not the trace's last energy. Without it, raw
 pixel dot products favour patterns of large norm (bright digits), whatever the query.
 
 Axis letters in shape comments: B queries, N stored patterns, D features.
