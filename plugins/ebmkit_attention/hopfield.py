@@ -287,7 +287,10 @@ class ModernHopfield(ek.EnergyModel):
         # NaN and ±inf make the sum non-finite: one reduction and one host sync instead of
         # isfinite() over every entry (1.4% of a 4,096-query update on one CPU core). Only a
         # non-finite sum (or finite entries whose sum overflows) pays for the full check.
-        if finite and not bool(torch.isfinite(y.sum())):
+        # As check_input's finite="auto": not on an accelerator while autograd is on (the
+        # learned-pattern training step calls energy() every step; a sync there stalls it).
+        if finite and (y.device.type == "cpu" or not torch.is_grad_enabled()) \
+                and not bool(torch.isfinite(y.sum())):
             ek.model.check_input(y, f"hopfield.{who}: y", finite=True)
         return y
 

@@ -174,16 +174,13 @@ class MaskedLM(ek.EnergyModel):
     def __init__(self, cfg: MaskedLMConfig | None = None) -> None:
         super().__init__()
         cfg = cfg or MaskedLMConfig()
-        for opt in ("block_size", "n_layer", "n_head", "d_model"):
-            ek.config.at_least(opt, getattr(cfg, opt), 1, who=WHO)
+        ek.config.at_least("block_size", cfg.block_size, 1, who=WHO)
+        ek.config.attention_dims(cfg.n_layer, cfg.n_head, cfg.d_model, who=WHO)  # shared check
         k = ek.config.at_least("conv_kernel", cfg.conv_kernel, 0, who=WHO)
         ek.config.at_least("conv_layers", cfg.conv_layers, 0, who=WHO)
         if k and k % 2 == 0:
             raise ek.errors.ConfigError(f"{WHO}: conv_kernel must be odd (centred on the token) "
                                         f"or 0, got {k}")
-        if cfg.d_model % cfg.n_head:
-            raise ek.errors.ConfigError(f"{WHO}: d_model ({cfg.d_model}) must be a multiple of "
-                                        f"n_head ({cfg.n_head})")
         ek.config.number("dropout", cfg.dropout, low=0.0, high=1.0, high_open=True, who=WHO)
         cfg.vocab = _resolve_vocab(cfg)
         self.cfg = cfg
@@ -343,7 +340,7 @@ class MaskedLM(ek.EnergyModel):
         return torch.where(masked, logits.argmax(-1), x)
 
     @torch.no_grad()
-    def score(self, y: Tensor, chunk: int = 256) -> Tensor:
+    def score(self, y: Tensor, chunk: int = 64) -> Tensor:
         """Pseudo-negative-log-likelihood −Σ_i log p(y_i | y with position i masked), ``[B]``.
 
         Each of the T positions is masked in turn; the B·T masked copies run as batches of
@@ -357,7 +354,7 @@ class MaskedLM(ek.EnergyModel):
         y, keep = self._ids(y, "y")
         return self._score(y, keep, chunk)
 
-    def _score(self, y: Tensor, keep: Tensor | None, chunk: int = 256) -> Tensor:
+    def _score(self, y: Tensor, keep: Tensor | None, chunk: int = 64) -> Tensor:
         """``score`` on checked ids (no host sync: the samplers call it per proposal)."""
         b, t = y.shape
         out = torch.empty(b * t, device=y.device)
