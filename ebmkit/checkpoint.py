@@ -580,7 +580,7 @@ def _with_modules(header: Mapping[str, Any], meta: Path,
     """
     import torch
 
-    from .networks.specs import INSTANCE_KEY, is_instance_record
+    from .config import INSTANCE_KEY, is_instance_record
 
     config = dict(header["config"])
     for slot, module in modules.items():

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from . import services
+from .config import slot_record
 from .errors import ConfigError
-from .networks.specs import slot_record
 
 if TYPE_CHECKING:
     from torchmetrics import Metric

@@ -473,9 +473,12 @@ def get_network(name: str, /, *, in_shape: Sequence[int], out_shape: Sequence[in
         ConfigError: an option the network does not take, a malformed shape, or a network
             whose output shape is not ``out_shape`` (expected vs got).
     """
-    from .networks.slots import build_network
+    from .networks.shapes import check_output, shape
 
-    return build_network(name, in_shape=in_shape, out_shape=out_shape, **options)
+    in_shape = shape(in_shape, f"network {name!r}: in_shape")
+    out_shape = shape(out_shape, f"network {name!r}: out_shape")
+    net = build("networks", name, in_shape=in_shape, out_shape=out_shape, **options)
+    return check_output(net, in_shape, out_shape, what=f"network {name!r}")
 
 
 def iter_kinds() -> Iterable[str]:

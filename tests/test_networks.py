@@ -142,10 +142,22 @@ def test_torchvision_names_missing_with_the_reason_when_the_import_fails(fresh_p
             "import (RuntimeError: operator torchvision::nms does not exist)") in out
 
 
-def test_torchvision_backbones_adapted_when_it_imports(fresh_plugins, monkeypatch, tmp_path):
+@pytest.fixture
+def fake_torchvision(monkeypatch, tmp_path):
+    """The fake package first on sys.path for one test; every torchvision module it imported
+    is forgotten afterwards (and a real one, if any was imported, comes back)."""
+    before = {m: sys.modules[m] for m in list(sys.modules)
+              if m == "torchvision" or m.startswith("torchvision.")}
+    for mod in before:
+        del sys.modules[mod]
     monkeypatch.syspath_prepend(str(_fake_torchvision(tmp_path)))
+    yield
     for mod in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        monkeypatch.delitem(sys.modules, mod)
+        del sys.modules[mod]
+    sys.modules.update(before)
+
+
+def test_torchvision_backbones_adapted_when_it_imports(fresh_plugins, fake_torchvision):
     names = ek.list_networks()
     assert {"torchvision.resnet18", "torchvision.resnet34", "torchvision.resnet50"} <= set(names)
     net = ek.get_network("torchvision.resnet18", in_shape=(1, 16, 16), out_shape=(5,),

@@ -16,7 +16,7 @@ A family's networks are **slots**: ordinary options (``encoder=``, ``decoder=``,
 A family builds each slot with [`build_slot`][ebmkit.networks.slots.build_slot] (which
 checks the output shape by one forward pass on two zero samples, so a wrong network fails
 before training with the slot's name, the expected and the actual shape) and records it in
-``config()`` with [`slot_record`][ebmkit.networks.slots.slot_record]: names and options are
+``config()`` with [`slot_record`][ebmkit.config.slot_record]: names and options are
 saved as they are; an instance is saved as ``{"instance": "ClassName"}`` (the class name is
 only shown in messages, never imported), so ``ek.load(p)`` asks for the module:
 ``ek.load(p, encoder=MyNet(...))``.
@@ -38,12 +38,12 @@ __all__ = ["INSTANCE_KEY", "NetworkSpec", "build_slot", "check_output", "get_net
            "is_instance_record", "list_networks", "slot_record", "torchvision_status"]
 
 _LAZY: dict[str, tuple[str, str]] = {
-    "INSTANCE_KEY": ("ebmkit.networks.specs", "INSTANCE_KEY"),
-    "NetworkSpec": ("ebmkit.networks.specs", "NetworkSpec"),
-    "is_instance_record": ("ebmkit.networks.specs", "is_instance_record"),
-    "slot_record": ("ebmkit.networks.specs", "slot_record"),
+    "INSTANCE_KEY": ("ebmkit.config", "INSTANCE_KEY"),
+    "NetworkSpec": ("ebmkit.config", "NetworkSpec"),
+    "is_instance_record": ("ebmkit.config", "is_instance_record"),
+    "slot_record": ("ebmkit.config", "slot_record"),
     "build_slot": ("ebmkit.networks.slots", "build_slot"),
-    "check_output": ("ebmkit.networks.slots", "check_output"),
+    "check_output": ("ebmkit.networks.shapes", "check_output"),
     "get_network": ("ebmkit.plugins", "get_network"),
     "list_networks": ("ebmkit.plugins", "list_networks"),
     "torchvision_status": ("ebmkit.networks.catalog", "torchvision_status"),
