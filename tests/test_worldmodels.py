@@ -321,6 +321,31 @@ def test_agent_moves_frames_to_its_device():
     assert seen == [agent.device]
 
 
+def test_worldmodels_modules_import_no_circle():
+    """No import circle inside the plugin (imports in functions and under TYPE_CHECKING count:
+    ``pipeline`` and ``report`` share ``result``, neither imports the other's module)."""
+    import ast
+    from pathlib import Path
+
+    import ebmkit_worldmodels
+
+    graph = {}
+    for path in Path(ebmkit_worldmodels.__file__).parent.glob("*.py"):
+        graph[path.stem] = {node.module.split(".")[0]
+                            for node in ast.walk(ast.parse(path.read_text()))
+                            if isinstance(node, ast.ImportFrom) and node.level == 1
+                            and node.module}
+    assert "pipeline" in graph["cli"] and "result" in graph["report"]
+
+    def visit(node, stack):
+        assert node not in stack, f"import circle: {' -> '.join([*stack, node])}"
+        for dep in graph.get(node, ()):
+            visit(dep, [*stack, node])
+
+    for module in graph:
+        visit(module, [])
+
+
 # -- the pipeline ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_pipeline_end_to_end_on_a_tiny_budget(tmp_path):
