@@ -12,8 +12,12 @@ good input must work first (the baseline); then every argument in turn is replac
 - for integer ids: ids out of range (too high, negative) and floats,
 - for counts (``sample(n)``): a list, a negative number, a float,
 
-and the call must raise an ``ebmkit.errors`` error whose message says what was expected and
-what came (never a torch internals message, never a silent answer).
+and the call must raise an ``ebmkit.errors`` error whose message names the problem (the
+pattern in ``_CLEAR`` per kind: "list", "empty", "shape", "meta", "NaN"/"finite", the id
+range …), never a torch internals message, never a silent answer. Two deliberate
+exceptions: ``infer`` of a latent-free model answers None whatever comes, and arguments that
+take array-likes on purpose (``ARRAY_LIKE``: kmeans' data, Hopfield patterns, as
+scikit-learn does) must give the tensor's answer for a list.
 """
 
 from __future__ import annotations
@@ -67,8 +71,7 @@ def _calls_images(m: Any) -> list[Call]:
                         "augment", "log_likelihood")
            if callable(getattr(m, meth, None))]
     if callable(getattr(m, "decode", None)):
-        k = m.cfg.code if hasattr(m.cfg, "code") and not hasattr(m.cfg, "latent_dim") \
-            else m.cfg.latent_dim
+        k = getattr(m.cfg, "latent_dim", None) or m.cfg.code  # a GAN's z, else the code
         out.append(Call("decode", {"z": Arg(torch.randn(3, k))}, positional=("z",)))
     if callable(getattr(m, "generate", None)):
         out.append(Call("generate", {"z": Arg(torch.randn(3, m.cfg.latent_dim))},
@@ -163,8 +166,10 @@ def _calls_neural_mlp(m: Any) -> list[Call]:
 def _calls_neural_images(m: Any) -> list[Call]:
     calls = [c for c in _calls_images(m) if c.method != "sample"]
     calls.append(Call("sample", {"n": Arg(2, "count")}, fixed={"steps": 2}, positional=("n",)))
-    if callable(getattr(m, "predict", None)):
+    if callable(getattr(m, "predict", None)):  # neural.jem: a classifier, E(y, c) = −f(y)_c
         calls.append(Call("predict", {"y": Arg(_img())}, positional=("y",)))
+        classes = Arg(torch.tensor([0, 1, 2]), "ids", m.cfg.num_classes)
+        calls.append(Call("energy", {"y": Arg(_img()), "z": classes}, positional=("y",)))
     return calls
 
 

@@ -107,8 +107,14 @@ class JEM(_NeuralEnergy):
             return -torch.logsumexp(logits, dim=1)
         if not isinstance(z, Tensor) or z.shape != logits.shape[:1] or z.is_floating_point():
             got = f"{z.dtype} {list(z.shape)}" if isinstance(z, Tensor) else type(z).__name__
-            raise ConfigError(f"neural.jem: z is the class, int64 [{logits.shape[0]}] in "
-                              f"0…{self.cfg.num_classes - 1}; got {got}")
+            raise ConfigError(f"neural.jem: z is the class, int64 of shape [{logits.shape[0]}] "
+                              f"in 0…{self.cfg.num_classes - 1}; got {got}")
+        check_input(z, "neural.jem: z", floating=False, device=logits.device)
+        if z.device.type == "cpu" or not torch.is_grad_enabled():  # no sync in a step
+            lo, hi = (int(t) for t in torch.aminmax(z))
+            if lo < 0 or hi >= self.cfg.num_classes:
+                raise ConfigError(f"neural.jem: z must hold class ids in [0, "
+                                  f"{self.cfg.num_classes - 1}], got values in [{lo}, {hi}]")
         return -logits.gather(1, z.long().unsqueeze(1)).squeeze(1)
 
     def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
