@@ -62,9 +62,17 @@ class Strategy:
             and leaves ``backward`` and the optimizer to the trainer, changing no parameter
             in place. False (this base class's default) selects the explicit all-reduce
             after ``backward``, which is exact for any step. See ``docs/scaling-out.md``.
+        explicit_only: True for a step that DDP and FSDP cannot synchronise (it steps its
+            own optimizers, or changes parameters in place): ``distributed="ddp"`` or
+            ``"fsdp"`` is then refused with an error naming ``"explicit"``.
+        find_unused_parameters: True for a step that may leave some trainable parameter
+            out of the loss's graph; DDP then looks for them (a search per step, off by
+            default as in PyTorch).
     """
 
     ddp: ClassVar[bool] = False
+    explicit_only: ClassVar[bool] = False
+    find_unused_parameters: ClassVar[bool] = False
 
     def __call__(self, model: EnergyModel, batch: dict[str, Tensor]) -> StepOutput:
         raise NotImplementedError

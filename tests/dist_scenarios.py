@@ -18,6 +18,7 @@ class Net(ek.EnergyModel):
     """Per-sample maths (so 2 x B equals 1 x 2B), an unused parameter and a BatchNorm buffer."""
 
     name = "test.dist-net"
+    find_unused_parameters = True  # `unused` is in no step's graph: DDP must look for it
 
     def __init__(self, dim=8, hidden=4):
         super().__init__()

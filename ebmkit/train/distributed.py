@@ -153,17 +153,30 @@ def current() -> Dist:
     return Dist()
 
 
-def all_gather_cat(t: Tensor) -> Tensor:
+def all_gather_cat(t: Tensor, ragged: bool = False) -> Tensor:
     """Every rank's ``t`` concatenated along dim 0, in rank order; ``t`` itself when alone.
 
-    For state every rank must agree on, e.g. keys enqueued in a MoCo queue. The result is
-    detached (no gradient flows back to other ranks). Every rank must call it with the same
-    shape and dtype.
+    For state every rank must agree on, e.g. keys enqueued in a MoCo queue, or the patterns
+    a Hopfield memory stores. The result is detached (no gradient flows back to other
+    ranks). Every rank must call it with the same dtype and trailing shape.
+
+    Args:
+        t: This rank's rows.
+        ragged: The ranks may hold different numbers of rows: they are exchanged first and
+            read back (one host sync), and the rows padded to the largest count for the
+            gather. Otherwise every rank must pass the same shape (no host sync).
     """
     here = current()
     if not here.enabled:
         return t
-    return torch.cat(here.all_gather(t.detach()), dim=0)
+    t = t.detach()
+    if not ragged:
+        return torch.cat(here.all_gather(t), dim=0)
+    sizes = [int(n) for n in torch.cat(here.all_gather(  # noqa: sync - ragged sizes
+        torch.tensor([t.shape[0]], device=t.device))).tolist()]
+    padded = t.new_zeros((max(sizes), *t.shape[1:]))
+    padded[: t.shape[0]] = t
+    return torch.cat([part[:n] for part, n in zip(here.all_gather(padded), sizes)], dim=0)
 
 
 _OWNED = False  # whether ebmkit created the process group (and so destroys it at exit)

@@ -5,21 +5,35 @@ Functions of a [`Trainer`][ebmkit.train.trainer.Trainer]; the choice is ``Traine
 - ``"ddp"``: PyTorch's ``DistributedDataParallel`` wraps a small module whose forward is the
   whole training step, ``strategy(model, batch)``. Samplers and latent solvers run inside
   it on the unwrapped model (their ``autograd.grad`` calls touch no parameter gradient),
-  and the reducer all-reduces gradients in buckets while ``backward`` runs.
-  ``find_unused_parameters=True``: a step may use part of the model; a parameter unused on
-  every rank keeps ``grad = None``. Buffers are broadcast from rank 0 before every step.
-- ``"fsdp"``: FSDP2's ``fully_shard`` on each child module of the model and on the model;
-  the model's methods (``energy``, ``free_energy``, ``infer``, and the family's
-  ``fsdp_methods``) gather the parameters when called. For models too large for one device.
+  and the reducer all-reduces gradients in buckets while ``backward`` runs. A step that
+  leaves part of the model unused on some steps declares ``find_unused_parameters = True``
+  (a strategy or a model attribute); it is off otherwise, as in PyTorch. Buffers are
+  broadcast from rank 0 before every step.
+- ``"fsdp"``: FSDP2's ``fully_shard`` on the same step module, so the step's forward
+  gathers every parameter once, whatever the strategy calls first (``energy``, JEM's
+  ``logits``, a submodule, a weight read directly), and ``backward`` reduce-scatters the
+  gradients. A model may declare ``fsdp_units()`` (e.g. its transformer blocks) to be
+  sharded as their own units inside, which its forward methods must then call as modules.
+  Scalar parameters, which FSDP2 cannot shard, stay whole on every rank and their
+  gradients are averaged by the explicit all-reduce. Evaluation gathers the parameters
+  once ([`gathered`][ebmkit.train.parallel.gathered]), so ranks that hold different
+  numbers of samples run no collective per batch.
 - ``"explicit"``: after ``backward``, one coalesced all-reduce per dtype of the gradients
   ([`Dist.average_gradients`][ebmkit.train.distributed.Dist.average_gradients]); for
   strategies that step their own optimizers or change parameters in place.
 - ``"auto"`` (the default): ``"ddp"`` when the strategy declares ``ddp = True``, else
   ``"explicit"``.
+
+``"ddp"`` and ``"fsdp"`` are refused with a [`ConfigError`][ebmkit.errors.ConfigError]
+naming the mode to use where they cannot be exact: a model with no parameter trained by
+gradient (closed-form updates: K-means, Hopfield) and a strategy that declares
+``explicit_only = True`` (it steps its own optimizers, e.g. the GAN's).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,12 +44,10 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from .distributed import Dist
 
-__all__ = ["MODES", "Step", "full_state_dict", "resolve_mode", "shard", "unwrap", "wrap_ddp"]
+__all__ = ["MODES", "Step", "full_state_dict", "gathered", "resolve_mode", "shard", "unwrap",
+           "wrap_ddp"]
 
 MODES = ("auto", "ddp", "fsdp", "explicit")
-#: Methods of a model that gather FSDP2-sharded parameters when called (besides forward).
-FSDP_METHODS = ("energy", "free_energy", "infer", "predict", "score", "reconstruct", "encode",
-                "decode")
 
 
 def unwrap(model: Any) -> tuple[Any, Any]:
@@ -53,16 +65,47 @@ def unwrap(model: Any) -> tuple[Any, Any]:
     return model, model
 
 
-def resolve_mode(distributed: str, strategy: Any, dist: Dist) -> str:
-    """The path this run takes: ``"single"`` (one process), ``"ddp"``, ``"fsdp"`` or ``"explicit"``."""
+def resolve_mode(distributed: str, strategy: Any, dist: Dist,
+                 roots: Sequence[nn.Module] = ()) -> str:
+    """The path this run takes: ``"single"`` (one process), ``"ddp"``, ``"fsdp"`` or ``"explicit"``.
+
+    Args:
+        distributed: The trainer's ``distributed`` option.
+        strategy: The run's strategy (its ``ddp`` and ``explicit_only`` declarations).
+        dist: This process's place in the run.
+        roots: The trained modules (model, and the strategy when it is a module).
+
+    Raises:
+        ConfigError: an unknown mode, or ``"ddp"``/``"fsdp"`` where they cannot be exact.
+    """
     if distributed not in MODES:
         raise ConfigError(f"distributed must be one of {', '.join(map(repr, MODES))}, got "
                           f"{distributed!r}")
     if not dist.enabled:
         return "single"
+    trainable = any(p.requires_grad for root in roots for p in root.parameters())
+    if distributed in ("ddp", "fsdp"):
+        name = type(roots[0]).__name__ if roots else "the model"
+        if roots and not trainable:
+            raise ConfigError(f"distributed={distributed!r}: {name} has no parameter trained "
+                              f"by gradient (its updates are closed-form), so there is nothing "
+                              f"for {distributed.upper()} to synchronise; use distributed="
+                              f"'explicit' (what 'auto' picks)")
+        if getattr(strategy, "explicit_only", False) is True:
+            raise ConfigError(f"distributed={distributed!r}: strategy "
+                              f"{type(strategy).__name__} steps its own optimizers or changes "
+                              f"parameters in place (explicit_only = True), which "
+                              f"{distributed.upper()} cannot synchronise; use distributed="
+                              f"'explicit' (what 'auto' picks)")
     if distributed == "auto":
-        return "ddp" if getattr(strategy, "ddp", False) is True else "explicit"
+        return "ddp" if getattr(strategy, "ddp", False) is True and trainable else "explicit"
     return distributed
+
+
+def find_unused(strategy: Any, model: nn.Module) -> bool:
+    """Whether DDP must look for parameters a step leaves unused (the strategy's or the
+    model's ``find_unused_parameters`` declaration; off by default, as in PyTorch)."""
+    return any(getattr(o, "find_unused_parameters", False) is True for o in (strategy, model))
 
 
 class Step(nn.Module):
@@ -90,26 +133,49 @@ def wrap_ddp(model: nn.Module, strategy: Any, call_model: Any,
     are broadcast to every rank here)."""
     step = Step(model, strategy, call_model)
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True,
-                                               broadcast_buffers=True)
+    return nn.parallel.DistributedDataParallel(
+        step, device_ids=ids, find_unused_parameters=find_unused(strategy, model),
+        broadcast_buffers=True)
 
 
-def shard(model: nn.Module) -> None:
-    """FSDP2: ``fully_shard`` every child module, then the model; methods gather on call."""
+def shard(model: nn.Module, strategy: Any, call_model: Any) -> tuple[nn.Module, list[nn.Parameter]]:
+    """FSDP2 around the training step: ``fully_shard`` on the model's declared
+    ``fsdp_units()`` (if any), then on the [`Step`][ebmkit.train.parallel.Step] module.
+
+    Returns:
+        ``(the sharded step module, the scalar parameters left whole)``: the caller averages
+        the latter's gradients itself (FSDP2 cannot shard a 0-d tensor).
+    """
     try:
-        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+        from torch.distributed.fsdp import fully_shard
     except ImportError as exc:  # pragma: no cover - torch < 2.6
         raise ConfigError("distributed='fsdp' needs torch >= 2.6 (torch.distributed.fsdp."
                           "fully_shard)") from exc
+    step = Step(model, strategy, call_model)
+    scalars = [p for p in step.parameters() if p.dim() == 0]
+    ignored = set(scalars) or None
     units = getattr(model, "fsdp_units", None)
-    children = list(units()) if callable(units) else [
-        m for m in model.children() if any(True for _ in m.parameters())]
-    for child in children:
-        fully_shard(child)
-    fully_shard(model)
-    for name in (*FSDP_METHODS, *getattr(model, "fsdp_methods", ())):
-        if callable(getattr(type(model), name, None)):
-            register_fsdp_forward_method(model, name)
+    for unit in (units() if callable(units) else ()):
+        fully_shard(unit, ignored_params=ignored)
+    fully_shard(step, ignored_params=ignored)
+    return step, scalars
+
+
+@contextlib.contextmanager
+def gathered(step: nn.Module | None) -> Iterator[None]:
+    """Inside: every FSDP2-sharded parameter under ``step`` whole on every rank (one
+    all-gather per unit on entry; freed on exit), so the model's methods run with no
+    collective per call. A no-op for ``None`` or an unsharded module."""
+    units = [] if step is None else [m for m in step.modules()
+                                     if callable(getattr(m, "unshard", None))
+                                     and callable(getattr(m, "reshard", None))]
+    for unit in units:
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
 
 
 def full_state_dict(model: nn.Module, mode: str) -> dict[str, Tensor] | None:
@@ -159,3 +225,10 @@ def local(t: Tensor) -> Tensor:
     """A DTensor's local shard; any other tensor as is."""
     to_local = getattr(t, "to_local", None)
     return to_local() if callable(to_local) else t
+
+
+def whole(t: Tensor) -> Tensor:
+    """A DTensor's full value as a plain tensor (a collective, no host sync), e.g. the
+    global gradient norm ``clip_grad_norm_`` returns under FSDP; any other tensor as is."""
+    full = getattr(t, "full_tensor", None)
+    return full() if callable(full) else t

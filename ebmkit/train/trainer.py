@@ -207,15 +207,20 @@ class Trainer:
                 root.to(device)  # skipped when already there: .to walks every module
             self._state = self._tensors()  # .to may replace buffers
 
-        self.mode = parallel.resolve_mode(distributed, strategy, self.dist)
+        self.mode = parallel.resolve_mode(distributed, strategy, self.dist, trained)
+        # The step as a module (DDP- or FSDP-wrapped), or None; FSDP's 0-d parameters stay
+        # whole and are averaged by the explicit all-reduce.
+        self._ddp: nn.Module | None = None
+        self._whole: list[nn.Parameter] = []
         if self.mode == "fsdp":
             self.dist.broadcast_(model.state_dict().values())  # rank 0's weights, then shards
-            parallel.shard(model)  # before the optimizer: parameters become DTensors
+            # before the optimizer: parameters become DTensors
+            self._ddp, self._whole = parallel.shard(model, strategy, call_model)
             self._modules = [m for root in trained for m in root.modules()]
             self._state = self._tensors()
+        elif self.mode == "ddp":
+            self._ddp = parallel.wrap_ddp(model, strategy, call_model, device)
         self._buffers = [b for m in self._modules for b in m._buffers.values() if b is not None]
-        self._ddp = (parallel.wrap_ddp(model, strategy, call_model, device)
-                     if self.mode == "ddp" else None)
 
         # A strategy that is a module (e.g. with a learned sampler) trains alongside.
         seen: set[int] = set()
@@ -469,7 +474,8 @@ class Trainer:
         groups, base_lrs = (opt.param_groups, self._base_lrs) if opt is not None else ([], [])
         dtype = self.amp_dtype if opt is not None else None
         explicit = self.mode == "explicit"
-        average = self.dist.average_gradients if explicit else None
+        averaged = params if explicit else self._whole
+        average = self.dist.average_gradients if averaged else None
         # DDP broadcasts buffers itself; the explicit path does it here, before every step.
         sync_buffers = (self.dist.broadcast_coalesced_ if explicit and self._buffers else None)
         buffers, ddp = self._buffers, self._ddp
@@ -509,7 +515,7 @@ class Trainer:
                     else:
                         loss.backward()
                     if average is not None:
-                        average(params)
+                        average(averaged)
                     if clip is not None:
                         if scaler is not None:
                             # Overflowing steps are expected (the scaler skips them), so the
@@ -517,7 +523,8 @@ class Trainer:
                             scaler.unscale_(opt)
                             nn.utils.clip_grad_norm_(params, clip)
                         else:
-                            logs = {**logs, "grad_norm": nn.utils.clip_grad_norm_(params, clip)}
+                            logs = {**logs, "grad_norm": parallel.whole(
+                                nn.utils.clip_grad_norm_(params, clip))}
                     if schedule is not None:  # a float per group: no device work
                         factor = schedule(self.step)
                         for group, base in zip(groups, base_lrs):
@@ -544,7 +551,7 @@ class Trainer:
             # non-finite update in the last step would otherwise surface only in the next
             # epoch, whose snapshot would already hold it.
             monitor.check(self.step, extra=self._nonfinite_params())
-            if self.dist.enabled and self.mode != "fsdp":  # every rank ends with rank 0's buffers
+            if self.dist.enabled:  # every rank ends with rank 0's buffers (FSDP leaves them whole)
                 self.dist.broadcast_coalesced_(buffers)
             return monitor
         finally:
@@ -594,13 +601,15 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
-                for batch in source.epoch(0):
-                    for metric in metrics.values():
-                        metric.update(self.model, batch)
-            out: dict[str, float] = {}
-            for name, metric in metrics.items():
-                flatten_metric(name, metric.compute(), out)
+            # FSDP: the weights gathered once, so no batch runs a collective
+            with parallel.gathered(self._ddp if self.mode == "fsdp" else None):
+                with torch.no_grad():
+                    for batch in source.epoch(0):
+                        for metric in metrics.values():
+                            metric.update(self.model, batch)
+                out: dict[str, float] = {}
+                for name, metric in metrics.items():  # (compute may call the model too)
+                    flatten_metric(name, metric.compute(), out)
             return out
         finally:
             self.model.train(was_training)

@@ -216,7 +216,9 @@ class HebbianStore(ek.strategies.Strategy):
         self.started = False
 
     def __call__(self, model: ClassicalHopfield, batch: dict[str, Tensor]) -> ek.StepOutput:
-        s = model.binarize(batch["y"].detach())
+        # distributed: every rank stores the union of the ranks' batches (one memory)
+        s = model.binarize(ek.train.distributed.all_gather_cat(batch["y"].detach(),
+                                                               ragged=True))
         if self.started and model.size:
             new = torch.cdist(s, model.patterns.to(s.dtype)).amin(dim=1) > 0
             s = torch.cat([model.patterns.to(s.dtype), s[new]])

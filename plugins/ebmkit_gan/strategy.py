@@ -95,7 +95,12 @@ class Adversarial(Strategy):
 
     The model must provide ``generator``, ``discriminator``, ``latent(n)``,
     ``generate(z)``, ``as_images(y)`` and ``discriminate(images, return_code=False)``.
+
+    Distributed: the step runs its own optimizers, so only the trainer's explicit
+    all-reduce is exact (``explicit_only``; ``distributed="ddp"``/``"fsdp"`` are refused).
     """
+
+    explicit_only = True
 
     def __init__(self, loss: str = "non_saturating", d_steps: int = 1, g_steps: int = 1,
                  lr_d: float = 2e-4, lr_g: float = 2e-4,

@@ -516,7 +516,7 @@ def _nmi_metric() -> Any:
             self.target.append(batch["label"])
 
         def compute(self) -> Any:
-            if not self.preds:
+            if len(self.preds) == 0:  # a list; after a distributed sync, one tensor
                 return {}
             preds = torch.cat(self.preds) if isinstance(self.preds, list) else self.preds
             target = torch.cat(self.target) if isinstance(self.target, list) else self.target

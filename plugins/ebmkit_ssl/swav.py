@@ -67,7 +67,8 @@ class SwAVLoss(nn.Module):
             global views' Sinkhorn codes ``[B, K]`` (no gradient), for logging.
         """
         total, pairs = scores[0].new_zeros(()), 0
-        codes = [sinkhorn(scores[t], self.epsilon, self.iterations) for t in (0, 1)]
+        codes = [sinkhorn(scores[t], self.epsilon, self.iterations, distributed=True)
+                 for t in (0, 1)]
         logp = [nnf.log_softmax(sc / self.temperature, dim=1) for sc in scores]
         for t, q in enumerate(codes):
             for s, lp in enumerate(logp):
