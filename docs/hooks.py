@@ -3,10 +3,12 @@
 - ``on_config`` appends an "API reference" section to the nav, one page per public module of
   the ``ebmkit`` package (found with ``pkgutil.iter_modules``, which imports nothing), and
   makes the snippets ``base_path`` absolute so the build works from any directory.
-- ``on_files`` adds those reference pages (each one a mkdocstrings ``::: module`` block) and
-  ``plugins.md``, the plugin catalogue, generated from the live registry: every plugin
-  ebmkit finds in the building environment (built-in, installed, failed) and every
-  registered name with its summary and options.
+- ``on_files`` adds those reference pages (each one a mkdocstrings ``::: module`` block),
+  one page per built-in family plugin with the classes (and config dataclasses) its
+  registered models are built from, and ``plugins.md``, the plugin catalogue, generated
+  from the live registry: every plugin ebmkit finds in the building environment (built-in,
+  installed, failed) and every registered name — models, networks, … — with its summary
+  and options.
 
 Neither hook imports torch: ``import ebmkit`` and the plugin host are torch-free, and
 mkdocstrings reads the sources statically.
@@ -81,7 +83,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
         nav = [item for item in config.nav
                if not (isinstance(item, dict) and NAV_SECTION in item)]
         nav.append({NAV_SECTION: [{module: _page(module)}
-                                  for module, _ in public_modules(config)]})
+                                  for module, _ in public_modules(config)]
+                    + [{f"{plugin} (family)": _family_page(plugin)}
+                       for plugin in family_pages(config)]})
         config.nav = nav
     return config
 
@@ -89,6 +93,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for module, ispkg in public_modules(config):
         _add(files, config, _page(module), reference_page(module, ispkg))
+    for plugin, content in family_pages(config).items():
+        _add(files, config, _family_page(plugin), content)
     _add(files, config, CATALOGUE, catalogue())
     return files
 
@@ -148,6 +154,36 @@ def _package_page() -> str:
             log.info("ebmkit docs: ek.%s names %s, which does not exist yet", name, module)
             lines.append(f"| `ek.{name}` | `{target}` (not available yet) |")
     return "\n".join(lines) + "\n"
+
+
+# -- the families' classes -----------------------------------------------------------------
+def _family_page(plugin: str) -> str:
+    return f"{REFERENCE}/families/{plugin}.md"
+
+
+def family_pages(config: MkDocsConfig) -> dict[str, str]:
+    """``{built-in plugin: Markdown}`` for each built-in plugin that registers models: the
+    plugin package with its public submodules, so a family's classes, its config dataclass
+    (the options, network slots among them) and what they cross-reference are in the API
+    reference. The list comes from the registry (no torch); mkdocstrings reads the sources."""
+    _import_ebmkit(config)
+    from ebmkit import plugins
+
+    builtin = {name for name, _ in plugins.BUILTIN_PLUGINS}
+    families = sorted({e.plugin for e in plugins.list_entries("models") if e.plugin in builtin})
+    pages = {}
+    for plugin in families:
+        spec = importlib.util.find_spec(plugin)  # finds without importing the package
+        subs = sorted(m.name for m in pkgutil.iter_modules(spec.submodule_search_locations or [])
+                      if not m.name.startswith("_"))
+        pages[plugin] = (
+            f"# `{plugin}`\n\nA built-in family plugin: its models' classes and config "
+            f"dataclasses (the options, network slots among them; see [Your own network and "
+            f"data](../../your-own-network-and-data.md)), module by module.\n\n"
+            f"::: {plugin}\n    options:\n      show_submodules: true\n"
+            f"      show_if_no_docstring: true\n"
+            f"      members: [{', '.join(subs)}]\n")
+    return pages
 
 
 # -- plugin catalogue ----------------------------------------------------------------------
@@ -240,6 +276,14 @@ def catalogue() -> str:
                     options = ", ".join(_code(o) for o in e.options()) or "-"
                 out.append(f"| {name} | {_text(e.summary) or '-'} | {options} | "
                            f"[{_text(e.plugin)}](#{_anchor(e.plugin)}) |")
+        if kind == "networks":
+            from ebmkit.networks.catalog import torchvision_status
+
+            why = torchvision_status()
+            out += ["", "`torchvision.<name>` backbones (the `vision` extra) are registered "
+                    "only where torchvision imports cleanly" + (
+                        f"; not in the environment that built this page: {_text(why)}."
+                        if why else ".")]
         for name, owners in conflicts[kind].items():
             out += ["", f'!!! failure "Name conflict: {noun} `{name}`"',
                     f"    Registered by {', '.join(_code(o) for o in owners)}; looking it up "
@@ -306,9 +350,17 @@ class DocstringConventions(griffe.Extension):
     def on_instance(self, *, obj: Any, **kwargs: Any) -> None:
         if obj.docstring is not None:
             obj.docstring.value = _EXAMPLE_SECTION.sub(r"\1Examples:", obj.docstring.value)
+            if obj.path.startswith("ebmkit_"):
+                # The built-in plugins' docstrings group parameters (``a, b: …``, as Napoleon
+                # allows), which griffe reads as one unknown parameter; their pages (the
+                # families' classes) are parsed without the per-parameter checks.
+                obj.docstring.parser_options = {**(obj.docstring.parser_options or {}),
+                                                "warn_unknown_params": False,
+                                                "warn_missing_types": False}
 
     def on_class_members(self, *, cls: Any, **kwargs: Any) -> None:
         doc = cls.docstring
         if doc is not None and "__call__" in cls.members and "__init__" not in cls.members:
             doc.parser_options = {**(doc.parser_options or {}),
                                   "warn_unknown_params": False, "warn_missing_types": False}
+
