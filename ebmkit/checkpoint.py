@@ -406,6 +406,38 @@ def read_model_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     return header
 
 
+def _read_safetensors(path: str | os.PathLike[str], device: str,
+                      read: Callable[[Any, str], Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``({name: read(file, name)}, metadata)`` for every tensor of a safetensors file, tied
+    aliases restored (each alias gets its target's value).
+
+    Raises:
+        CheckpointNotFoundError: the file does not exist.
+        CheckpointError: it is not a readable safetensors file, or its aliases are corrupt.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"missing weights file {path}")
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            metadata = dict(f.metadata() or {})
+            values = {k: read(f, k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+    try:
+        aliases = json.loads(metadata.get(_ALIASES_KEY, "{}"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: corrupt {_ALIASES_KEY} metadata: {exc}") from exc
+    for alias, target in aliases.items():
+        if target not in values:
+            raise CheckpointError(f"{path}: tied tensor {alias!r} refers to {target!r}, which "
+                                  f"the file does not hold")
+        values[alias] = values[target]
+    return values, metadata
+
+
 def read_weights(
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -415,27 +447,7 @@ def read_weights(
         CheckpointNotFoundError: the file does not exist.
         CheckpointError: it is not a readable safetensors file.
     """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"missing weights file {path}")
-    try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            metadata = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
-    try:
-        aliases = json.loads(metadata.get(_ALIASES_KEY, "{}"))
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: corrupt {_ALIASES_KEY} metadata: {exc}") from exc
-    for alias, target in aliases.items():
-        if target not in state:
-            raise CheckpointError(f"{path}: tied tensor {alias!r} refers to {target!r}, which "
-                                  f"the file does not hold")
-        state[alias] = state[target]
-    return state, metadata
+    return _read_safetensors(path, str(device), lambda f, k: f.get_tensor(k))
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike[str]) -> dict[str, str]:
@@ -483,21 +495,7 @@ def weight_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
         CheckpointNotFoundError: the file does not exist.
         CheckpointError: it is not a readable safetensors file.
     """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"missing weights file {path}")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = dict(f.metadata() or {})
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-        aliases = json.loads(metadata.get(_ALIASES_KEY, "{}"))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
-    for alias, target in aliases.items():
-        if target in shapes:
-            shapes[alias] = shapes[target]
+    shapes, _ = _read_safetensors(path, "cpu", lambda f, k: tuple(f.get_slice(k).get_shape()))
     return shapes
 
 

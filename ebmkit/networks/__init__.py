@@ -34,10 +34,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["INSTANCE_KEY", "NetworkSpec", "build_slot", "check_output", "get_network",
+__all__ = ["ACTIVATIONS", "INSTANCE_KEY", "activation", "NetworkSpec", "build_slot", "check_output", "get_network",
            "is_instance_record", "list_networks", "slot_record", "torchvision_status"]
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "ACTIVATIONS": ("ebmkit.networks.layers", "ACTIVATIONS"),
+    "activation": ("ebmkit.networks.layers", "activation"),
     "INSTANCE_KEY": ("ebmkit.config", "INSTANCE_KEY"),
     "NetworkSpec": ("ebmkit.config", "NetworkSpec"),
     "is_instance_record": ("ebmkit.config", "is_instance_record"),

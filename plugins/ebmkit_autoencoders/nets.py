@@ -20,30 +20,16 @@ from typing import Any
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
+import ebmkit as ek
 from ebmkit.errors import ConfigError
 
-__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder",
+__all__ = ["ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder",
            "TiedDecoder", "activation", "conv_decoder", "conv_encoder", "mlp_decoder",
            "mlp_encoder"]
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "softplus": nn.Softplus,
-    "identity": nn.Identity,
-}
-
-
-def activation(name: str, what: str = "activation") -> nn.Module:
-    """The activation module called ``name`` (error lists the choices)."""
-    try:
-        return ACTIVATIONS[name]()
-    except (KeyError, TypeError):
-        raise ConfigError(f"{what}: expected one of {', '.join(map(repr, ACTIVATIONS))}, "
-                          f"got {name!r}") from None
+#: Activations by name (relu, silu, gelu, elu, tanh, sigmoid, softplus, leaky_relu, identity):
+#: the networks registry's, so every family's networks take the same names.
+activation = ek.networks.activation
 
 
 def _widths(dim: int, hidden: int, depth: int, code: int) -> list[int]:

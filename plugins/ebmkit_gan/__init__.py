@@ -35,12 +35,13 @@ def register_models(register: Any) -> None:
 @ek.hookimpl
 def register_networks(register: Any) -> None:
     """DCGAN's networks, reusable by any family's slots."""
-    register("dcgan.generator", ek.plugins.lazy("ebmkit_gan.networks:dcgan_generator"),
-             summary="DCGAN's generator: (Z,) → (C, S, S) in [0, 1], transposed convs, batch norm")
-    register("dcgan.discriminator", ek.plugins.lazy("ebmkit_gan.networks:dcgan_discriminator"),
-             summary="DCGAN's discriminator as an energy: (C, S, S) → [B], no batch norm")
-    register("dcgan.encoder", ek.plugins.lazy("ebmkit_gan.networks:dcgan_encoder"),
-             summary="DCGAN's discriminator body as an encoder: (C, S, S) → (K,)")
+    for part, summary in [
+        ("generator", "DCGAN's generator: (Z,) → (C, S, S) in [0, 1], transposed convs, batch norm"),
+        ("discriminator", "DCGAN's discriminator as an energy: (C, S, S) → [B], no batch norm"),
+        ("encoder", "DCGAN's discriminator body as an encoder: (C, S, S) → (K,)"),
+    ]:
+        register(f"dcgan.{part}", ek.plugins.lazy(f"ebmkit_gan.networks:dcgan_{part}"),
+                 summary=summary)
 
 
 @ek.hookimpl
