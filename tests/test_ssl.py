@@ -510,12 +510,23 @@ def test_byol_target_momentum_follows_the_cosine_schedule():
 
 
 @pytest.mark.parametrize("name", ["ssl.moco", "ssl.pirl"])
-def test_moco_and_pirl_heads_have_no_batch_norm(name):
-    """Negatives from earlier batches: a batch-norm head would let a query find its key
-    through the batch's statistics (He et al.); v2's MLP head has none."""
+def test_moco_and_pirl_keys_do_not_see_their_batch(name):
+    """Negatives come from earlier batches, so batch statistics shared by a query and its
+    key would leak which key is the positive (He et al.'s reason for shuffled batch norm).
+    The key network normalises by its running statistics: a sample's key is the same in any
+    batch. ``head_batch_norm=False`` gives MoCo v2's head, with no batch norm at all."""
+    torch.manual_seed(0)
     model = ek.get_model(name, **IMG)
-    assert model.cfg.proj_layers == 2
-    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.key_projector.modules())
+    for _ in range(2):
+        model.step(torch.rand(16, 64))                     # running statistics move
+    views = torch.rand(16, 64)
+    assert model.training
+    torch.testing.assert_close(model.keys(views)[:4], model.keys(views[:4]))
+    torch.testing.assert_close(model.keys(views)[:4], model.keys(views[:4].flip(0)).flip(0))
+    assert model.key_projector.training                       # its mode is restored
+    v2 = ek.get_model(name, **IMG, head_batch_norm=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in v2.modules())
 
 
 def _bn_batch_sizes(model, y):

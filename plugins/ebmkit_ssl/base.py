@@ -110,9 +110,8 @@ class JointEmbedding(ek.EnergyModel):
         "projector": "ssl.head (proj_hidden, proj_layers), (rep_dim,) → (proj_dim,)"}
     #: True for the methods that need other samples in the batch (negatives, statistics).
     needs_batch: ClassVar[bool] = True
-    #: Batch norm in the projection head's hidden layers (MoCo and PIRL have none: their
-    #: negatives come from earlier batches, and batch statistics shared by a query and its
-    #: key would leak which key is the positive; He et al., 2020, section 3.3).
+    #: Batch norm in the default projection head's hidden layers (a config field of the
+    #: same name, where a method has one, decides instead: MoCo's and PIRL's).
     head_batch_norm: ClassVar[bool] = True
     #: Each view passes the networks alone, so batch norm normalises it by its own
     #: statistics, as the BYOL, Barlow Twins, VICReg and MoCo v3 reference code does. False:
@@ -177,7 +176,8 @@ class JointEmbedding(ek.EnergyModel):
         return ek.networks.build_slot(
             "projector", cfg.projector, in_shape=(cfg.rep_dim,), out_shape=(cfg.proj_dim,),
             default={"name": "ssl.head", "hidden": cfg.proj_hidden, "layers": cfg.proj_layers,
-                     "batch_norm": self.head_batch_norm}, who=self.name)
+                     "batch_norm": bool(getattr(cfg, "head_batch_norm", self.head_batch_norm))},
+            who=self.name)
 
     # ------------------------------------------------------------------ views
     def generator(self, device: torch.device) -> torch.Generator:

@@ -1,5 +1,6 @@
 r"""``ssl.moco``: He, Fan, Wu, Xie & Girshick (2020), *Momentum Contrast for Unsupervised
-Visual Representation Learning* (with v2's MLP head, which has no batch norm, and augmentations; Chen et al., 2020).
+Visual Representation Learning* (with v2's two-layer MLP head and stronger augmentations; Chen et al., 2020; the head
+keeps batch norm here, see [`momentum`][ebmkit_ssl.momentum] for how keys avoid its leak).
 
 A query $q = g(x)$ is contrasted with its key $k_+ = g'(y)$ (another view, through the
 momentum encoder $g' \leftarrow m g' + (1 - m) g$) and with $K$ keys of earlier batches kept
@@ -57,6 +58,9 @@ class MoCoConfig(SSLConfig):
         queue: Keys kept (the paper's 65,536 on ImageNet; at most the data set's size).
         momentum: m of the key encoder's EMA (paper: 0.999; small data sets move faster).
         temperature: τ.
+        head_batch_norm: Batch norm in the projection head's hidden layer (v2's head has
+            none; the key network uses running statistics either way, so keys never see
+            their batch; see [`momentum`][ebmkit_ssl.momentum]).
 
     MoCo's views are stronger than the shared default (±10° rotation, ±10 % zoom): on digits
     the recipe's linear probe rose from 0.975 (±5° / ±5 %) to 0.989 with them (seed 0).
@@ -66,6 +70,7 @@ class MoCoConfig(SSLConfig):
     momentum: float = 0.99
     temperature: float = 0.2
     proj_layers: int = 2
+    head_batch_norm: bool = True
     degrees: float = 10.0
     scale: float = 0.1
 

@@ -10,9 +10,13 @@ r"""Momentum networks and the queue of their keys: what MoCo and PIRL share, wri
 
 Batch norm and the key network: MoCo's reference code computes keys with shuffled batch
 norm, because a query and its key normalised by the same batch statistics can find each
-other through them. Here the key network runs with batch norm in eval mode (the running
-statistics, copied from the online network at every update), so a key depends on its own
-image only. The default networks have no batch norm at all (MoCo v2's MLP head has none).
+other through them (He et al., 2020, section 3.3). Shuffling needs several devices' batches;
+here the key network instead runs its batch norm in eval mode (the running statistics,
+copied from the online network at every update), so a key depends on its own image only
+and carries no trace of its batch. The queries keep their batch statistics. The heads keep
+their batch norm by default (``head_batch_norm=True``: on digits MoCo's probe fell from
+0.989 to 0.925 without it, seed 0); ``head_batch_norm=False`` gives MoCo v2's MLP head,
+which has none.
 """
 
 from __future__ import annotations
@@ -55,8 +59,6 @@ class MomentumQueue(JointEmbedding):
         size: Entries in the queue (MoCo's ``queue``, PIRL's ``bank``).
         size_name: The option's name, for messages.
     """
-
-    head_batch_norm = False
 
     def __init__(self, cfg: SSLConfig, size: int, size_name: str) -> None:
         super().__init__(cfg)

@@ -26,9 +26,10 @@ How this differs from the paper, said plainly:
   paper encodes each patch separately and concatenates).
 
 Without the moving average the queue chases a drifting embedding and the run collapses (a
-first version here did, at the loss's $\log K$). The heads are two-layer MLPs without batch
-norm, as MoCo v2's (batch statistics shared by a query and the keys it is scored against
-would leak; see [`momentum`][ebmkit_ssl.momentum]).
+first version here did, at the loss's $\log K$). The heads are two-layer MLPs with batch
+norm (``head_batch_norm``); the momentum network that makes $m_I$ and the queue's entries
+normalises by its running statistics, so they never see their batch (see
+[`momentum`][ebmkit_ssl.momentum]).
 """
 
 from __future__ import annotations
@@ -85,11 +86,13 @@ class PIRLConfig(SSLConfig):
         temperature: τ.
         weight: λ, the jigsaw term's share.
         momentum: The EMA rate of the network that makes $m_I$ and the bank's entries.
+        head_batch_norm: Batch norm in the heads' hidden layer.
     """
 
     bank: int = 1024
     momentum: float = 0.99
     proj_layers: int = 2
+    head_batch_norm: bool = True
     tiles: int = 2
     temperature: float = 0.2
     weight: float = 0.5
