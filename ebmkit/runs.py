@@ -410,7 +410,7 @@ def _run_data(run: Path, config: Mapping[str, Any]) -> tuple[str | None, dict[st
 
 
 def _held_out(data: str, info: Mapping[str, Any]) -> tuple[Any, Any, str]:
-    """``(train, test, which)``: a registered data set's train and test splits, or for data
+    """``(train, test, rows)``: a registered data set's train and test splits, or for data
     from files (which has no test split) the training rows and the held-out rows the run
     never trained on (the same ``val_fraction`` and seed)."""
     from .data.split import VAL_FRACTION, VAL_SEED, split_validation
@@ -442,11 +442,11 @@ def evaluate_run(run: str | os.PathLike[str], data: str | None = None, *,
     if not name:
         raise ConfigError(f"{run}: config.json does not say which dataset it was trained on; "
                           f"pass --data NAME")
-    train, test, which = _held_out(name, info)
+    train, test, rows = _held_out(name, info)
     report = Trainer(model, device="cpu", progress=False, strategy=_NoStrategy()).evaluate(test)
-    if which == "test" or which.startswith("the held-out"):
+    if rows == "test" or rows.startswith("the held-out"):
         report.update(_downstream(model, train, test))
-    atomic_write_json(run / "eval.json", {"data": name, "rows": which, "metrics": report})
+    atomic_write_json(run / "eval.json", {"data": name, "rows": rows, "metrics": report})
     return report
 
 
@@ -485,6 +485,15 @@ def sample_run(run: str | os.PathLike[str], n: int = 64, out: str | os.PathLike[
     elif hasattr(model, "reconstruct") and data is not None:
         ys = model.reconstruct(_first_rows(data, n).to(model.device))
         title = f"reconstructions by {model.name}"
+    elif callable(getattr(model, "plots", None)) and data is not None:
+        # neither samples nor reconstructions (e.g. ssl.*): the family's own pictures
+        if not hasattr(data, "y"):
+            data = data.load()  # images on disk: the pictures need them in memory
+        written = model.plots(data, out.parent)
+        if written:
+            return Path(written[0])
+        raise ConfigError(f"model {model.name!r} can neither sample(n) nor reconstruct(y), and "
+                          f"its plots() drew nothing for this data")
     else:
         raise ConfigError(f"model {model.name!r} can neither sample(n) nor reconstruct(y)")
     if not ys.is_floating_point() and callable(getattr(model, "decode", None)):

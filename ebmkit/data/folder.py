@@ -60,7 +60,7 @@ def _decode(path: str, mode: str, size: tuple[int, int]) -> Tensor:
                 im = im.convert(mode)
             if im.size != size:
                 im = im.resize(size, Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy: torch shares it
     except OSError as exc:  # UnidentifiedImageError, truncated data
         raise ConfigError(f"{path}: cannot decode it ({exc}); expected a PNG or JPEG "
                           f"image") from None
