@@ -127,7 +127,9 @@ class KMeans(ek.EnergyModel):
             raise ConfigError(f"kmeans: {what} has {y.shape[1]} features but the model {state} "
                               f"dim={self.cfg.dim}; expected shape [N, {self.cfg.dim}]")
         check_input(y, what, shape=(None, self.cfg.dim), device=self.device, finite=False)
-        if y.is_floating_point():
+        # on an accelerator, a training step skips the value check (it would read the device
+        # every step; the trainer's guard catches a non-finite loss); on the CPU it is free
+        if y.is_floating_point() and (y.device.type == "cpu" or not self.training):
             rows = y.sum(dim=1)  # [N]: NaN/inf in a row shows in its sum, no N×D temporary
             if not bool(torch.isfinite(rows).all()):
                 bad = (~torch.isfinite(rows)).nonzero().flatten()[:5].tolist()
