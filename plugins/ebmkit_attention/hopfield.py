@@ -336,13 +336,13 @@ class ModernHopfield(ek.EnergyModel):
                                                                          who="hopfield.retrieve")
         return self._retrieve(y, steps, self.cfg.tol if tol is None else tol, trace, states)
 
-    def _retrieve(self, y: Tensor, steps: int, tol: float | None, trace: bool, states: bool
-                  ) -> Tensor | Retrieval:
-        """``retrieve`` on checked queries."""
+    def _retrieve(self, y: Tensor, steps: int, tol: float | None, trace: bool, states: bool,
+                  centred: bool = False) -> Tensor | Retrieval:
+        """``retrieve`` on checked queries (``centred``: y is already y − μ)."""
         X, mu = self.keys(y.dtype)
         V = X if mu is None else self.memory.to(y.dtype)  # values: the raw patterns
         beta = self.cfg.beta
-        xi = self._state(y, mu)  # [B, D]
+        xi = _unit(y) if centred else self._state(y, mu)  # [B, D]
         energies, kept = [], [xi]
         done = 0
         p = None
@@ -406,7 +406,14 @@ class ModernHopfield(ek.EnergyModel):
         """Complete partial patterns: x ``[B, D]`` with NaN where unknown; returns the
         retrieved patterns ``[B, D]`` (every entry comes from the memory)."""
         self._check_query(x, "predict", finite=False)
-        q = self.fill(x)
+        if self.cfg.normalize:
+            # The fill is free after centring: a hidden entry set to μ is 0 once μ is
+            # subtracted, so the state is unit(nan_to_num(x − μ)) (one pass fewer than
+            # where(isnan(x), μ, x) − μ: ~3% of a 4,096-query completion, bench_attention).
+            q = torch.nan_to_num(x - self.keys(x.dtype)[1], nan=0.0, posinf=math.inf,
+                                 neginf=-math.inf)
+        else:
+            q = self.fill(x)
         # NaN is allowed (unknown), ±inf is not: one reduction and one host sync on the filled
         # query; only a non-finite sum pays for the full check.
         if not bool(torch.isfinite(q.sum())):
@@ -416,7 +423,7 @@ class ModernHopfield(ek.EnergyModel):
             ek.model.check_input(q, "hopfield.predict: x", finite=True)
         steps = self.cfg.steps if steps is None else ek.config.at_least("steps", steps, 1,
                                                                          who="hopfield.predict")
-        return self._retrieve(q, steps, self.cfg.tol, False, False)
+        return self._retrieve(q, steps, self.cfg.tol, False, False, centred=self.cfg.normalize)
 
     @torch.no_grad()
     def reconstruct(self, y: Tensor) -> Tensor:
