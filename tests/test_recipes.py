@@ -66,7 +66,7 @@ def _toy_plugin(recipes):
 
 
 def _run_toy(tmp_path, capsys, *flags):
-    out = tmp_path / "toy"
+    out = tmp_path / f"toy{len(list(tmp_path.glob('toy*')))}"
     assert main(["train", "toy.recipes", "--out", str(out), "--no-plots", *flags]) == 0
     config = json.loads((out / "config.json").read_text())
     return config, json.loads((out / "data.json").read_text()), capsys.readouterr().err
