@@ -12,7 +12,7 @@ import torch
 import ebmkit as ek
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ at the repo root
-from bench import quality  # noqa: E402
+from bench import quality
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,8 +50,8 @@ def test_report_lists_every_row_measured_or_not():
                       ["difference: +0.001"], "within 0.01", True, [0, 1, 2], 12.0,
                       "python -m bench quality kmeans")
     text = quality.markdown({"kmeans": row})
-    assert "| `kmeans` | NMI | kmeans: 0.51 ± 0.025 (0.5, 0.52, 0.51) | within 0.01 | **yes** | 12 |" \
-        in text
+    assert ("| `kmeans` | NMI | kmeans: 0.51 ± 0.025 (0.5, 0.52, 0.51) | within 0.01 | **yes** "
+            "| 12 |") in text
     assert "## Not yet measured" in text
     for key in quality.ROWS:
         assert f"`{key}`" in text
