@@ -17,7 +17,6 @@ Axis legend for comments: ``b`` batch, ``d`` embedding size, ``k`` negatives / p
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -136,11 +135,7 @@ class JointEmbedding(ek.EnergyModel):
         number("degrees", cfg.degrees, low=0.0, high=180.0, who=who)
         default: dict[str, Any]
         if cfg.image_shape is not None:
-            shape = [int(s) for s in cfg.image_shape]
-            if len(shape) != 3 or math.prod(shape) != cfg.dim:
-                raise ek.errors.ConfigError(
-                    f"{who}: image_shape must be [C, H, W] with C·H·W = dim = {cfg.dim}, got "
-                    f"{cfg.image_shape}")
+            shape = ek.config.image_shape(cfg.image_shape, who=who, dim=cfg.dim)
             self.view_shape = tuple(shape)
             #: What the encoder slot receives per sample: the image, ``(C, H, W)``.
             self.in_shape: tuple[int, ...] = self.view_shape
