@@ -20,4 +20,5 @@ def register_models(register: Any) -> None:
                                        signature="ebmkit_kmeans.models:KMeansConfig"),
              summary="K-means: one-hot latent over K prototypes, exhaustive inference, Lloyd "
                      "or gradient training, scikit-learn's interface",
-             demo={"data": "digits", "epochs": 3, "batch_size": 256, "options": {"k": 10}})
+             demo={"data": "digits", "epochs": 3, "batch_size": 256, "options": {"k": 10}},
+             recipes={"fashion-mnist": {"epochs": 1, "options": {"k": 10}}})
