@@ -37,6 +37,16 @@ class Net(ek.EnergyModel):
         return {"dim": self.dim, "hidden": self.hidden}
 
 
+class BNNet(Net):
+    """BatchNorm inside the loss: its batch statistics shape every gradient."""
+
+    name = "test.dist-bnnet"
+
+    def energy(self, y, x=None, z=None):
+        h = self.norm(y)
+        return (h - self.dec(self.enc(h))).square().sum(dim=1)
+
+
 class DDPMean(Strategy):
     ddp = True
 
@@ -94,6 +104,19 @@ def main():
             else {}
         if state:
             save_file(state, os.path.join(out, f"{mode}{rank}.safetensors"))
+
+    # sync_batchnorm: statistics of the global batch (ebmkit's GlobalBatchNorm, any device),
+    # and gradient accumulation: 2 micro-batches of half the batch per optimizer step
+    for mode, kwargs in (("syncbn", {"sync_batchnorm": True}), ("acc", {"accumulate": 2})):
+        torch.manual_seed(1)
+        model = BNNet() if mode == "syncbn" else build(rank)
+        bs = batch_size // 2 if mode == "acc" and int(os.environ.get("WORLD_SIZE", "1")) > 1 \
+            else batch_size
+        trainer = ek.Trainer(model, DDPMean(), epochs=2, batch_size=bs, device="cpu",
+                             optimizer=sgd, seed=3, progress=False, distributed="ddp", **kwargs)
+        trainer.fit(data)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                  os.path.join(out, f"{mode}{rank}.safetensors"))
 
     # FSDP resume: one more epoch from the checkpoint (weights and optimizer state sharded
     # from rank 0's full copies) ends where the single process's resumed run ends

@@ -171,6 +171,19 @@ def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
         for res in results:
             for a, b in zip(res[mode]["history"], single[mode]["history"]):
                 assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    # sync_batchnorm=True: BatchNorm inside the loss normalises by the global batch, so two
+    # processes end where one does, running statistics included; accumulate=2 with half the
+    # batch per rank takes the same steps as one process's batch (the ddp reference).
+    for mode, ref in (("syncbn", "syncbn"), ("acc", "ddp")):
+        one = load_file(str(tmp_path / "one" / f"{ref}0.safetensors"))
+        ranks = [load_file(str(tmp_path / "two" / f"{mode}{r}.safetensors")) for r in (0, 1)]
+        for name, p in one.items():
+            if mode == "acc" and name.startswith("norm."):
+                continue  # running statistics of micro-batches
+            if name.endswith("num_batches_tracked"):
+                continue
+            assert torch.allclose(ranks[0][name], p, rtol=1e-4, atol=1e-5), f"{mode}: {name}"
+            assert torch.allclose(ranks[1][name], p, rtol=1e-4, atol=1e-5), f"{mode}: {name}"
     # The unused parameter kept its initial value everywhere (weight decay never saw it).
     torch.manual_seed(1)
     init = Net().unused.weight.detach()
@@ -208,3 +221,46 @@ class Net(torch.nn.Module):  # the scenario's Net, for the unused parameter's in
         self.enc = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
         self.dec = torch.nn.Linear(4, 8)
         self.unused = torch.nn.Linear(2, 2)
+
+
+def _accumulated(batch_size: int, accumulate: int, schedule: str = "constant") -> tuple:
+    import ebmkit as ek
+    from ebmkit.data import TensorData
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from dist_scenarios import DDPMean, build
+
+    y = torch.rand(50, 8, generator=torch.Generator().manual_seed(5))  # 50: a short last group
+    model = build(0)
+    trainer = ek.Trainer(model, DDPMean(), epochs=2, batch_size=batch_size, device="cpu",
+                         optimizer="sgd", lr=0.05, seed=3, progress=False, schedule=schedule,
+                         accumulate=accumulate)
+    history = trainer.fit(TensorData({"y": y}, name="rand", split="train"))
+    return model.state_dict(), history, trainer
+
+
+def test_gradient_accumulation_equals_the_large_batch() -> None:
+    """accumulate=3 micro-batches of 5 take the steps of batch 15 (SGD, per-sample mean
+    loss): the same weights, step count and schedule, including the short last group (50 =
+    3·15 + 5, whose micro-batch is averaged alone, as the large batch's last one is)."""
+    big, big_history, big_trainer = _accumulated(15, 1, "cosine")
+    acc, acc_history, acc_trainer = _accumulated(5, 3, "cosine")
+    assert acc_trainer.step == big_trainer.step == 2 * 4
+    for name, p in big.items():
+        if not name.startswith("norm."):  # BatchNorm's statistics are per micro-batch
+            assert torch.allclose(acc[name], p, rtol=1e-5, atol=1e-6), name
+    assert [h["lr"] for h in acc_history] == pytest.approx([h["lr"] for h in big_history])
+    one, _, _ = _accumulated(5, 1)  # the baseline differs: accumulation is not a no-op
+    assert not torch.allclose(one["enc.0.weight"], acc["enc.0.weight"], atol=1e-4)
+
+
+def test_cuda_n_under_torchrun_is_refused_unless_it_is_the_local_rank() -> None:
+    from ebmkit.errors import ConfigError
+    from ebmkit.train import parallel
+    from ebmkit.train.distributed import Dist
+
+    two = Dist(rank=1, world=2, local_rank=1)
+    with pytest.raises(ConfigError, match="LOCAL_RANK=1.*device='cuda'"):
+        parallel.local_device(torch.device("cuda", 0), two)
+    assert parallel.local_device(torch.device("cuda", 1), two) == torch.device("cuda", 1)
+    assert parallel.local_device(torch.device("cuda", 3), Dist()) == torch.device("cuda", 3)

@@ -44,8 +44,8 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from .distributed import Dist
 
-__all__ = ["MODES", "Step", "full_state_dict", "gathered", "resolve_mode", "shard", "unwrap",
-           "wrap_ddp"]
+__all__ = ["MODES", "Step", "convert_sync_batchnorm", "full_state_dict", "gathered", "grad_sync",
+           "local_device", "resolve_mode", "scale_grads", "shard", "unwrap", "wrap_ddp"]
 
 MODES = ("auto", "ddp", "fsdp", "explicit")
 
@@ -232,3 +232,56 @@ def whole(t: Tensor) -> Tensor:
     global gradient norm ``clip_grad_norm_`` returns under FSDP; any other tensor as is."""
     full = getattr(t, "full_tensor", None)
     return full() if callable(full) else t
+
+
+def local_device(device: torch.device, dist: Dist) -> torch.device:
+    """``device`` for this rank: under ``torchrun`` a ``cuda:N`` other than ``cuda:LOCAL_RANK``
+    is refused (every rank would share GPU N).
+
+    Raises:
+        ConfigError: ``cuda:N`` with ``N`` not this process's ``LOCAL_RANK``.
+    """
+    if dist.enabled and device.type == "cuda" and device.index is not None \
+            and device.index != dist.local_rank:
+        raise ConfigError(f"device={str(device)!r} under torchrun: rank {dist.rank} has "
+                          f"LOCAL_RANK={dist.local_rank}, so every rank would use GPU "
+                          f"{device.index}; pass device='cuda' (or 'auto'): each rank then takes "
+                          f"cuda:LOCAL_RANK")
+    return device
+
+
+def convert_sync_batchnorm(model: nn.Module) -> None:
+    """Replace every BatchNorm of ``model`` (in place) with ebmkit's
+    [`GlobalBatchNorm`][ebmkit.train.syncbn.GlobalBatchNorm], whose training statistics are
+    those of the global batch (on any device and backend, unlike ``nn.SyncBatchNorm``), as
+    Lightning's ``sync_batchnorm=True`` does. Weights and running statistics are kept."""
+    from .syncbn import convert
+
+    convert(model)
+
+
+def grad_sync(step: nn.Module | None, mode: str) -> Any:
+    """For gradient accumulation: a function ``(final: bool) -> None`` called before each
+    micro-batch, which lets gradients meet across ranks only on the final one (DDP's
+    ``require_backward_grad_sync``, what ``no_sync()`` sets; FSDP2's
+    ``set_requires_gradient_sync``); a no-op on the other paths."""
+    if step is None or mode not in ("ddp", "fsdp"):
+        return lambda final: None
+    if mode == "ddp":
+        def ddp(final: bool) -> None:
+            step.require_backward_grad_sync = final
+        return ddp
+    units = [m for m in step.modules() if callable(getattr(m, "set_requires_gradient_sync",
+                                                            None))]
+
+    def fsdp(final: bool) -> None:
+        for unit in units:
+            unit.set_requires_gradient_sync(final, recurse=False)
+    return fsdp
+
+
+def scale_grads(params: Sequence[nn.Parameter], factor: float) -> None:
+    """Multiply every existing gradient by ``factor`` in place (one fused kernel per dtype)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        torch._foreach_mul_(grads, factor)

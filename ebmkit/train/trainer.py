@@ -93,6 +93,13 @@ class Trainer:
             ``ddp = True``, else the explicit all-reduce), ``"ddp"``, ``"fsdp"`` (FSDP2
             sharding, for models larger than one device) or ``"explicit"``; see
             [`ebmkit.train.parallel`][ebmkit.train.parallel]. Ignored on one process.
+        accumulate: Gradient accumulation: micro-batches of ``batch_size`` per optimizer
+            step, each loss scaled by ``1/accumulate`` (the step equals one of a batch
+            ``accumulate`` times larger for a per-sample mean loss; a short last group at the
+            end of an epoch is averaged over what it holds). Gradients meet across ranks
+            only on the last micro-batch. ``step`` and the schedule count optimizer steps.
+        sync_batchnorm: Under ``torchrun``: convert every BatchNorm of the model to
+            ``nn.SyncBatchNorm`` (statistics of the global batch), as Lightning's flag does.
         callbacks: Objects with ``on_fit_start`` / ``on_epoch_end`` / ``on_fit_end``
             (see [`ebmkit.callbacks`][ebmkit.callbacks]): they may add to an epoch's record
             and stop the run (``trainer.should_stop = True``); their ``state_dict()`` is
@@ -142,12 +149,16 @@ class Trainer:
         lr_backoff: float = 0.5,
         check_every: int = 50,
         distributed: str = "auto",
+        accumulate: int = 1,
+        sync_batchnorm: bool = False,
         callbacks: Iterable[Any] = (),
         loggers: Iterable[Any] = (),
     ) -> None:
         model, call_model = parallel.unwrap(model)
         if not isinstance(model, EnergyModel):
             raise ConfigError(f"Trainer needs an ek.EnergyModel, got {type(model).__name__}")
+        self.accumulate = positive_int("accumulate", accumulate)
+        self.sync_batchnorm = bool(sync_batchnorm)
         self.lr = number("lr", lr, low=0.0, low_open=True)
         self.epochs = positive_int("epochs", epochs, minimum=0)
         self.batch_size = positive_int("batch_size", batch_size)
@@ -193,6 +204,7 @@ class Trainer:
 
         device = resolve_device(device)
         self.dist: Dist = setup(device.type)
+        device = parallel.local_device(device, self.dist)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", self.dist.local_rank if self.dist.enabled
                                   else torch.cuda.current_device())
@@ -208,6 +220,10 @@ class Trainer:
             self._state = self._tensors()  # .to may replace buffers
 
         self.mode = parallel.resolve_mode(distributed, strategy, self.dist, trained)
+        if self.sync_batchnorm and self.dist.enabled:  # before DDP/FSDP wrap the modules
+            parallel.convert_sync_batchnorm(model)
+            self._modules = [m for root in trained for m in root.modules()]
+            self._state = self._tensors()
         # The step as a module (DDP- or FSDP-wrapped), or None; FSDP's 0-d parameters stay
         # whole and are averaged by the explicit all-reduce.
         self._ddp: nn.Module | None = None
@@ -341,7 +357,7 @@ class Trainer:
         source = make_source(data, batch_size=self.batch_size, device=self.device,
                              generator=self._gen, dist=self.dist, seed=self.seed or 0, train=True)
         val_source = None if val is None else self._eval_source(val)
-        total = self.epochs * len(source) if len(source) else None
+        total = self.epochs * -(-len(source) // self.accumulate) if len(source) else None
         self._schedule = Schedule(self.schedule, self.warmup, total)
         self.total_steps = total
         on_fit_start = getattr(self.strategy, "on_fit_start", None)
@@ -480,6 +496,10 @@ class Trainer:
         sync_buffers = (self.dist.broadcast_coalesced_ if explicit and self._buffers else None)
         buffers, ddp = self._buffers, self._ddp
         check_every, device_type = self.check_every, self.device.type
+        # Gradient accumulation: `acc` micro-batches per optimizer step, each loss scaled by
+        # 1/acc; gradients meet across ranks only on the last (DDP no_sync, FSDP's switch).
+        acc, micro, n_batches = self.accumulate, 0, len(source) or 0
+        sync_grads = parallel.grad_sync(ddp, self.mode) if acc > 1 else None
         on_check = self.callbacks.hooks["on_check"]
         monitor = EpochMonitor(self.device, self.dist, self.step, self._strategy_name())
         losses, sizes, logs_list = monitor.losses, monitor.sizes, monitor.logs
@@ -494,6 +514,10 @@ class Trainer:
             for batch in batches:
                 if sync_buffers is not None:
                     sync_buffers(buffers)
+                micro += 1
+                final = acc == 1 or micro % acc == 0 or micro == n_batches
+                if sync_grads is not None:
+                    sync_grads(final)
                 with (contextlib.nullcontext() if dtype is None
                       else torch.autocast(device_type, dtype=dtype)):
                     out = strategy(model, batch) if ddp is None else ddp(batch)[1]
@@ -508,12 +532,24 @@ class Trainer:
                         logs = {k: v.detach() if isinstance(v, Tensor) else v
                                 for k, v in logs.items()}
                         break
-                if opt is not None:
+                if opt is not None and acc > 1:
+                    if micro % acc == 1:
+                        opt.zero_grad(set_to_none=True)
+                    (loss / acc if scaler is None else scaler.scale(loss / acc)).backward()
+                    if not final:
+                        losses.append(loss.detach())
+                        sizes.append(batch["y"].shape[0])
+                        logs_list.append(logs)
+                        continue
+                    if micro % acc:  # a short last group: its mean, not acc's share
+                        parallel.scale_grads(params, acc / (micro % acc))
+                elif opt is not None:
                     opt.zero_grad(set_to_none=True)
                     if scaler is not None:
                         scaler.scale(loss).backward()
                     else:
                         loss.backward()
+                if opt is not None:
                     if average is not None:
                         average(averaged)
                     if clip is not None:
