@@ -241,6 +241,19 @@ def test_bad_slot_specs(spec, message):
         ek.get_model("autoencoder", encoder=spec)
 
 
+def test_the_shape_check_leaves_a_module_as_it_was():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 2))
+    net[1].eval()  # a frozen batch norm inside a module in training mode stays frozen
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    model = ek.get_model("autoencoder", dim=4, code=2, encoder=net,
+                         decoder=nn.Linear(2, 4))
+    assert model.encoder is net and net.training and not net[1].training and net[2].training
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # BN stats too
+    state = torch.random.get_rng_state()
+    ek.networks.check_output(net, (4,), (2,), what="encoder")
+    assert torch.equal(torch.random.get_rng_state(), state)  # zeros in: no random numbers
+
+
 def test_momentum_copies_are_copies_of_the_users_network():
     gen = ek.get_network("dcgan.generator", in_shape=(32,), out_shape=(1, 8, 8), width=8)
     model = ek.get_model("gan.dcgan", generator=gen, d_width=8)

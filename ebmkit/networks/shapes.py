@@ -58,7 +58,7 @@ def check_output(net: nn.Module, in_shape: Sequence[int], out_shape: Sequence[in
     if not isinstance(net, nn.Module):
         raise ConfigError(f"{what}: expected an nn.Module, got {type(net).__name__}")
     device, dtype = _where(net)
-    was_training = net.training
+    modes = [(m, m.training) for m in net.modules()]  # each submodule's own mode comes back
     y = torch.zeros((2, *in_shape), dtype=dtype, device=device)
     try:
         net.eval()
@@ -69,7 +69,8 @@ def check_output(net: nn.Module, in_shape: Sequence[int], out_shape: Sequence[in
                           f"{_fmt(in_shape)} (the slot's input): {type(exc).__name__}: "
                           f"{exc}") from exc
     finally:
-        net.train(was_training)
+        for m, training in modes:
+            m.training = training
     if not isinstance(out, torch.Tensor):
         raise ConfigError(f"{what}: {type(net).__name__} must return one tensor of shape "
                           f"{_fmt(out_shape)}, returned {type(out).__name__}")
