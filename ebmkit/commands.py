@@ -210,6 +210,14 @@ def _train(parser: argparse.ArgumentParser) -> Run:
                         help="random seed, set before the model is built and for the run, so "
                              "two identical commands give bit-identical weights on one "
                              "machine (default: 0)")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
+                        help="mixed precision: autocast in bf16, or fp16 with a grad scaler "
+                             "(default: off)")
+    parser.add_argument("--accumulate", type=_positive_int, default=1, metavar="N",
+                        help="gradient accumulation: N batches per optimizer step (default: 1)")
+    parser.add_argument("--distributed", choices=("auto", "ddp", "fsdp", "explicit"),
+                        default="auto", help="under torchrun: how gradients meet (default: "
+                        "auto; see docs/scaling-out.md)")
 
     def run(args: argparse.Namespace) -> int:
         from .cli import parse_set, print_table
@@ -245,7 +253,8 @@ def _train(parser: argparse.ArgumentParser) -> Run:
                                  schedule=args.schedule, warmup=args.warmup,
                                  plots=not args.no_plots, seed=args.seed,
                                  val_fraction=args.val_fraction, data_options=data_options,
-                                 announce=announce, **watch)
+                                 announce=announce, amp=args.amp, accumulate=args.accumulate,
+                                 distributed=args.distributed, **watch)
         if history:
             last = history[-1]
             print_table([(k, f"{v:.6g}" if isinstance(v, float) else v) for k, v in last.items()],

@@ -282,6 +282,7 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
               val_fraction: float | None = None, data_options: Mapping[str, Any] | None = None,
               announce: Callable[[str], None] | None = None,
               callbacks: Sequence[Any] = (), loggers: Sequence[Any] = (),
+              amp: bool | str = False, accumulate: int = 1, distributed: str = "auto",
               ) -> tuple[Path, list[dict[str, Any]]]:
     """Train a registered model on a registered data set or on files, and write a run directory.
 
@@ -293,7 +294,9 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
     constant rate, no warm-up. On ``resume`` the saved model's config replaces the
     recipe's options. ``seed`` seeds every RNG before the model is built (its initial
     weights) and is the trainer's seed, so two identical calls give bit-identical weights
-    on one machine.
+    on one machine. ``amp``, ``accumulate`` and ``distributed`` are the
+    [`Trainer`][ebmkit.train.trainer.Trainer]'s; under ``torchrun`` every rank trains and
+    rank 0 writes the run directory.
 
     The run never reads a test split: its ``val`` is ``val_fraction`` of the training rows
     (default [`VAL_FRACTION`][ebmkit.data.split.VAL_FRACTION], 5%, drawn with a fixed seed
@@ -367,14 +370,20 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
                    "dropped": list(choice.dropped), "partial": choice.partial}})
     trainer = Trainer(net, epochs=epochs, device=device, checkpoint_dir=out, resume=resume,
                       batch_size=batch_size, lr=lr, schedule=schedule, warmup=warmup,
-                      progress=progress, seed=seed, callbacks=callbacks, loggers=loggers)
+                      progress=progress, seed=seed, callbacks=callbacks, loggers=loggers,
+                      amp=amp, accumulate=accumulate, distributed=distributed)
     history = trainer.fit(train_data, val=val)
-    extra = _downstream(net, train_data, val)
-    if extra and history:
-        history[-1].update({f"val_{k}": v for k, v in extra.items()})
-        atomic_write_json(out / "downstream.json", {"data": data, "metrics": extra})
-    if plots:
-        plot_run(net, val if val is not None else train_data, out, history=history)
+    from .train.parallel import gathered
+
+    # under torchrun rank 0 writes the extras; FSDP's weights are gathered for it (every rank)
+    with gathered(trainer._ddp if trainer.mode == "fsdp" else None):
+        if trainer.dist.main:
+            extra = _downstream(net, train_data, val)
+            if extra and history:
+                history[-1].update({f"val_{k}": v for k, v in extra.items()})
+                atomic_write_json(out / "downstream.json", {"data": data, "metrics": extra})
+            if plots:
+                plot_run(net, val if val is not None else train_data, out, history=history)
     return out, history
 
 
