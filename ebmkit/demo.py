@@ -35,8 +35,8 @@ def _plot_dataset(name: str, data: Any, out: Path) -> str | None:
     return png.name
 
 
-def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
-    """Train one model on its demo recipe; return its report section."""
+def _train_section(entry: Any, out: Path, plots: bool) -> tuple[list[str], str]:
+    """Train one model on its demo recipe; return its report section and a one-line summary."""
     from .runs import evaluate_run, train_run
 
     # The recipe is the full one `ebmkit train` uses; its optional "tour" entry shortens it
@@ -53,10 +53,15 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
                              plots=plots, progress=False)  # None: train_run's recipe default
     took = time.perf_counter() - start
     report = evaluate_run(run)
-    lines = [f"### `{entry.name}` on `{recipe['data']}`", "", entry.summary, "",
+    full = int(entry.demo.get("epochs", 5))
+    shortened = (f"A shortened tour: {len(history)} of the recipe's {full} epochs; "
+                 f"`ebmkit train {entry.name}` runs the full recipe (the family's page in the "
+                 f"docs gives the figures it reaches)." if tour else
+                 f"The full recipe ({full} epochs).")
+    lines = [f"### `{entry.name}` on `{recipe['data']}`", "", entry.summary, "", shortened, "",
              f"{len(history)} epochs in {took:.1f} s; final loss {history[-1]['loss']:.4g}. "
              f"Test-split metrics:", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" for k, v in report.items()]
+    lines += [f"| {k} | {_number(v)} |" for k, v in report.items()]
     lines.append("")
     # Every picture the run wrote (the core's and the family's own plots()), the curve last.
     pngs = sorted(p.name for p in run.glob("*.png"))
@@ -66,7 +71,18 @@ def _train_section(entry: Any, out: Path, plots: bool) -> list[str]:
     for txt in sorted(run.glob("*.txt")):  # e.g. masked.lm's fill-in.txt
         lines += [f"`{txt.name}`:", "", "```text", txt.read_text(encoding="utf-8").rstrip(), "```", ""]
     lines.append(f"Run directory: `{run}` (try `ebmkit eval {run}` and `ebmkit sample {run}`).")
-    return lines
+    shown = ", ".join(f"{k} {_number(v)}" for k, v in list(report.items())[:2])
+    summary = (f"{entry.name} on {recipe['data']}: {len(history)} epochs"
+               f"{' (shortened tour)' if tour else ''} in {took:.1f} s"
+               f"{'; ' + shown if shown else ''}")
+    return lines, summary
+
+
+def _number(v: Any) -> str:
+    """A figure for the report: never a bare "nan" (say it was not measured)."""
+    if isinstance(v, float) and v != v:
+        return "not measured"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _command_section(entry: Any, out: Path) -> list[str]:
@@ -99,6 +115,16 @@ def _command_section(entry: Any, out: Path) -> list[str]:
             line = "###" + line  # "# Title" → "#### Title", under this section
         lines.append(re.sub(r"\]\((?![a-z]+:|/)([^)]+)\)", rf"]({entry.name}/\1)", line))
     return lines
+
+
+def _done(line: str, progress: bool) -> None:
+    """One line per finished tour, also when the output goes to a log (no progress bar)."""
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line)
+    else:
+        print(line, flush=True)
 
 
 def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool = False,
@@ -148,14 +174,21 @@ def run_demo(out: str | os.PathLike[str], *, plots: bool = True, progress: bool 
     lines += [f"- `{e.name}` ({e.plugin}): {e.summary}" for e in models] or [
         "No model families are registered yet."]
     recipes = [e for e in models if e.demo] if train else []
+    if recipes:
+        lines += ["", "Each model below trains its recipe's *tour*: a shortened run that fits "
+                  "the demo's time budget. `ebmkit train MODEL` trains the full recipe.", ""]
     for entry in tqdm(recipes, desc="models", disable=not progress, unit="model"):
-        lines += ["", *_train_section(entry, out, plots)]
+        section, summary = _train_section(entry, out, plots)
+        lines += ["", *section]
+        _done(summary, progress)
     # Commands with a short demo (``register(name, setup, demo={"args": [...]})``).
     commands = [e for e in list_entries("commands") if e.demo] if train else []
     if commands:
         lines += ["", "## Commands", ""]
     for entry in tqdm(commands, desc="commands", disable=not progress, unit="command"):
+        start = time.perf_counter()
         lines += ["", *_command_section(entry, out)]
+        _done(f"ebmkit {entry.name}: {time.perf_counter() - start:.1f} s", progress)
 
     lines += ["", "## Datasets", ""]
     entries = list_entries("datasets")
