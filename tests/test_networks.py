@@ -336,3 +336,21 @@ def test_a_header_asking_for_terabytes_fails_without_allocating(tmp_path):
                                               r"'net.body.1.weight': file \[8, 2\], model "
                                               r"\[1048576, 2\]"):
         ek.load(tmp_path / "m")
+
+
+# Families whose construction reads tensor values (a Lipschitz constant by .item()): ek.load
+# builds them for real and compares the shapes after, as the docstring of ek.load says.
+_NOT_ON_META = {"sparse.drsae", "sparse.lista"}
+
+
+def test_families_build_on_meta_so_loading_checks_shapes_first():
+    options = {"ssl.pirl": {"image_shape": [1, 8, 8]}}
+    built = []
+    for name in ek.list_models():
+        if name in _NOT_ON_META:
+            continue
+        with torch.device("meta"):
+            model = ek.get_model(name, **options.get(name, {}))
+        assert {t.device.type for t in (*model.parameters(), *model.buffers())} <= {"meta"}, name
+        built.append(name)
+    assert {"autoencoder", "gan.dcgan", "neural.conv", "masked.image"} <= set(built)
