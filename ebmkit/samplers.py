@@ -175,13 +175,25 @@ class Langevin:
         compile: Run the loop under ``torch.compile`` (see the module docstring). The noise
             is drawn outside the compiled graph, so a seed gives the same chains either way
             up to floating-point rounding.
+        autocast: Evaluate the energy and its gradient under autocast: ``True`` for bf16
+            (``torch.bfloat16`` or ``torch.float16`` to choose). The chains stay in float32
+            (each step's gradient is cast up before the update), so only the energy's
+            matmuls and convolutions run in low precision. Not with ``compile`` yet.
     """
 
     def __init__(self, steps: int = 60, step_size: float = 0.01, noise: float | None = None,
                  grad_clip: float | None = None, clamp: tuple[float, float] | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, autocast: bool | torch.dtype = False) -> None:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ConfigError(f"Langevin: steps must be an int >= 0, got {steps!r}")
+        if autocast not in (False, True, torch.bfloat16, torch.float16):
+            raise ConfigError(f"Langevin: autocast must be False, True (bf16), torch.bfloat16 "
+                              f"or torch.float16, got {autocast!r}")
+        if autocast is not False and compile:
+            raise ConfigError("Langevin: autocast=... with compile=True is not supported; "
+                              "pass one of them")
+        self.autocast: torch.dtype | None = (None if autocast is False else torch.bfloat16
+                                             if autocast is True else autocast)
         if not step_size > 0:
             raise ConfigError(f"Langevin: step_size must be > 0, got {step_size!r}")
         if noise is not None and not noise >= 0:
@@ -203,10 +215,16 @@ class Langevin:
         if self.compile:
             return self._sample_compiled(energy, init, x)
         eta, sigma, clip, box = self.step_size, self.noise, self.grad_clip, self.clamp
+        amp = self.autocast
         with _float32_chains(init) as start:
             y = start.detach().clone().requires_grad_(True)
             for _ in range(self.steps):
-                e = fn(y)
+                if amp is None:
+                    e = fn(y)
+                else:  # low-precision energy; the gradient w.r.t. the float32 leaf is float32
+                    with torch.autocast(y.device.type, dtype=amp):
+                        e = fn(y)
+                    e = e.float()
                 if e.shape != y.shape[:1]:
                     raise ConfigError(f"Langevin: the energy must return one value per sample, "
                                       f"shape [{y.shape[0]}], got {list(e.shape)}")
@@ -252,7 +270,8 @@ class Langevin:
     def __repr__(self) -> str:
         return (f"Langevin(steps={self.steps}, step_size={self.step_size:g}, noise={self.noise:g}, "
                 f"grad_clip={self.grad_clip}, clamp={self.clamp}"
-                f"{', compile=True' if self.compile else ''})")
+                f"{', compile=True' if self.compile else ''}"
+                f"{f', autocast={self.autocast}' if self.autocast is not None else ''})")
 
 
 class HMC:
