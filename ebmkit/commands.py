@@ -85,7 +85,8 @@ def _listing(kind: str) -> Callable[[argparse.ArgumentParser], Run]:
                 print(json.dumps([{"name": e.name, "summary": e.summary, "plugin": e.plugin,
                                    "aliases": list(e.aliases),
                                    "options": [str(o) for o in e.options()],
-                                   **({"recipe": _recipe(e), "recipes": dict(e.recipes or {})}
+                                   **({"recipe": _recipe(e), "recipes": dict(e.recipes or {}),
+                                       "slots": model_slots(e)}
                                       if kind == "models" else {})}
                                   for e in entries], indent=2))
                 return 0
