@@ -67,6 +67,20 @@ def test_list_networks_has_the_built_ins_and_the_families_nets():
         assert name in names
 
 
+def test_two_plugins_registering_one_network_name_is_an_error(fresh_plugins):
+    from ebmkit.errors import DuplicateNameError
+
+    class Clash:
+        @ek.hookimpl
+        def register_networks(self, register):
+            register("mlp", lambda in_shape, out_shape: nn.Identity(), summary="another mlp")
+
+    fresh_plugins.register_plugin(Clash(), name="clash")
+    with pytest.raises(DuplicateNameError, match=r"network name 'mlp' is registered by more "
+                                                  r"than one plugin: 'clash' and 'ebmkit'"):
+        ek.get_network("mlp", in_shape=(3,), out_shape=(2,))
+
+
 def test_resnet_depth_sets_the_blocks_and_small_stem_keeps_the_resolution():
     small = ek.get_network("resnet", in_shape=(3, 32, 32), out_shape=(8,), depth=18, width=4)
     deep = ek.get_network("resnet", in_shape=(3, 32, 32), out_shape=(8,), depth=34, width=4)
