@@ -67,6 +67,12 @@ def _check(name: str, e_pos: Tensor, e_neg: Tensor | None, reduction: str,
                           f"both must be on one device")
 
 
+def _f32(t: Tensor | None) -> Tensor | None:
+    """Half-precision energies (computed under autocast) in float32, so that squares,
+    exponentials and log-sum-exps are formed in float32; others as they are (no copy)."""
+    return t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()
@@ -76,6 +82,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 def _over_negatives(per_neg: Callable[[Tensor, Tensor], Tensor], e_pos: Tensor, e_neg: Tensor,
                     most_offending: bool) -> Tensor:
     """Per-sample loss ``[B]``: ``per_neg`` against each negative, averaged over K (or the min)."""
+    e_pos, e_neg = _f32(e_pos), _f32(e_neg)
     if e_neg.dim() == 1:
         return per_neg(e_pos, e_neg)
     if most_offending:
@@ -97,7 +104,7 @@ def energy(e_pos: Tensor, e_neg: Tensor | None = None, *, reduction: str = "mean
     itself limits the volume of low energy (``Architectural``). ``e_neg`` is ignored.
     """
     _check("energy", e_pos, e_neg, reduction, need_neg=False)
-    return _reduce(e_pos, reduction)
+    return _reduce(_f32(e_pos), reduction)
 
 
 def perceptron(e_pos: Tensor, e_neg: Tensor, *, reduction: str = "mean") -> Tensor:
@@ -108,6 +115,7 @@ def perceptron(e_pos: Tensor, e_neg: Tensor, *, reduction: str = "mean") -> Tens
     lowest energy. No margin, so it may collapse.
     """
     _check("perceptron", e_pos, e_neg, reduction)
+    e_pos, e_neg = _f32(e_pos), _f32(e_neg)
     lowest = e_neg if e_neg.dim() == 1 else e_neg.min(dim=1).values
     return _reduce(e_pos - torch.minimum(e_pos, lowest.to(e_pos.dtype)), reduction)
 
@@ -186,6 +194,7 @@ def nll(e_pos: Tensor, e_neg: Tensor, *, temperature: float = 1.0,
     """
     _check("nll", e_pos, e_neg, reduction)
     t = _positive("nll", "temperature", temperature)
+    e_pos, e_neg = _f32(e_pos), _f32(e_neg)
     neg = e_neg if e_neg.dim() == 2 else e_neg.unsqueeze(1)
     logits = torch.cat([e_pos.unsqueeze(1), neg.to(e_pos.dtype)], dim=1).mul(-1.0 / t)  # [B, 1+K]
     target = torch.zeros(e_pos.shape[0], dtype=torch.long, device=e_pos.device)  # class 0: y+

@@ -7,6 +7,8 @@ plain object, not a hook: pluggy stays out of the inner loop.
 
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -386,12 +388,18 @@ class DenoisingScoreMatching(Strategy):
         if not y.is_floating_point():
             raise ConfigError(f"DenoisingScoreMatching: y must be floating-point, got {y.dtype}")
         # ∇_ỹ E is needed even when evaluated under no_grad() or inference_mode().
-        with torch.inference_mode(False), torch.enable_grad():
+        # Under fp16 autocast the inner gradient (E's input gradient, squared in the loss)
+        # would overflow or lose most digits: it runs in float32 (bf16 keeps autocast).
+        kind = y.device.type
+        fp16 = (torch.is_autocast_enabled(kind)
+                and torch.get_autocast_dtype(kind) == torch.float16)
+        with torch.inference_mode(False), torch.enable_grad(), \
+                (torch.autocast(kind, enabled=False) if fp16 else contextlib.nullcontext()):
             eps = torch.randn_like(y)
             y_noisy = (y.detach() + self.sigma * eps).requires_grad_(True)
             e = model(y_noisy, x)
-            (g,) = torch.autograd.grad(e.sum(), y_noisy, create_graph=True)
-            per = 0.5 * (self.sigma * g - eps).reshape(y.shape[0], -1).square().sum(dim=1)
+            (g,) = torch.autograd.grad(e.float().sum(), y_noisy, create_graph=True)
+            per = 0.5 * (self.sigma * g.float() - eps).reshape(y.shape[0], -1).square().sum(dim=1)
             loss = per.mean()
         return StepOutput(loss, {"e_pos": _mean(e), "score_error": _mean(per)})
 

@@ -70,3 +70,52 @@ def test_default_strategy_trains_under_bf16_autocast(name: str, device: torch.de
     assert all(torch.isfinite(p).all() for p in model.parameters()), name
     # bf16 rounds activations to 3 significant digits: one epoch lands near float32's
     assert loss16 == pytest.approx(loss32, rel=0.15, abs=0.05), (name, loss32, loss16)
+
+
+def test_losses_are_formed_in_float32_from_half_energies() -> None:
+    """Energies computed under autocast arrive in bf16/fp16: every loss upcasts them before
+    its squares, exponentials and log-sum-exps, so it equals the loss of the float32 copies
+    exactly (a bf16 square or exp would not)."""
+    import ebmkit as ek
+
+    g = torch.Generator().manual_seed(0)
+    for half in (torch.bfloat16, torch.float16):
+        e_pos = (3 * torch.randn(64, generator=g)).to(half)
+        e_neg = (3 * torch.randn(64, 5, generator=g)).to(half)
+        for name, fn in ek.losses.LOSSES.items():
+            got, want = fn(e_pos, e_neg), fn(e_pos.float(), e_neg.float())
+            assert got.dtype == torch.float32, (name, half)
+            assert torch.equal(got, want), (name, half)
+
+
+def test_denoising_score_matching_takes_its_inner_gradient_in_float32_under_fp16() -> None:
+    """Under fp16 autocast DSM's input gradient runs in float32: the loss equals the float32
+    step's (same noise) to float32 rounding; bf16 autocast stays in effect."""
+    from torch import nn
+
+    import ebmkit as ek
+
+    class Quad(ek.EnergyModel):
+        name = "test.amp-quad"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(16, 16)
+
+        def energy(self, y, x=None, z=None):
+            return 0.5 * self.lin(y).square().sum(dim=1)
+
+    torch.manual_seed(0)
+    model, y = Quad(), torch.randn(32, 16)
+    dsm = ek.strategies.DenoisingScoreMatching(sigma=0.1)
+    losses = {}
+    for amp in (None, torch.float16, torch.bfloat16):
+        torch.manual_seed(1)
+        if amp is None:
+            losses[amp] = dsm(model, {"y": y}).loss
+        else:
+            with torch.autocast("cpu", dtype=amp):
+                losses[amp] = dsm(model, {"y": y}).loss
+    assert losses[torch.float16].dtype == torch.float32
+    assert torch.allclose(losses[torch.float16], losses[None], rtol=1e-6)
+    assert not torch.equal(losses[torch.bfloat16], losses[None])  # bf16: autocast on
