@@ -175,6 +175,9 @@ def test_padded_sentences_score_as_if_alone(text):
         batch[i, n:] = 0
     alone = torch.cat([model.score(y[i:i + 1, :n]) for i, n in enumerate(lengths)])
     torch.testing.assert_close(model.score(batch), alone, rtol=1e-4, atol=1e-4)
+    empty = torch.cat([batch, torch.zeros(1, 20, dtype=torch.long)])  # an empty sentence
+    torch.testing.assert_close(model.score(empty), torch.cat([alone, torch.zeros(1)]),
+                               rtol=1e-4, atol=1e-4)
     x = _masked(batch, every=4)
     x[batch == 0] = 0
     alone_e = torch.cat([model.energy(y[i:i + 1, :n], x=x[i:i + 1, :n])

@@ -285,6 +285,9 @@ class MaskedLM(ek.EnergyModel):
                     f"{self.vocab_size})")
             if lo == PAD_ID:
                 keep = t != PAD_ID
+                # a row of padding only (an empty sentence) attends to all of itself, so it
+                # scores 0 rather than NaN (a softmax over nothing)
+                keep = keep | ~keep.any(dim=1, keepdim=True)
         return t.long(), keep
 
     # ------------------------------------------------------------------ the energy
@@ -370,7 +373,7 @@ class MaskedLM(ek.EnergyModel):
             h = self.hidden(xs[sl], None if keeps is None else keeps[sl], at=at[sl])  # [c, d]
             out[sl] = F.cross_entropy(self.head(h).float(), targets[sl], reduction="none")
         nll = out.view(b, t)
-        return (nll if keep is None else nll * keep).sum(1)
+        return (nll if keep is None else nll * (y != PAD_ID)).sum(1)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int = 8, steps: int = 2, length: int | None = None,
