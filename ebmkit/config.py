@@ -120,7 +120,9 @@ def is_instance_record(value: Any) -> bool:
 
 def _qualname(module: Any) -> str:
     cls = type(module)
-    return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def parse_spec(slot: str, spec: Any, *, who: str = "") -> tuple[str, dict[str, Any]]:

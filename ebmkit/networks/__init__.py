@@ -34,8 +34,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ACTIVATIONS", "INSTANCE_KEY", "activation", "NetworkSpec", "build_slot", "check_output", "get_network",
-           "is_instance_record", "list_networks", "slot_record", "torchvision_status"]
+__all__ = ["ACTIVATIONS", "INSTANCE_KEY", "NetworkSpec", "activation", "build_slot",
+           "check_output", "get_network", "is_instance_record", "list_networks", "slot_record",
+           "torchvision_status"]
 
 _LAZY: dict[str, tuple[str, str]] = {
     "ACTIVATIONS": ("ebmkit.networks.layers", "ACTIVATIONS"),

@@ -37,13 +37,14 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class BasicBlock(nn.Module):
-    """relu(x + F(x)) with F = conv3×3 → norm → relu → conv3×3 → norm; a 1×1 projection on the
-    shortcut when the stride or the channels change."""
+    """relu(x + F(x)), F = conv3×3 → norm → relu → conv3×3 → norm; a 1×1 projection on
+    the shortcut when the stride or the channels change."""
 
     def __init__(self, cin: int, cout: int, stride: int, norm: str) -> None:
         super().__init__()
         self.f = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout),
+            nn.ReLU(inplace=True),
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), _norm(norm, cout))
         self.shortcut = (nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
             nn.Conv2d(cin, cout, 1, stride, bias=False), _norm(norm, cout)))

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["check_output", "shape"]
+__all__ = ["check_output", "shape", "shape_text"]
 
 
 def shape(value: Any, what: str) -> tuple[int, ...]:
@@ -30,7 +30,8 @@ def shape(value: Any, what: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _fmt(s: Sequence[int]) -> str:
+def shape_text(s: Sequence[int]) -> str:
+    """``(3, 8, 8)`` as ``"[B, 3, 8, 8]"``: a batch of that shape, as messages show it."""
     return "[B" + "".join(f", {n}" for n in s) + "]"
 
 
@@ -66,17 +67,18 @@ def check_output(net: nn.Module, in_shape: Sequence[int], out_shape: Sequence[in
             out = net(y)
     except Exception as exc:
         raise ConfigError(f"{what}: {type(net).__name__} failed on an input of shape "
-                          f"{_fmt(in_shape)} (the slot's input): {type(exc).__name__}: "
+                          f"{shape_text(in_shape)} (the slot's input): {type(exc).__name__}: "
                           f"{exc}") from exc
     finally:
         for m, training in modes:
             m.training = training
     if not isinstance(out, torch.Tensor):
         raise ConfigError(f"{what}: {type(net).__name__} must return one tensor of shape "
-                          f"{_fmt(out_shape)}, returned {type(out).__name__}")
+                          f"{shape_text(out_shape)}, returned {type(out).__name__}")
     if tuple(out.shape) != (2, *out_shape):
         raise ConfigError(
-            f"{what}: expected a network mapping {_fmt(in_shape)} to {_fmt(out_shape)}, got "
+            f"{what}: expected a network mapping {shape_text(in_shape)} to "
+            f"{shape_text(out_shape)}, got "
             f"{type(net).__name__} returning [B{''.join(f', {n}' for n in out.shape[1:])}]; "
             + ("reduce its output to one number per sample" if not out_shape else
                "change its output size, or pass a network built for this shape"))

@@ -9,8 +9,9 @@ from typing import Any
 from torch import nn
 
 from ..config import is_module, parse_spec
+from ..errors import ConfigError
 from ..plugins import build
-from .shapes import check_output, shape
+from .shapes import check_output, shape, shape_text
 
 __all__ = ["build_slot"]
 
@@ -43,5 +44,9 @@ def build_slot(slot: str, spec: Any, *, in_shape: Sequence[int], out_shape: Sequ
     if is_module(spec):
         return check_output(spec, in_shape, out_shape, what=what)
     name, options = parse_spec(slot, default if spec is None else spec, who=who)
-    net = build("networks", name, in_shape=in_shape, out_shape=out_shape, **options)
+    try:
+        net = build("networks", name, in_shape=in_shape, out_shape=out_shape, **options)
+    except ConfigError as exc:  # say which slot asked, and for which shapes
+        raise ConfigError(f"{what} ({shape_text(in_shape)} → {shape_text(out_shape)}): "
+                          f"{exc}") from exc
     return check_output(net, in_shape, out_shape, what=f"{what} (network {name!r})")
