@@ -311,8 +311,9 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
         data_options: The file loader's options (``image_size``, ``channels``, ``level``).
         announce: Called with one line saying which recipe the run took and what it
             dropped (``ebmkit train`` prints it).
-        callbacks, loggers: Given to the [`Trainer`][ebmkit.train.trainer.Trainer]
-            (``ebmkit train --callback`` / ``--logger``).
+        callbacks: Given to the [`Trainer`][ebmkit.train.trainer.Trainer]
+            (``ebmkit train --callback``).
+        loggers: Given to the Trainer (``ebmkit train --logger``).
 
     Returns:
         ``(run directory, history)``.

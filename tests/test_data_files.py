@@ -296,3 +296,27 @@ def test_cli_data_errors_exit_2_with_the_reason(tmp_path, capsys):
                  "--out", str(tmp_path / "r2")]) == 2
     assert "apply to data from files" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
+
+
+IMAGE_FAMILIES = ["autoencoder", "autoencoder.contractive", "autoencoder.denoising",
+                  "autoencoder.sparse", "autoencoder.variational", "gan.dcgan", "gan.ebgan",
+                  "neural.conv", "neural.jem", "masked.image", "attention.transformer",
+                  "ssl.barlow", "ssl.byol", "ssl.moco", "ssl.pirl", "ssl.simclr", "ssl.swav",
+                  "ssl.vicreg"]
+
+
+@pytest.mark.parametrize("name", IMAGE_FAMILIES)
+def test_image_families_take_rgb_32x32_from_the_data(name):
+    from ebmkit.runs import data_defaults
+
+    data = ek.data.from_arrays(torch.rand(4, 3, 32, 32))
+    entry = ek.plugins.get_entry("models", name)
+    config = data_defaults([o.name for o in entry.options()], data, {})
+    assert config.get("image_shape") == [3, 32, 32]  # what `ebmkit train --data` passes
+    model = ek.get_model(name, **config).eval()
+    y = data.y[:2]
+    corrupt = getattr(model, "corrupt", None) or getattr(model, "mask", None)
+    with torch.no_grad():
+        e = model.energy(y, x=corrupt(y)) if name.startswith(("masked", "attention")) \
+            else model(y)
+    assert e.shape == (2,) and bool(torch.isfinite(e).all())

@@ -31,10 +31,10 @@ from .base import TensorData
 
 __all__ = ["IMAGE_SUFFIXES", "IN_MEMORY_LIMIT", "ImageFolderData", "from_folder"]
 
-#: The image files a folder may hold (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-#: A folder whose float32 pixels take at most this many bytes (1 GiB) is loaded in memory.
+"""The image files a folder may hold (case-insensitive)."""
 IN_MEMORY_LIMIT = 1 << 30
+"""A folder whose float32 pixels take at most this many bytes (1 GiB) is loaded in memory."""
 # Pillow modes that are grey (with or without alpha, any depth); every other mode is colour.
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 # Below this many images the workers' start-up costs more than they save.
@@ -49,21 +49,36 @@ def _image_module() -> Any:
     return Image
 
 
-def _decode(path: str, mode: str, size: tuple[int, int]) -> Tensor:
-    """One image as uint8 ``[C·H·W]`` (row-major from ``(C, H, W)``), converted and resized."""
+def _open(path: str, mode: str | None, size: tuple[int, int] | None) -> tuple[Any, Any, str]:
+    """``(pixels [H, W] or [H, W, 3] uint8, native (width, height), native mode)`` of one
+    image, converted to ``mode`` (``None``: ``"L"`` for grey modes, else ``"RGB"``) and
+    resized to ``size`` (width, height; ``None`` keeps it)."""
     import numpy as np
 
     Image = _image_module()
     try:
         with Image.open(path) as im:
-            if im.mode != mode:
-                im = im.convert(mode)
-            if im.size != size:
+            native, native_mode = im.size, im.mode
+            target = mode or ("L" if im.mode in _GREY_MODES else "RGB")
+            if im.mode != target:
+                im = im.convert(target)
+            if size is not None and im.size != size:
                 im = im.resize(size, Image.Resampling.BILINEAR)
-            arr = np.array(im, dtype=np.uint8)  # a writable copy: torch shares it
+            return np.array(im, dtype=np.uint8), native, native_mode  # writable: torch shares it
     except OSError as exc:  # UnidentifiedImageError, truncated data
-        raise ConfigError(f"{path}: cannot decode it ({exc}); expected a PNG or JPEG "
-                          f"image") from None
+        raise ConfigError(f"{path}: cannot read it as an image ({exc}); expected a PNG or "
+                          f"JPEG file") from None
+
+
+def _decode(path: str, mode: str, size: tuple[int, int], floats: bool = False) -> Tensor:
+    """One image as ``[C·H·W]`` (row-major from ``(C, H, W)``), converted and resized: uint8,
+    or float32 in [0, 1] (converted in NumPy, as a hand-written pipeline does)."""
+    import numpy as np
+
+    arr = _open(path, mode, size)[0]
+    if floats:
+        arr = arr.astype(np.float32)
+        arr /= np.float32(255.0)  # exactly the in-memory path's division
     t = torch.from_numpy(arr)
     return (t.permute(2, 0, 1) if t.dim() == 3 else t).reshape(-1)
 
@@ -98,7 +113,7 @@ class ImageFolderData(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        item = {"y": self.raw(i).to(torch.float32).div_(255.0)}
+        item = {"y": _decode(self.files[i], self._mode, self._size, floats=True)}
         if self._labels is not None:
             item["label"] = self._labels[i]
         return item
@@ -148,6 +163,47 @@ class ImageFolderData(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"ImageFolderData(name={self.name!r}, split={self.split!r}, n={len(self)}, "
                 f"image_shape={self.image_shape}, num_workers={self.num_workers})")
+
+
+class _Chunks(torch.utils.data.Dataset):
+    """Chunks of a file list, each decoded in one worker call: ``[(pixels, size, mode)]``,
+    or the error message of a file that does not decode (raised by the main process, so it
+    reads as one line rather than a worker's traceback)."""
+
+    CHUNK = 64
+
+    def __init__(self, files: Sequence[str], mode: str | None, size: tuple[int, int] | None) -> None:
+        self.files, self.mode, self.size = files, mode, size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.files) / self.CHUNK)
+
+    def __getitem__(self, k: int) -> list[Any] | str:
+        try:
+            return [_open(f, self.mode, self.size)
+                    for f in self.files[k * self.CHUNK : (k + 1) * self.CHUNK]]
+        except ConfigError as exc:
+            return str(exc)
+
+
+def _decode_all(files: Sequence[str], mode: str | None, size: tuple[int, int] | None,
+                workers: int) -> tuple[list[Any], list[tuple[int, int]], list[str]]:
+    """Every image decoded once (by ``workers`` processes): pixels, native sizes and modes."""
+    loader = torch.utils.data.DataLoader(_Chunks(files, mode, size), batch_size=None,
+                                         num_workers=workers, collate_fn=_identity)
+    pixels, sizes, modes = [], [], []
+    for chunk in loader:
+        if isinstance(chunk, str):
+            raise ConfigError(chunk)
+        for arr, native, native_mode in chunk:
+            pixels.append(arr)
+            sizes.append(native)
+            modes.append(native_mode)
+    return pixels, sizes, modes
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 class _Raw(torch.utils.data.Dataset):
@@ -257,28 +313,45 @@ def from_folder(path: str | os.PathLike[str], image_size: int | tuple[int, int] 
         raise ConfigError(f"channels must be 1 (grey), 3 (RGB) or None (from the images); got "
                           f"{channels!r}")
     files, labels, classes = _scan(root)
-    sizes, modes = _probe(files)
-    if size is None:
-        counts = Counter(sizes)
-        if len(counts) > 1:
-            (a, na), (b, nb) = counts.most_common(2)
-            first = {s: files[sizes.index(s)].name for s in (a, b)}
-            raise ConfigError(
-                f"{root}: expected images of one size, got {len(counts)} sizes: "
-                f"{a[1]}×{a[0]} ({na} images, e.g. {first[a]}) and {b[1]}×{b[0]} ({nb}, e.g. "
-                f"{first[b]}); pass image_size=N (ebmkit train --image-size N) to resize them all")
-        w, h = sizes[0]
-        size = (h, w)
-    if channels is None:
-        channels = 1 if all(m in _GREY_MODES for m in modes) else 3
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if len(files) >= _WORKERS_FROM else 0
     meta = {"source": str(root.resolve()), "classes": tuple(classes)} if classes else {
         "source": str(root.resolve())}
-    data = ImageFolderData([str(f) for f in files],
-                           None if labels is None else torch.tensor(labels, dtype=torch.int64),
-                           image_shape=(channels, *size), name=root.resolve().name,
-                           num_workers=workers, meta=meta)
-    if in_memory is None:
-        in_memory = len(files) * channels * size[0] * size[1] * 4 <= IN_MEMORY_LIMIT
-    return data.load() if in_memory else data
+    label = None if labels is None else torch.tensor(labels, dtype=torch.int64)
+    if in_memory is None:  # estimated from the first image (3 channels unless told)
+        w, h = _probe(files[:1])[0][0] if size is None else size[::-1]
+        in_memory = len(files) * (channels or 3) * h * w * 4 <= IN_MEMORY_LIMIT
+    mode = None if channels is None else ("L" if channels == 1 else "RGB")
+    if in_memory:  # one pass: decode every file once, then check what the headers said
+        pixels, sizes, modes = _decode_all([str(f) for f in files], mode,
+                                           None if size is None else size[::-1], workers)
+    else:
+        pixels, (sizes, modes) = None, _probe(files)
+    if size is None:
+        _one_size(root, files, sizes)
+        w, h = sizes[0]
+        size = (h, w)
+    if channels is None:
+        channels = 1 if all(m in _GREY_MODES for m in modes) else 3
+    shape = (channels, *size)
+    if pixels is None:
+        return ImageFolderData([str(f) for f in files], label, image_shape=shape,
+                               name=root.resolve().name, num_workers=workers, meta=meta)
+    y = torch.empty(len(files), *size, channels, dtype=torch.uint8)  # [N, H, W, C]
+    for i, arr in enumerate(pixels):  # grey ones in a colour folder: Pillow's L→RGB repeats L
+        y[i] = torch.from_numpy(arr).reshape(*size, -1)
+    y = y.permute(0, 3, 1, 2).reshape(len(files), -1).to(torch.float32).div_(255.0)
+    tensors = {"y": y} if label is None else {"y": y, "label": label}
+    return TensorData(tensors, name=root.resolve().name, split="train", image_shape=shape,
+                      num_classes=len(classes) or None, meta=meta)
+
+
+def _one_size(root: Path, files: Sequence[Path], sizes: Sequence[tuple[int, int]]) -> None:
+    counts = Counter(sizes)
+    if len(counts) > 1:
+        (a, na), (b, nb) = counts.most_common(2)
+        first = {s: files[sizes.index(s)].name for s in (a, b)}
+        raise ConfigError(
+            f"{root}: expected images of one size, got {len(counts)} sizes: "
+            f"{a[1]}×{a[0]} ({na} images, e.g. {first[a]}) and {b[1]}×{b[0]} ({nb}, e.g. "
+            f"{first[b]}); pass image_size=N (ebmkit train --image-size N) to resize them all")

@@ -15,10 +15,10 @@ from ..errors import ConfigError
 
 __all__ = ["VAL_FRACTION", "VAL_SEED", "data_kind", "split_validation"]
 
-#: The share of the training rows ``ebmkit train`` holds out as its validation set.
 VAL_FRACTION = 0.05
-#: The seed of the permutation that picks them: fixed, independent of the run's ``--seed``.
+"""The share of the training rows ``ebmkit train`` holds out as its validation set."""
 VAL_SEED = 0
+"""The seed of the permutation that picks them: fixed, independent of the run's ``--seed``."""
 
 
 def data_kind(data: Any) -> str | None:
