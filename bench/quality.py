@@ -479,9 +479,9 @@ def command(key: str) -> str:
     return f"python -m bench quality {key}"
 
 
-def run_row(key: str, seeds: tuple[int, ...], quick: bool = False) -> Row:
+def run_row(key: str, seeds: tuple[int, ...], quick: bool = False, save: bool = True) -> Row:
     """Run one row on one CPU thread, timing its CPU seconds, and save it as JSON under
-    ``runs/quality/`` (not in quick mode)."""
+    ``runs/quality/`` (when ``save``, and not in quick mode)."""
     runner = ROWS[key][0]
     if runner is None:
         raise SystemExit(f"bench quality: the row {key!r} is not implemented yet; implemented: "
@@ -492,7 +492,7 @@ def run_row(key: str, seeds: tuple[int, ...], quick: bool = False) -> Row:
     row.cpu_s = time.process_time() - start
     row.command = command(key) + (f" --seeds {' '.join(map(str, seeds))}"
                                   if tuple(seeds) != SEEDS else "")
-    if not quick:
+    if save and not quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{key}.json").write_text(json.dumps(row.__dict__, indent=1),
                                              encoding="utf-8")

@@ -1,0 +1,52 @@
+"""Issue 21's Fashion-MNIST rows, asserted: each row of ``python -m bench quality`` run over
+seeds 0–2 by the plain command, its baseline measured in the same run, judged on the 10,000
+test images with paired tests (``bench/quality.py`` says how each row is judged).
+
+CI (slow) runs the two autoencoder rows, which are cheap (about 40 CPU-s each) and far from
+their bars (measured, docs/quality.md: ``autoencoder.denoising`` +7.0 dB over the corrupted
+input against the +5 dB bar, each seed's per-image gain above +5 dB with p ≤ 1e-4). The
+others are byhand (``EBMKIT_SLOW_TESTS=all``): they take minutes each, and ``hopfield``
+misses its bar (0.889 against 1.0, reason in docs/quality.md), so its test fails until the
+family is fixed — a miss is not turned into a pass.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import ebmkit as ek
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ at the repo root
+from bench import quality
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fashion():
+    try:
+        ek.get_dataset("fashion-mnist", split="test")
+    except ek.errors.EbmkitError as exc:
+        pytest.skip(f"fashion-mnist not installed: {exc}")
+
+
+def _meets(key: str) -> None:
+    row = quality.run_row(key, quality.SEEDS, save=False)
+    print(f"\n{key}: {row.figures}\n  " + "\n  ".join(row.comparisons)
+          + f"\n  CPU {row.cpu_s:.0f} s")
+    assert row.met, f"{key} misses its bar ({row.bar}): {row.figures}; {row.comparisons}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["autoencoder", "autoencoder.denoising"])
+def test_fashion_row_ci(key):
+    _meets(key)
+
+
+@pytest.mark.byhand
+@pytest.mark.parametrize("key", ["kmeans", "hopfield", "masked.image", "neural.mlp", "ssl"])
+def test_fashion_row_byhand(key):
+    _meets(key)
