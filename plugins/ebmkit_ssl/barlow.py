@@ -115,12 +115,7 @@ class BarlowTwins(JointEmbedding):
         invariance part per sample, each view standardised by its batch's statistics (train
         mode) or the running ones (eval mode); ``x=None``: a random view."""
         self.check(y)
-        if x is None:
-            x = self.augment(y)
-        self.check(x, "x")
-        if x.shape[0] != y.shape[0]:
-            raise ek.errors.ConfigError(f"{self.name}: y and x must be views of the same "
-                                        f"samples, got batches of {y.shape[0]} and {x.shape[0]}")
+        x = self.other_view(y, x)
         a = self.criterion.standardize(self.embed(y))
         b = self.criterion.standardize(self.embed(x))
         return (a - b).square().mean(dim=1)

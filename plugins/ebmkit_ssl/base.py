@@ -276,13 +276,20 @@ class JointEmbedding(ek.EnergyModel):
         r"""$E(x, y) = 1 - \cos(g(y), g(x))$ ``[B]`` between two views; with ``x=None``, ``x``
         is a fresh random view of ``y`` (so the value is stochastic)."""
         self.check(y)
+        x = self.other_view(y, x)
+        return 1.0 - nnf.cosine_similarity(self.embed(y), self.embed(x), dim=1)
+
+    def other_view(self, y: Tensor, x: Tensor | None) -> Tensor:
+        """``x`` checked as a view of the same samples as ``y``, or a fresh random view of
+        ``y`` when ``x`` is None (what every method's ``energy(y, x=x)`` starts with)."""
+        self.check(y)
         if x is None:
-            x = self.augment(y)
+            return self.augment(y)
         self.check(x, "x")
         if x.shape[0] != y.shape[0]:
             raise ek.errors.ConfigError(f"{self.name}: y and x must be views of the same "
                                         f"samples, got batches of {y.shape[0]} and {x.shape[0]}")
-        return 1.0 - nnf.cosine_similarity(self.embed(y), self.embed(x), dim=1)
+        return x
 
     # ------------------------------------------------------------------ training
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

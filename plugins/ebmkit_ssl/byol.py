@@ -95,11 +95,9 @@ class BYOL(JointEmbedding):
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         r"""$E(x, y) = 2 - 2\cos(p(g(x)), g'(y))$ ``[B]``: the online prediction from view
         ``x`` against the target's embedding of view ``y`` (``x=None``: a random view)."""
-        if x is None:
-            x = self.augment(y)
-        self.check(x, "x")
+        x = self.other_view(y, x)
         with torch.no_grad():
-            target = self._target(self.check(y))
+            target = self._target(y)
         return self.criterion(self.predictor(self.embed(x)), target)
 
     def momentum(self) -> float:

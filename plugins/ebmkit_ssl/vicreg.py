@@ -112,9 +112,7 @@ class VICReg(JointEmbedding):
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         r"""$E(x, y) = \frac1d \lVert g(x) - g(y) \rVert^2$ ``[B]`` (``x=None``: a random view)."""
-        if x is None:
-            x = self.augment(y)
-        self.check(x, "x")
+        x = self.other_view(y, x)
         return (self.embed(y) - self.embed(x)).square().mean(dim=1)
 
     def step(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
