@@ -34,7 +34,8 @@ BATCH, SEED, STEPS, RESNET_STEPS = 256, 0, 5, 3
 
 
 def _simclr_vs_hand(ek: object, device: torch.device, lr: float, y: torch.Tensor,
-                    options: dict, label: str, what: str, repeats: int) -> tuple[list[Result], object]:
+                    options: dict, label: str, what: str,
+                    repeats: int) -> tuple[list[Result], object]:
     """Trainer epoch vs the hand loop for one SimCLR configuration; returns the rows and
     the model (left at its initial weights)."""
     data = ek.data.TensorData({"y": y}, name="digits", split="train")

@@ -210,8 +210,8 @@ class ResizedCrop(Transform):
         ratio = torch.exp(_uniform(b, math.log(3 / 4), math.log(4 / 3), g, images))
         w = torch.sqrt(area * ratio).clamp(max=1.0)                             # side fractions
         h = torch.sqrt(area / ratio).clamp(max=1.0)
-        cx = (torch.rand(b, generator=g, device=images.device, dtype=images.dtype) * 2 - 1) * (1 - w)
-        cy = (torch.rand(b, generator=g, device=images.device, dtype=images.dtype) * 2 - 1) * (1 - h)
+        cx = _uniform(b, -1.0, 1.0, g, images) * (1 - w)                      # window centre
+        cy = _uniform(b, -1.0, 1.0, g, images) * (1 - h)
         sign = torch.where(torch.rand(b, generator=g, device=images.device) < self.flip, -1.0, 1.0)
         zero = torch.zeros_like(w)
         theta = torch.stack([torch.stack([w * sign.to(w.dtype), zero, cx], 1),

@@ -1,6 +1,7 @@
 r"""``ssl.moco``: He, Fan, Wu, Xie & Girshick (2020), *Momentum Contrast for Unsupervised
-Visual Representation Learning* (with v2's two-layer MLP head and stronger augmentations; Chen et al., 2020; the head
-keeps batch norm here, see [`momentum`][ebmkit_ssl.momentum] for how keys avoid its leak).
+Visual Representation Learning* (with v2's two-layer MLP head and stronger augmentations;
+Chen et al., 2020; the head keeps batch norm here, see [`momentum`][ebmkit_ssl.momentum]
+for how keys avoid its leak).
 
 A query $q = g(x)$ is contrasted with its key $k_+ = g'(y)$ (another view, through the
 momentum encoder $g' \leftarrow m g' + (1 - m) g$) and with $K$ keys of earlier batches kept
