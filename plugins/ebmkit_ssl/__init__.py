@@ -39,7 +39,7 @@ _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         _recipe(400)),
     "ssl.pirl": (
         "pirl:PIRL", "pirl:PIRLConfig",
-        "PIRL: InfoNCE invariance to a jigsaw shuffle, negatives from a memory bank",
+        "PIRL: InfoNCE invariance to a jigsaw shuffle, negatives from MoCo's queue",
         _recipe(300)),  # three encoder passes a step
     "ssl.swav": (
         "swav:SwAV", "swav:SwAVConfig",
