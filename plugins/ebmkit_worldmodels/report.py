@@ -112,6 +112,14 @@ def _budget_line(result: Result) -> str:
             + "; ".join(parts) + ".")
 
 
+def _likelihood_note(model: WorldModel) -> str:
+    """What V's free energy bounds, by its decoder (docs/families/worldmodels.md)."""
+    if model.vision.likelihood == "bernoulli":
+        return ("Bernoulli decoder: a cross-entropy, not the log of a density on grey frames; "
+                "it bounds −log of a sub-normalised p̃(y)")
+    return f"{model.vision.likelihood.replace('_', ' ')} decoder: a bound on −log p(y)"
+
+
 def _dream_line(result: Result) -> list[str]:
     """Dreamed vs real survival, where the dream's return means something (survival tasks)."""
     if math.isnan(result.dream_return):
@@ -145,9 +153,8 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
         *[f"- {line}" for line in ablation_lines(result)], "",
         *_dream_line(result), 
         "## V and M on held-out random episodes", "",
-        f"- V: free energy (−ELBO, continuous Bernoulli decoder: an upper bound on −log p "
-        f"of the frame under V's density on [0, 1]^D) {vt['free_energy']:.1f} nats/frame; "
-        f"squared error "
+        f"- V: free energy (−ELBO) {vt['free_energy']:.1f} nats/frame "
+        f"({_likelihood_note(model)}); squared error "
         f"{vt['mse']:.2f} per frame vs {vt['mse_mean_frame']:.2f} for the mean frame.",
         f"- M: transition energy (mixture NLL) {mt['nll']:.2f} nats/step vs "
         f"{mt['nll_same_latent']:.2f} for \"the latent stays the same\" (a Gaussian around "
