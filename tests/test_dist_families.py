@@ -45,6 +45,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 MODES = ("ddp", "fsdp", "auto")
 SAMPLES, BATCH, EVAL_SAMPLES = 24, 6, 13
+# EBMKIT_DIST_DEVICE=cuda (.ci/device-check, with one GPU per process): NCCL instead of gloo.
+DEVICE = os.environ.get("EBMKIT_DIST_DEVICE", "cpu")
 # Families whose training step draws no random number: two processes end where one does.
 DETERMINISTIC = {"autoencoder", "autoencoder.contractive", "autoencoder.sparse", "kmeans",
                  "sparse.coding", "sparse.group", "sparse.lista", "sparse.drsae", "hopfield",
@@ -89,7 +91,7 @@ def _run_family(family: str, mode: str | None, batch: int, cache: dict[str, Any]
     before = {k: v.detach().clone() for k, v in net.state_dict().items()}
     # grad_clip where the family trains by gradient: FSDP's clip returns a DTensor norm
     clip = 100.0 if any(p.requires_grad for p in net.parameters()) else None
-    trainer = ek.Trainer(net, epochs=1, batch_size=batch, device="cpu", seed=0, progress=False,
+    trainer = ek.Trainer(net, epochs=1, batch_size=batch, device=DEVICE, seed=0, progress=False,
                          grad_clip=clip, check_every=1000,
                          **({} if mode is None else {"distributed": mode}))
     from ebmkit.errors import EbmkitError
@@ -105,7 +107,8 @@ def _run_family(family: str, mode: str | None, batch: int, cache: dict[str, Any]
     from ebmkit.train import parallel
 
     weights = {k: parallel.whole(v) for k, v in trainer.model.state_dict().items()}  # every rank
-    sums = {k: float(v.double().sum()) for k, v in weights.items() if torch.is_floating_point(v)}
+    sums = {k: float(v.double().sum().cpu()) for k, v in weights.items()
+            if torch.is_floating_point(v)}
     moved = any(not torch.equal(v, before[k]) for k, v in weights.items() if k in before)
     params = dict(trainer.model.named_parameters())  # (a queue's empty slots may be NaN)
     finite = all(math.isfinite(s) for k, s in sums.items() if k in params)

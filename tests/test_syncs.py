@@ -17,6 +17,7 @@ checks that each of them still does (so the list cannot hide a family that was f
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections import Counter
@@ -52,6 +53,10 @@ ALLOWED: dict[str, str] = {
                 "size (one host copy of the batch to hash its rows)",
     "hopfield.classical": "storing skips rows already stored: a data-dependent size",
 }
+
+# EBMKIT_SYNC_DEVICE=cuda (.ci/device-check): the step runs on the GPU, where
+# torch.cuda.set_sync_debug_mode("error") also raises at every sync PyTorch itself makes.
+DEVICE = os.environ.get("EBMKIT_SYNC_DEVICE", "cpu")
 
 _PATCHED = ("item", "__bool__", "__float__", "__int__", "tolist", "numpy", "nonzero")
 
@@ -120,12 +125,18 @@ def counter() -> Any:
     patches = _patches(c)
     saved = {key: getattr(*key) for key in patches}
 
+    cuda = DEVICE.startswith("cuda")
+
     def start() -> None:
         for (owner, name), fn in patches.items():
             setattr(owner, name, fn)
         c.on = True
+        if cuda:
+            torch.cuda.set_sync_debug_mode("error")
 
     def stop() -> None:
+        if cuda:
+            torch.cuda.set_sync_debug_mode(0)
         c.on = False
         for (owner, name), fn in saved.items():
             setattr(owner, name, fn)
@@ -174,7 +185,7 @@ def _step_syncs(family: str, counter: _Counter) -> Counter[str]:
     torch.manual_seed(0)
     net = ek.get_model(family, **config)
     clip = 100.0 if any(p.requires_grad for p in net.parameters()) else None
-    trainer = ek.Trainer(net, epochs=1, batch_size=batch, device="cpu", seed=0, progress=False,
+    trainer = ek.Trainer(net, epochs=1, batch_size=batch, device=DEVICE, seed=0, progress=False,
                          grad_clip=clip, check_every=1000)
     trainer.strategy = _Counting(trainer.strategy, counter)
     try:
