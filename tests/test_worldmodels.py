@@ -329,6 +329,22 @@ def test_agent_moves_frames_to_its_device():
     assert seen == [agent.device]
 
 
+def test_agent_steps_without_a_value_check(monkeypatch):
+    """The agent's frames hold by construction (FrameSpec: finite, in [0, 1]), so its step
+    skips V's value check, a host sync per step on an accelerator; V's public calls keep it."""
+    model = _tiny()
+    frames = FrameSpec(16, (150, 342, 12, 588))(np.stack(_frames(2)))
+    calls = []
+    real = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: calls.append(1) or real(*a, **k))
+    Agent(model.vision, model.memory, model.controller, 2)(frames, [0, 1])
+    assert calls == []
+    model.vision.encode(frames)
+    assert calls == [1]
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        model.vision.encode(frames * float("nan"))
+
+
 @pytest.mark.byhand
 def test_the_bernoulli_decoder_keeps_the_pole_angle_best():
     """The docs' decoder table (about 8 CPU-minutes): V trained as the recipe trains it on the

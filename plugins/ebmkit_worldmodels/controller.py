@@ -119,7 +119,8 @@ class Agent:
     @torch.no_grad()
     def __call__(self, frames: Tensor, alive: list[int]) -> Tensor:
         idx = torch.tensor(alive, device=self.device)
-        z = self.vision.encode(frames.to(self.device))  # [E, K], the posterior mean
+        with self.vision.trusted_input():  # frames from FrameSpec: finite, in [0, 1]
+            z = self.vision.encode(frames.to(self.device))  # [E, K], the posterior mean
         state = (self.h[:, idx], self.c[:, idx])
         f = torch.cat([z, state[0][0]], dim=-1) if self.use_memory else z
         if self.w is None:
