@@ -429,6 +429,8 @@ def _held_out(data: str, info: Mapping[str, Any]) -> tuple[Any, Any, str]:
     if test is not None:
         return open_data(data, "train"), test, "test"
     full = open_data(data, "train", **info.get("options", {}))
+    if not info:  # data the run never saw: all of it is held out
+        return full, full, "all rows (not the run's data)"
     fraction = info.get("val_fraction", VAL_FRACTION)
     if not fraction:
         return full, full, "all rows (the run held none out)"
@@ -448,7 +450,9 @@ def evaluate_run(run: str | os.PathLike[str], data: str | None = None, *,
     model, config = _load(run, which)
     name, info = _run_data(run, config)
     if data is not None:
-        name, info = data, (info if data in (info.get("data"), info.get("source")) else {})
+        own = data in (info.get("data"), info.get("source")) or _source(data) == info.get(
+            "source", False)
+        name, info = data, (info if own else {})
     if not name:
         raise ConfigError(f"{run}: config.json does not say which dataset it was trained on; "
                           f"pass --data NAME")

@@ -232,6 +232,11 @@ def test_cli_trains_an_autoencoder_on_a_folder_then_eval_sample_and_reload(folde
     assert report["rows"] == "the held-out 0.05"
     assert main(["sample", str(run), "-n", "16"]) == 0
     assert (run / "samples.png").stat().st_size > 0
+    other = tmp_path / "other.npy"  # data the run never saw: eval scores all of it
+    np.save(other, np.random.default_rng(1).integers(0, 256, (6, 3, 32, 32), dtype=np.uint8))
+    assert main(["eval", str(run), "--data", str(other), "--json"]) == 0
+    assert json.loads((run / "eval.json").read_text())["rows"] == "all rows (not the run's data)"
+    assert main(["eval", str(run), "--json"]) == 0  # back to the run's own held-out rows
     # the reloaded model's error on the 15 held-out images, against the mean image's
     model = ek.load(run / "model")
     _, held = ek.data.split_validation(ek.data.from_folder(folder), 0.05)
