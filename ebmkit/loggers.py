@@ -206,7 +206,7 @@ class TensorBoard(Callback):
         if self.images:
             from .viz import image_grid, model_picture
 
-            picture = model_picture(trainer, n=min(self.n, 32))
+            picture = model_picture(trainer, n=min(self.n, 32), points=False)
             if picture is not None and picture.images is not None:
                 grid = image_grid(picture.images, nrow=picture.columns)
                 w.add_image(f"pictures/{picture.what}", grid, epoch,

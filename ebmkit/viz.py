@@ -197,12 +197,15 @@ def _first_rows(data: Any, n: int) -> Tensor | None:
     return torch.stack(rows) if rows and all(isinstance(r, Tensor) for r in rows) else None
 
 
-def model_picture(trainer: Any, n: int = 32, seed: int = 0) -> Picture | None:
+def model_picture(trainer: Any, n: int = 32, seed: int = 0, points: bool = True
+                  ) -> Picture | None:
     """A picture of ``trainer.model`` on a fixed batch: completions, samples or
     reconstructions, whichever the family has (None when it has none for this data).
 
     Runs under ``no_grad`` in eval mode with the global RNGs forked, so training goes on
-    exactly as without the picture.
+    exactly as without the picture. ``points=False`` skips 2-D data (whose picture is a
+    scatter of 500 samples, drawn by the family's own sampler: long Langevin chains for an
+    energy network).
     """
     model = trainer.model
     data = trainer.val_data if getattr(trainer, "val_data", None) is not None else getattr(
@@ -212,7 +215,7 @@ def model_picture(trainer: Any, n: int = 32, seed: int = 0) -> Picture | None:
     if y is None or not y.is_floating_point():
         return None
     flat2d = y.dim() == 2 and y.shape[1] == 2
-    if not (image_shape or flat2d):
+    if not (image_shape or (flat2d and points)):
         return None
     device = trainer.device
     y = y.to(device)
