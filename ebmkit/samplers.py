@@ -446,7 +446,12 @@ class ReplayBuffer:
             self._allocate(fresh)
         fresh = fresh.to(dtype=self.storage.dtype)
         self._check(fresh, f"init_fn({n})")
-        idx = torch.randint(self.capacity, (n,), device=self.storage.device)
+        # Distinct slots (without replacement): duplicate writes of push's index_put would
+        # land in an undefined order on CUDA and break bit-identical runs. More chains than
+        # slots must share some: then with replacement.
+        device = self.storage.device
+        idx = (torch.randperm(self.capacity, device=device)[:n] if n <= self.capacity
+               else torch.randint(self.capacity, (n,), device=device))
         # Keep a stored sample only if its slot was written and its coin says "keep".
         keep = self.filled[idx]
         if self.reinit > 0:

@@ -363,3 +363,17 @@ def test_langevin_bf16_autocast_chains_track_float32_ones() -> None:
     assert gap.max() > 0 and moved > 0.1
     with pytest.raises(ek.errors.ConfigError, match="autocast"):
         ek.samplers.Langevin(autocast="fp8")
+
+
+def test_buffer_draws_distinct_slots(device):
+    """Slots are drawn without replacement (duplicate index_put writes land in an undefined
+    order on CUDA); every slot is reachable; more chains than slots share some."""
+    buf = ReplayBuffer(capacity=50, reinit=0.0)
+    seen = set()
+    for _ in range(20):
+        _, idx = buf.sample(40, lambda n: torch.zeros(n, 2, device=device))
+        assert idx.unique().numel() == 40
+        seen |= set(idx.tolist())
+    assert seen == set(range(50))
+    _, idx = buf.sample(70, lambda n: torch.zeros(n, 2, device=device))
+    assert idx.shape == (70,) and int(idx.max()) < 50
