@@ -330,6 +330,11 @@ def train_run(model: str, data: str | None = None, *, options: Mapping[str, Any]
     entry.check_options(options)
     given = data
     data = data or recipe(entry).get("data", FALLBACK["data"])
+    record = Path(out if out is not None else Path("runs") / model) / "data.json"
+    if resume and not data_options and record.is_file():  # the loader options it trained with
+        saved = json.loads(record.read_text())
+        if data in (saved.get("data"), saved.get("source")):
+            data_options = dict(saved.get("options") or {})
     full = open_data(data, "train", **data_options)
     choice = choose_recipe(entry, given, full)
     if announce is not None:

@@ -325,3 +325,13 @@ def test_image_families_take_rgb_32x32_from_the_data(name):
         e = model.energy(y, x=corrupt(y)) if name.startswith(("masked", "attention")) \
             else model(y)
     assert e.shape == (2,) and bool(torch.isfinite(e).all())
+
+
+def test_resume_reads_the_folder_as_the_run_did(folder, tmp_path):
+    run = tmp_path / "km"
+    common = ["train", "kmeans", "--data", str(folder), "--no-plots", "--out", str(run),
+              "--set", "k=3"]
+    assert main([*common, "--image-size", "16", "--epochs", "1"]) == 0
+    assert json.loads((run / "data.json").read_text())["options"] == {"image_size": 16}
+    assert main([*common, "--epochs", "2", "--resume"]) == 0  # no --image-size: the run's
+    assert json.loads((run / "config.json").read_text())["model"]["config"]["dim"] == 3 * 16 * 16
