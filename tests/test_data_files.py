@@ -100,6 +100,20 @@ def test_on_disk_items_equal_the_in_memory_rows_and_resize_and_grey_follow_pillo
     assert not set(train.files) & set(val.files)
 
 
+def test_grey_and_colour_jpegs_and_pngs_mix_as_pillow_converts_them(tmp_path):
+    rng = np.random.default_rng(2)
+    Image.fromarray(_shape_image("disc", rng)).save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(_shape_image("square", rng)[..., 0]).save(tmp_path / "b.png")  # grey
+    data = ek.data.from_folder(tmp_path)
+    assert data.image_shape == (3, 32, 32) and data.labels is None  # any colour: RGB
+    for i, name in enumerate(("a.jpg", "b.png")):
+        torch.testing.assert_close(data.y[i], _pillow(tmp_path / name), rtol=0, atol=0)
+    (tmp_path / "a.jpg").unlink()
+    grey = ek.data.from_folder(tmp_path)
+    assert grey.image_shape == (1, 32, 32)
+    torch.testing.assert_close(grey.y[0], _pillow(tmp_path / "b.png", "L"), rtol=0, atol=0)
+
+
 def test_folder_errors_say_what_was_expected_and_what_came(tmp_path, folder):
     empty = tmp_path / "empty"
     empty.mkdir()
