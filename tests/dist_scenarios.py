@@ -120,9 +120,12 @@ def main():
 
     # FSDP resume: one more epoch from the checkpoint (weights and optimizer state sharded
     # from rank 0's full copies) ends where the single process's resumed run ends
+    # (rank 1 is pointed at an empty directory, as on a node without a shared filesystem:
+    # rank 0 reads the checkpoint and broadcasts it)
     trainer = ek.Trainer(build(rank), DDPMean(), epochs=3, batch_size=batch_size, device="cpu",
                          optimizer=sgd, seed=3, progress=False, distributed="fsdp",
-                         checkpoint_dir=os.path.join(out, "run-fsdp"), resume=True)
+                         checkpoint_dir=os.path.join(out, "run-fsdp" if rank == 0 else
+                                                     "no-shared-fs"), resume=True)
     results["fsdp_resumed"] = trainer.fit(data)[-1]["loss"]
 
     # seed=None: one shared data order, disjoint shards that cover the data

@@ -98,10 +98,41 @@ def save(trainer: Trainer) -> None:
     trainer.dist.barrier(trainer.device)
 
 def restore(trainer: Trainer) -> None:
-    """Load the run directory's checkpoint into the trainer, checking it fits."""
+    """Load the run directory's checkpoint into the trainer, checking it fits.
+
+    Rank 0 reads the files and broadcasts what it read (and any error, raised on every
+    rank), so nodes without a shared filesystem resume: only rank 0's node needs the
+    run directory."""
     d = trainer.checkpoint_dir
     assert d is not None
     trainer.dist.barrier(trainer.device)  # rank 0 has recovered the directory
+    payload: Any = None
+    if trainer.dist.main:
+        try:
+            payload = _read(trainer)
+        except Exception as exc:  # noqa: BLE001 - raised on every rank below
+            payload = exc
+    if trainer.dist.enabled:
+        box = [payload]
+        torch.distributed.broadcast_object_list(box, src=0)
+        payload = box[0]
+    if isinstance(payload, BaseException):
+        raise payload
+    state, weights, meta = payload
+    path = d / "trainer.pt"
+    if trainer.mode == "fsdp":  # full weights and optimizer state, sharded from rank 0
+        parallel.load_full(trainer.model, weights, trainer.optimizer, state["optimizer"])
+    else:
+        ckpt.check_fit(trainer.model, {k: tuple(v.shape) for k, v in weights.items()},
+                       d / "model.safetensors")
+        trainer.model.load_state_dict(weights, strict=True)
+    _apply(trainer, state, meta, path)
+
+
+def _read(trainer: Trainer) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Rank 0: ``(trainer.pt's state, the weights, their metadata)``, checked."""
+    d = trainer.checkpoint_dir
+    assert d is not None
     path = d / "trainer.pt"
     if not path.exists():
         raise ckpt.CheckpointNotFoundError(
@@ -122,11 +153,13 @@ def restore(trainer: Trainer) -> None:
     if not isinstance(state, dict) or state.get("format") != TRAINER_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ckpt.CheckpointError(f"{path}: expected format {TRAINER_FORMAT!r}, got {got!r}")
-    if trainer.mode == "fsdp":  # full weights and optimizer state, sharded from rank 0
-        weights, meta = ckpt.read_weights(d / "model.safetensors")
-        parallel.load_full(trainer.model, weights, trainer.optimizer, state["optimizer"])
-    else:
-        meta = ckpt.load_weights(trainer.model, d / "model.safetensors")
+    weights, meta = ckpt.read_weights(d / "model.safetensors")
+    return state, weights, meta
+
+
+def _apply(trainer: Trainer, state: dict[str, Any], meta: dict[str, str], path: Any) -> None:
+    """Every rank: the checks and the restore of what rank 0 read (the weights are in)."""
+    d = trainer.checkpoint_dir
     if meta.get("ebmkit.step") != str(state["step"]):
         raise ckpt.CheckpointError(
             f"the checkpoint in {d} is inconsistent: model.safetensors is from step "
