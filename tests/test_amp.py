@@ -119,3 +119,43 @@ def test_denoising_score_matching_takes_its_inner_gradient_in_float32_under_fp16
     assert losses[torch.float16].dtype == torch.float32
     assert torch.allclose(losses[torch.float16], losses[None], rtol=1e-6)
     assert not torch.equal(losses[torch.bfloat16], losses[None])  # bf16: autocast on
+
+
+def test_trainer_gpu_switches() -> None:
+    """tf32 sets both TF32 flags (None leaves them); deterministic turns cuDNN benchmarking
+    off and deterministic algorithms on; channels_last converts a conv model's weights."""
+    from torch import nn
+
+    import ebmkit as ek
+
+    class Conv(ek.EnergyModel):
+        name = "test.amp-conv"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def energy(self, y, x=None, z=None):
+            return self.conv(y).square().flatten(1).sum(dim=1)
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        model = Conv()
+        assert not model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+        arch = ek.strategies.Architectural()
+        ek.Trainer(model, arch, device="cpu", progress=False)  # the defaults change nothing
+        assert not torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.benchmark
+        ek.Trainer(model, arch, device="cpu", progress=False, tf32=True, channels_last=True,
+                   deterministic=True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.backends.cudnn.benchmark = saved[2]
+        torch.use_deterministic_algorithms(saved[3], warn_only=saved[4])

@@ -116,3 +116,30 @@ def build_optimizer(optimizer: Any, params: Sequence[nn.Parameter], lr: float,
         return name, opt
     raise ConfigError(f"optimizer must be 'adam', 'adamw', 'sgd' or a callable params -> "
                       f"Optimizer; got {type(optimizer).__name__}")
+
+
+def gpu_switches(model: nn.Module, device: torch.device, *, tf32: bool | None,
+                 channels_last: bool, deterministic: bool) -> None:
+    """Apply the trainer's GPU switches (process-wide torch settings, and the model's
+    memory format).
+
+    Args:
+        model: The model; with ``channels_last`` its 4-D parameters and buffers take the
+            channels-last memory format (convolutions then run NHWC, faster on tensor cores).
+        device: The run's device (TF32 and cuDNN matter only on CUDA; set anyway).
+        tf32: True: float32 matrix products and convolutions may use TF32 (~10 mantissa
+            bits, much faster on Ampere and later); False: full float32; None: leave
+            PyTorch's settings as they are.
+        channels_last: Convert the model to the channels-last memory format.
+        deterministic: ``torch.use_deterministic_algorithms(True, warn_only=True)`` and
+            ``cudnn.benchmark = False`` (benchmarking picks kernels by timing, which can
+            differ from run to run); otherwise cuDNN's benchmark flag is left as it is.
+    """
+    if tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = bool(tf32)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)

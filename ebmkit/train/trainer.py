@@ -27,7 +27,14 @@ from .batching import make_source
 from .distributed import Dist, setup
 from .guard import DivergenceError
 from .monitor import EpochMonitor
-from .options import build_optimizer, number, positive_int, resolve_amp, resolve_device
+from .options import (
+    build_optimizer,
+    gpu_switches,
+    number,
+    positive_int,
+    resolve_amp,
+    resolve_device,
+)
 from .schedule import Schedule
 from .state import flatten_metric
 
@@ -99,7 +106,15 @@ class Trainer:
             end of an epoch is averaged over what it holds). Gradients meet across ranks
             only on the last micro-batch. ``step`` and the schedule count optimizer steps.
         sync_batchnorm: Under ``torchrun``: convert every BatchNorm of the model to
-            ``nn.SyncBatchNorm`` (statistics of the global batch), as Lightning's flag does.
+            ebmkit's ``GlobalBatchNorm`` (statistics of the global batch, any device), as
+            Lightning's flag does.
+        tf32: TF32 matrix products and convolutions on CUDA: True, False, or None (leave
+            PyTorch's process-wide setting alone). See
+            [`gpu_switches`][ebmkit.train.options.gpu_switches].
+        channels_last: Convert the model to the channels-last memory format (conv families
+            on GPUs).
+        deterministic: Deterministic algorithms (warn where none exists) and cuDNN
+            benchmarking off.
         callbacks: Objects with ``on_fit_start`` / ``on_epoch_end`` / ``on_fit_end``
             (see [`ebmkit.callbacks`][ebmkit.callbacks]): they may add to an epoch's record
             and stop the run (``trainer.should_stop = True``); their ``state_dict()`` is
@@ -151,6 +166,9 @@ class Trainer:
         distributed: str = "auto",
         accumulate: int = 1,
         sync_batchnorm: bool = False,
+        tf32: bool | None = None,
+        channels_last: bool = False,
+        deterministic: bool = False,
         callbacks: Iterable[Any] = (),
         loggers: Iterable[Any] = (),
     ) -> None:
@@ -252,6 +270,8 @@ class Trainer:
         self._base_lrs: list[float] = ([float(g["lr"]) for g in self.optimizer.param_groups]
                                        if self.optimizer is not None else [])
         self.amp_dtype = resolve_amp(amp, device)
+        gpu_switches(model, device, tf32=tf32, channels_last=channels_last,
+                     deterministic=deterministic)
         self.scaler = (torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16
                        else None)
 
