@@ -27,9 +27,8 @@ How this differs from the paper, said plainly:
 
 Without the moving average the queue chases a drifting embedding and the run collapses (a
 first version here did, at the loss's $\log K$). The heads are two-layer MLPs with batch
-norm (``head_batch_norm``); the momentum network that makes $m_I$ and the queue's entries
-normalises by its running statistics, so they never see their batch (see
-[`momentum`][ebmkit_ssl.momentum]).
+norm (``head_batch_norm``; without it the run collapsed, and a momentum network on running
+statistics nearly did: see [`momentum`][ebmkit_ssl.momentum]).
 """
 
 from __future__ import annotations
@@ -108,7 +107,6 @@ class PIRL(MomentumQueue):
     name = "ssl.pirl"
     config_class = PIRLConfig
     cfg: PIRLConfig
-    per_view_batch_norm = True  # the view and its jigsaw each by their own statistics
 
     def __init__(self, cfg: PIRLConfig) -> None:
         super().__init__(cfg, cfg.bank, "bank")
