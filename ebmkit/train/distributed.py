@@ -129,7 +129,9 @@ class Dist:
         for (dtype, device), ps in groups.items():
             missing = [p.grad is None for p in ps]
             grads = [torch.zeros_like(p) if m else p.grad for p, m in zip(ps, missing)]
-            used = torch.tensor([0.0 if m else 1.0 for m in missing], dtype=dtype, device=device)
+            used = torch.ones(len(ps), dtype=dtype, device=device)  # no host-to-device copy
+            for i in (i for i, m in enumerate(missing) if m):
+                used[i].zero_()
             flat = torch.cat([g.reshape(-1) for g in grads] + [used])
             dist.all_reduce(flat)  # SUM then divide: gloo has no AVG
             n_grads = flat.numel() - len(ps)

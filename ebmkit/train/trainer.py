@@ -35,8 +35,8 @@ from .options import (
     resolve_amp,
     resolve_device,
 )
+from .evaluation import run_metrics
 from .schedule import Schedule
-from .state import flatten_metric
 
 __all__ = ["DivergenceError", "Trainer"]
 
@@ -641,35 +641,8 @@ class Trainer:
         return self._evaluate(self._eval_source(data))
 
     def _evaluate(self, source: Any) -> dict[str, float]:
-        metrics = self.model.metrics()
-        if not isinstance(metrics, Mapping):
-            raise ConfigError(f"{type(self.model).__name__}.metrics() must return a dict of "
-                              f"torchmetrics metrics, got {type(metrics).__name__}")
-        if not metrics:
-            return {}
-        for name, metric in metrics.items():
-            if not callable(getattr(metric, "update", None)) or not callable(
-                    getattr(metric, "compute", None)):
-                raise ConfigError(f"metric {name!r} of {type(self.model).__name__}.metrics() is "
-                                  f"a {type(metric).__name__}; expected a torchmetrics Metric")
-            if isinstance(metric, nn.Module):
-                metric.to(self.device)
-            metric.reset()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            # FSDP: the weights gathered once, so no batch runs a collective
-            with parallel.gathered(self._ddp if self.mode == "fsdp" else None):
-                with torch.no_grad():
-                    for batch in source.epoch(0):
-                        for metric in metrics.values():
-                            metric.update(self.model, batch)
-                out: dict[str, float] = {}
-                for name, metric in metrics.items():  # (compute may call the model too)
-                    flatten_metric(name, metric.compute(), out)
-            return out
-        finally:
-            self.model.train(was_training)
+        return run_metrics(self.model, source, self.device,
+                           self._ddp if self.mode == "fsdp" else None)
 
     # -------------------------------------------------------------------- checkpoints
     def _strategy_state(self) -> dict[str, Any]:
