@@ -248,8 +248,8 @@ class JointEmbedding(ek.EnergyModel):
 
     def per_view(self, fn: Any, views: Tensor, parts: int = 2) -> Tensor:
         """``fn`` over ``views`` (``parts`` views of one batch, stacked), one pass per view
-        when [`per_view_batch_norm`][ebmkit_ssl.base.JointEmbedding.per_view_batch_norm]
-        asks for it and a network has batch norm, else one pass over all of them."""
+        when the class's ``per_view_batch_norm`` asks for it (in train mode) and a network
+        has batch norm, else one pass over all of them."""
         if not (self.per_view_batch_norm and self.training and self.has_batch_norm()):
             return fn(views)
         return torch.cat([fn(v) for v in views.chunk(parts)])
