@@ -518,7 +518,9 @@ def load(path_prefix: str | os.PathLike[str],
     The model is first built on PyTorch's ``meta`` device (shapes only, no memory) and its
     state dict compared with the shapes in the safetensors header; memory is allocated only
     when they agree, so a header that asks for a huge model fails without allocating it.
-    (A family that cannot be built on ``meta`` is compared after the real build.)
+    (A family that cannot be built on ``meta`` is compared after the real build. A family's
+    construction should not load and cache data when its saved config holds what it needs:
+    under ``meta`` the cache would hold meta tensors.)
 
     Returns:
         The model, in eval mode.
