@@ -109,11 +109,8 @@ class JointEmbedding(ek.EnergyModel):
         "projector": "ssl.head (proj_hidden, proj_layers), (rep_dim,) → (proj_dim,)"}
     #: True for the methods that need other samples in the batch (negatives, statistics).
     needs_batch: ClassVar[bool] = True
-    #: Batch norm in the default projection head's hidden layers (a config field of the
-    #: same name, where a method has one, decides instead: MoCo's and PIRL's).
-    head_batch_norm: ClassVar[bool] = True
     #: Each view passes the networks alone, so batch norm normalises it by its own
-    #: statistics, as the BYOL, Barlow Twins, VICReg and MoCo v3 reference code does. False:
+    #: statistics, as the BYOL, Barlow Twins and VICReg reference code does. False:
     #: the views share one pass and one set of statistics, as SimCLR's and SwAV's reference
     #: code does. Without batch-norm layers both give the same numbers, and one pass is made.
     per_view_batch_norm: ClassVar[bool] = False
@@ -166,12 +163,13 @@ class JointEmbedding(ek.EnergyModel):
 
     def build_projector(self) -> nn.Module:
         """A network from the ``projector`` slot (default: ``ssl.head`` with ``proj_hidden``,
-        ``proj_layers`` and the method's ``head_batch_norm``), ``(rep_dim,)`` → ``(proj_dim,)``."""
+        ``proj_layers``, and batch norm unless the config's ``head_batch_norm`` is False),
+        ``(rep_dim,)`` → ``(proj_dim,)``."""
         cfg = self.cfg
         return ek.networks.build_slot(
             "projector", cfg.projector, in_shape=(cfg.rep_dim,), out_shape=(cfg.proj_dim,),
             default={"name": "ssl.head", "hidden": cfg.proj_hidden, "layers": cfg.proj_layers,
-                     "batch_norm": bool(getattr(cfg, "head_batch_norm", self.head_batch_norm))},
+                     "batch_norm": bool(getattr(cfg, "head_batch_norm", True))},
             who=self.name)
 
     # ------------------------------------------------------------------ views
