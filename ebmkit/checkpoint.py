@@ -546,13 +546,17 @@ def load(path_prefix: str | os.PathLike[str],
 
     config = _with_modules(header, meta, modules)
     shapes = weight_shapes(weights)
+    probe = None
     try:
+        # plugins and the model's module are imported before the meta device is the
+        # default, so nothing they create at import time is a meta tensor
+        _import_factory(header["name"])
         with torch.device("meta"):
             probe = get_model(header["name"], **config)
     except (UnknownNameError, ConfigError):
-        probe = None  # raised again, with context, by the real build below
+        pass  # raised again, with context, by the real build below
     except Exception:  # noqa: BLE001 - a family that cannot be built on meta
-        probe = None
+        pass
     if probe is not None:
         check_fit(probe, shapes, weights)
         del probe
@@ -567,6 +571,16 @@ def load(path_prefix: str | os.PathLike[str],
     if map_location is not None:
         model.to(map_location)
     return model.eval()
+
+
+def _import_factory(name: str) -> None:
+    """Load the plugins and import the module of model ``name``'s (lazy) factory."""
+    from .plugins import get_entry
+    from .registry import LazyFactory
+
+    factory = get_entry("models", name).factory
+    if isinstance(factory, LazyFactory):
+        LazyFactory.resolve(factory.target)
 
 
 def _with_modules(header: Mapping[str, Any], meta: Path,
