@@ -20,11 +20,12 @@ __all__ = ["plot_attention", "plot_energy", "plot_retrieval", "plot_token_attent
 
 
 def _show(ax: Any, image: Tensor, title: str | None = None) -> None:
-    """One grey image in [0, 1]; NaN (hidden) pixels drawn in a flat mid-blue."""
+    """One grey image in [0, 1] as the data has it (0 black, 1 white); NaN (hidden) pixels
+    drawn in a flat mid-blue."""
     import numpy as np
 
     img = image.detach().float().cpu().numpy()
-    rgb = np.stack([1 - np.clip(img, 0, 1)] * 3, axis=-1)  # dark ink on white
+    rgb = np.stack([np.clip(img, 0, 1)] * 3, axis=-1)  # the data's own grey scale: 0 black
     rgb[np.isnan(img)] = (0.55, 0.7, 0.95)
     ax.imshow(rgb, interpolation="nearest")
     ax.set_xticks([])

@@ -259,7 +259,7 @@ class MaskedImage(ek.EnergyModel):
         x = self.corrupt(y, generator=gen)
         rows = {"masked input": x, "inpainting": self.predict(x), "truth": y}
         c, h, w = self.image_shape
-        cmap = plt.get_cmap("gray_r").copy()
+        cmap = plt.get_cmap("gray").copy()  # the data's grey scale: 0 black, 1 white
         cmap.set_bad("tab:red")
         fig, axes = plt.subplots(3, len(y), figsize=(1.1 * len(y), 3.6), squeeze=False)
         for r, (label, imgs) in enumerate(rows.items()):
