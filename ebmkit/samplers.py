@@ -128,16 +128,26 @@ def _leapfrog(energy: EnergyFn, x: Tensor | None, y: Tensor, p: Tensor, g: Tenso
     return y, p, e.detach(), g
 
 
-_COMPILED: dict[tuple[str, str], Callable[..., Any]] = {}
-
-
-def _compiled(name: str, fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
-    """``torch.compile(fn)``, once per function and device type (CUDA graphs on CUDA)."""
+def _compiled(cache: dict[tuple[str, str], Callable[..., Any]], name: str,
+              fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
+    """``torch.compile(fn)``, once per sampler (``cache`` is the sampler's own, so two
+    samplers on different energies do not evict each other's graphs), function and device
+    type. On CUDA: CUDA graphs, and each call marks a new step
+    (``torch.compiler.cudagraph_mark_step_begin``) so the previous call's outputs, already
+    consumed, may be overwritten."""
     key = (name, device.type)
-    if key not in _COMPILED:
-        mode = "reduce-overhead" if device.type == "cuda" else None
-        _COMPILED[key] = torch.compile(fn, mode=mode, dynamic=False)
-    return _COMPILED[key]
+    if key not in cache:
+        if device.type == "cuda":
+            graphed = torch.compile(fn, mode="reduce-overhead", dynamic=False)
+
+            def stepped(*args: Any) -> Any:
+                torch.compiler.cudagraph_mark_step_begin()
+                return graphed(*args)
+
+            cache[key] = stepped
+        else:
+            cache[key] = torch.compile(fn, dynamic=False)
+    return cache[key]
 
 
 def _clip_norm(g: Tensor, max_norm: float) -> Tensor:
@@ -206,6 +216,7 @@ class Langevin:
         self.noise = math.sqrt(2.0 * step_size) if noise is None else float(noise)
         self.clamp = None if clamp is None else (float(clamp[0]), float(clamp[1]))
         self.compile = bool(compile)
+        self._graphs: dict[tuple[str, str], Callable[..., Any]] = {}  # compiled loops
 
     def sample(self, energy: EnergyFn, init: Tensor, x: Tensor | None = None) -> Tensor:
         """Run the chains from ``init`` (``[B, ...]``, not modified) and return them, detached
@@ -251,7 +262,7 @@ class Langevin:
                                   f"shape [{y.shape[0]}], got {got}")
         lo, hi = self.clamp if self.clamp is not None else (None, None)
         args = (self.step_size, self.noise, self.grad_clip, lo, hi)
-        chunk = _compiled("langevin", _langevin_chunk, y.device)
+        chunk = _compiled(self._graphs, "langevin", _langevin_chunk, y.device)
         done = 0
         # no_grad: torch.func.grad still differentiates w.r.t. y inside the graph, but the
         # energy's parameters (requires_grad) would otherwise make AOTAutograd compile a
@@ -315,6 +326,7 @@ class HMC:
         self.steps, self.step_size = steps, float(step_size)
         self.leapfrog_steps, self.mass = leapfrog_steps, float(mass)
         self.compile = bool(compile)
+        self._graphs: dict[tuple[str, str], Callable[..., Any]] = {}  # compiled loops
         self.acceptance_rate: Tensor | None = None
 
     def sample(self, energy: EnergyFn, init: Tensor, x: Tensor | None = None) -> Tensor:
@@ -327,7 +339,8 @@ class HMC:
         def kinetic(p: Tensor) -> Tensor:
             return p.reshape(p.shape[0], -1).square().sum(dim=1) / (2.0 * m)
 
-        trajectory = _compiled("leapfrog", _leapfrog, init.device) if self.compile else None
+        trajectory = (_compiled(self._graphs, "leapfrog", _leapfrog, init.device)
+                      if self.compile else None)
         with _float32_chains(init) as start:
             y = start.detach().clone()
             accepted = torch.zeros((), device=y.device, dtype=torch.float32)
