@@ -26,6 +26,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "list_models": ("ebmkit.plugins", "list_models"),
     "get_dataset": ("ebmkit.plugins", "get_dataset"),
     "list_datasets": ("ebmkit.plugins", "list_datasets"),
+    "get_network": ("ebmkit.plugins", "get_network"),
+    "list_networks": ("ebmkit.plugins", "list_networks"),
+    "networks": ("ebmkit.networks", None),
     "get_plugins": ("ebmkit.plugins", "get_plugins"),
     "PluginInfo": ("ebmkit.plugins", "PluginInfo"),
     "EnergyModel": ("ebmkit.model", "EnergyModel"),
@@ -70,9 +73,11 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         PluginInfo,
         get_dataset,
         get_model,
+        get_network,
         get_plugins,
         list_datasets,
         list_models,
+        list_networks,
     )
 
 

@@ -138,6 +138,21 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_networks(register: Register) -> None:
+    """Register networks (encoders, decoders, energy nets, backbones) usable by name.
+
+    A family's network slots (``encoder=``, ``generator=``, …) take these names, and
+    ``ek.get_network(name, in_shape=..., out_shape=...)`` builds one.
+
+    Args:
+        register: Call ``register(name, factory, summary=...)``. The factory takes the
+            keyword arguments ``in_shape`` and ``out_shape`` (tuples of ints, the batch
+            excluded) plus its own options, and returns an ``nn.Module`` mapping
+            ``[B, *in_shape]`` to ``[B, *out_shape]`` (``out_shape=()`` gives ``[B]``).
+    """
+
+
+@hookspec
 def register_callbacks(register: Register) -> None:
     """Register training callbacks (and loggers) usable by name.
 

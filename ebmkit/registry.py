@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "strategies": "strategy",
     "losses": "loss",
     "datasets": "dataset",
+    "networks": "network",
     "callbacks": "callback",
     "commands": "command",
 }
@@ -61,8 +62,8 @@ class Entry:
     plugin: str
     aliases: tuple[str, ...] = ()
     demo: Mapping[str, Any] | None = None
-
     recipes: Mapping[str, Mapping[str, Any]] | None = None
+
     def options(self) -> list[Option]:
         """The factory's keyword options (empty when its signature cannot be read)."""
         try:
