@@ -522,6 +522,33 @@ def test_moco_and_pirl_offer_v2s_head_without_batch_norm(name):
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in default.key_projector.modules())
 
 
+@pytest.mark.parametrize("name", ["ssl.moco", "ssl.pirl"])
+def test_shuffle_bn_normalises_keys_by_random_halves(name):
+    """shuffle_bn: MoCo's shuffled batch norm on one device. Queries are normalised view by
+    view; keys by two random halves of the views (drawn from the views' generator), put
+    back in order, so a key's statistics never come from its query's group."""
+    torch.manual_seed(0)
+    model = ek.get_model(name, **IMG, shuffle_bn=True)
+    views = torch.rand(16, 64)
+    g = model.generator(views.device)
+    state = g.get_state()
+    keys = model.keys(views)
+    g.set_state(state)
+    perm = torch.randperm(16, generator=g)
+
+    def net(v):
+        return model.key_projector(model.key_encoder(v.reshape(-1, 1, 8, 8)))
+
+    with torch.no_grad():
+        hand = torch.cat([net(views[perm[:8]]), net(views[perm[8:]])])[perm.argsort()]
+        whole = net(views)
+    torch.testing.assert_close(keys, nnf.normalize(hand, dim=1))
+    assert not torch.allclose(keys, nnf.normalize(whole, dim=1), atol=1e-3)
+    sizes = _bn_batch_sizes(model, torch.rand(10, 64))
+    # queries per view (10); keys by halves of the 20 views (MoCo) or of PIRL's 10 m_I views
+    assert set(sizes) == ({10} if name == "ssl.moco" else {10, 5})
+
+
 def _bn_batch_sizes(model, y):
     sizes = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))

@@ -248,9 +248,13 @@ class JointEmbedding(ek.EnergyModel):
         """``fn`` over ``views`` (``parts`` views of one batch, stacked), one pass per view
         when the class's ``per_view_batch_norm`` asks for it (in train mode) and a network
         has batch norm, else one pass over all of them."""
-        if not (self.per_view_batch_norm and self.training and self.has_batch_norm()):
+        if not (self.views_alone() and self.training and self.has_batch_norm()):
             return fn(views)
         return torch.cat([fn(v) for v in views.chunk(parts)])
+
+    def views_alone(self) -> bool:
+        """Whether each view passes the networks alone (``per_view_batch_norm``)."""
+        return self.per_view_batch_norm
 
     def export_encoder(self) -> nn.Module:
         """A frozen copy (eval mode, no gradient) of the network that ``encode`` uses in

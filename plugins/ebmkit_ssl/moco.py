@@ -73,6 +73,7 @@ class MoCoConfig(SSLConfig):
     temperature: float = 0.2
     proj_layers: int = 2
     head_batch_norm: bool = True
+    shuffle_bn: bool = False
     degrees: float = 10.0
     scale: float = 0.1
 

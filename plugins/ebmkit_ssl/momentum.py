@@ -80,8 +80,23 @@ class MomentumQueue(JointEmbedding):
         ek.train.ema_(self.key_encoder, self.encoder, self.momentum)
         ek.train.ema_(self.key_projector, self.projector, self.momentum)
 
+    def views_alone(self) -> bool:
+        """With ``shuffle_bn`` each view's queries are normalised by their own statistics."""
+        return bool(getattr(self.cfg, "shuffle_bn", False))
+
     @torch.no_grad()
     def keys(self, views: Tensor) -> Tensor:
-        """Unit keys ``[B, proj_dim]`` from the key network (batch norm, if any, by the
-        batch's statistics; see the module's note)."""
-        return nnf.normalize(self.key_projector(self.key_encoder(self.images(views))), dim=1)
+        """Unit keys ``[B, proj_dim]`` from the key network, batch norm (if any) by the
+        batch's statistics; with ``shuffle_bn``, by those of two random halves of the batch
+        (see the module's note)."""
+        def net(v: Tensor) -> Tensor:
+            return self.key_projector(self.key_encoder(self.images(v)))
+
+        if not (self.views_alone() and self.training and self.has_batch_norm()):
+            return nnf.normalize(net(views), dim=1)
+        # Shuffled batch norm on one device: the keys' statistics come from two random
+        # halves of the views, never from the groups the queries were normalised in.
+        perm = torch.randperm(views.shape[0], generator=self.generator(views.device),
+                              device=views.device)
+        k = torch.cat([net(half) for half in views[perm].chunk(2)])
+        return nnf.normalize(k[perm.argsort()], dim=1)

@@ -92,6 +92,7 @@ class PIRLConfig(SSLConfig):
     momentum: float = 0.99
     proj_layers: int = 2
     head_batch_norm: bool = True
+    shuffle_bn: bool = False
     tiles: int = 2
     temperature: float = 0.2
     weight: float = 0.5
