@@ -92,7 +92,7 @@ def energy_snapshot(trainer: Trainer, n: int = 256) -> dict[str, Tensor]:
     """
     import torch
 
-    from .viz import _first_rows
+    from .viz import _first_rows, forked_rng
 
     model, device = trainer.model, trainer.device
     y = _first_rows(getattr(trainer, "train_data", None), n)
@@ -103,8 +103,7 @@ def energy_snapshot(trainer: Trainer, n: int = 256) -> dict[str, Tensor]:
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
-                torch.no_grad():
+        with forked_rng(device), torch.no_grad():
             torch.manual_seed(0)
             out["e_pos"] = model(y).float().cpu()
             neg = _negatives(trainer, n)

@@ -22,8 +22,9 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Picture", "corrupted_trio", "density_grid", "image_grid", "model_picture", "plot_density",
-           "plot_history", "plot_images", "pyplot", "save_figure", "save_picture", "save_summary"]
+__all__ = ["Picture", "corrupted_trio", "density_grid", "forked_rng", "image_grid",
+           "model_picture", "plot_density", "plot_history", "plot_images", "pyplot",
+           "save_figure", "save_picture", "save_summary"]
 
 
 def pyplot() -> Any:
@@ -219,11 +220,10 @@ def model_picture(trainer: Any, n: int = 32, seed: int = 0, points: bool = True
         return None
     device = trainer.device
     y = y.to(device)
-    devices = [device] if device.type == "cuda" else []
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with forked_rng(device), torch.no_grad():
             torch.manual_seed(seed)
             gen = torch.Generator(device=device).manual_seed(seed)
             if flat2d:
@@ -244,6 +244,14 @@ def model_picture(trainer: Any, n: int = 32, seed: int = 0, points: bool = True
             return None
     finally:
         model.train(was_training)
+
+
+def forked_rng(device: torch.device) -> Any:
+    """``torch.random.fork_rng`` for the CPU and ``device``'s accelerator (CUDA, MPS, …):
+    what runs inside leaves every global generator as it found it."""
+    if device.type == "cpu":
+        return torch.random.fork_rng(devices=[])
+    return torch.random.fork_rng(devices=[device], device_type=device.type)
 
 
 def corrupted_trio(model: Any, y: Tensor, gen: torch.Generator | None = None
