@@ -2,10 +2,10 @@
 seeds 0–2 by the plain command, its baseline measured in the same run, judged on the 10,000
 test images with paired tests (``bench/quality.py`` says how each row is judged).
 
-CI (slow) runs the two autoencoder rows, which are cheap (about 40 CPU-s each) and far from
-their bars (measured, docs/quality.md: ``autoencoder.denoising`` +7.0 dB over the corrupted
-input against the +5 dB bar, each seed's per-image gain above +5 dB with p ≤ 1e-4). The
-others are byhand (``EBMKIT_SLOW_TESTS=all``): they take minutes each, and ``hopfield``
+CI (slow) runs the ``autoencoder`` row, cheap (45 CPU-s for three seeds) and clear of its
+bar (measured, docs/quality.md: reconstruction error 0.652 / 0.646 / 0.650 of PCA's with 16
+components against the 0.8 bar; each seed's per-image errors below 0.8× PCA's with
+p ≤ 1e-4 by a paired bootstrap). The others are byhand (``EBMKIT_SLOW_TESTS=all``): they take minutes each, and ``hopfield``
 misses its bar (0.889 against 1.0, reason in docs/quality.md), so its test fails until the
 family is fixed — a miss is not turned into a pass.
 """
@@ -41,12 +41,13 @@ def _meets(key: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["autoencoder", "autoencoder.denoising"])
+@pytest.mark.parametrize("key", ["autoencoder"])
 def test_fashion_row_ci(key):
     _meets(key)
 
 
 @pytest.mark.byhand
-@pytest.mark.parametrize("key", ["kmeans", "hopfield", "masked.image", "neural.mlp", "ssl"])
+@pytest.mark.parametrize("key", ["autoencoder.denoising", "kmeans", "hopfield", "masked.image",
+                                 "neural.mlp", "ssl"])
 def test_fashion_row_byhand(key):
     _meets(key)
