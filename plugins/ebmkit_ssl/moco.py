@@ -63,6 +63,8 @@ class MoCoConfig(SSLConfig):
         head_batch_norm: Batch norm in the projection head's hidden layer (v2's head has
             none; on digits it scored far lower without it: see
             [`momentum`][ebmkit_ssl.momentum]).
+        shuffle_bn: MoCo's shuffled batch norm on one device: queries normalised view by
+            view, keys by two random halves of the views.
 
     MoCo's views are stronger than the shared default (±10° rotation, ±10 % zoom): on digits
     the recipe's linear probe rose from 0.975 (±5° / ±5 %) to 0.989 with them (seed 0).

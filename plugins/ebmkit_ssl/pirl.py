@@ -86,6 +86,7 @@ class PIRLConfig(SSLConfig):
         weight: λ, the jigsaw term's share.
         momentum: The EMA rate of the network that makes $m_I$ and the bank's entries.
         head_batch_norm: Batch norm in the heads' hidden layer.
+        shuffle_bn: Shuffled batch norm on one device (see [`momentum`][ebmkit_ssl.momentum]).
     """
 
     bank: int = 1024
