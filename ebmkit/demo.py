@@ -44,6 +44,9 @@ def _train_section(entry: Any, out: Path, plots: bool) -> tuple[list[str], str]:
     tour = entry.demo.get("tour", {})
     recipe = {**entry.demo, **tour,
               "options": {**entry.demo.get("options", {}), **tour.get("options", {})}}
+    # The tour always starts over: an earlier demo's checkpoint is replaced, not resumed
+    # (and the trainer's Python-worded "pass resume=True" warning has no place here).
+    (out / entry.name / "trainer.pt").unlink(missing_ok=True)
     start = time.perf_counter()
     run, history = train_run(entry.name, recipe["data"], options=recipe.get("options"),
                              epochs=int(recipe.get("epochs", 5)), out=out / entry.name,

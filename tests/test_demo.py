@@ -42,3 +42,21 @@ def test_report_figures_are_never_a_bare_nan() -> None:
 
     assert _number(math.nan) == "not measured"
     assert _number(0.1234567) == "0.1235" and _number(3) == "3"
+
+
+def test_a_second_demo_starts_over_without_a_python_worded_warning(tmp_path, recwarn,
+                                                                   fresh_plugins) -> None:
+    from ebmkit.demo import run_demo
+
+    registry = fresh_plugins.host().registries["models"]
+    for name, entry in list(registry._entries.items()):
+        demo = None
+        if name == "kmeans":
+            demo = {**{k: v for k, v in entry.demo.items() if k != "tour"}, "epochs": 1}
+        registry._entries[name] = dataclasses.replace(entry, demo=demo)
+    commands = fresh_plugins.host().registries["commands"]
+    for name, entry in list(commands._entries.items()):
+        commands._entries[name] = dataclasses.replace(entry, demo=None)
+    run_demo(tmp_path, plots=False)
+    run_demo(tmp_path, plots=False)
+    assert not [w for w in recwarn if "resume=True" in str(w.message)]
