@@ -547,6 +547,8 @@ def test_shuffle_bn_normalises_keys_by_random_halves(name):
     sizes = _bn_batch_sizes(model, torch.rand(10, 64))
     # queries per view (10); keys by halves of the 20 views (MoCo) or of PIRL's 10 m_I views
     assert set(sizes) == ({10} if name == "ssl.moco" else {10, 5})
+    with pytest.raises(ConfigError, match="at least 4 samples, got 3"):
+        model.step(torch.rand(3, 64))
 
 
 def _bn_batch_sizes(model, y):

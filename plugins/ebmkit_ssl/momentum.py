@@ -82,6 +82,13 @@ class MomentumQueue(JointEmbedding):
         ek.train.ema_(self.key_encoder, self.encoder, self.momentum)
         ek.train.ema_(self.key_projector, self.projector, self.momentum)
 
+    def check_batch(self, y: Tensor) -> None:
+        super().check_batch(y)
+        if self.views_alone() and self.has_batch_norm() and y.shape[0] < 4:
+            raise ek.errors.ConfigError(
+                f"{self.name}: shuffle_bn normalises keys by halves of the batch, so it needs "
+                f"batches of at least 4 samples, got {y.shape[0]}")
+
     def views_alone(self) -> bool:
         """With ``shuffle_bn`` each view's queries are normalised by their own statistics."""
         return bool(getattr(self.cfg, "shuffle_bn", False))
