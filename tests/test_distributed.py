@@ -204,8 +204,12 @@ def test_ddp_fsdp_and_explicit_paths_match_one_process(tmp_path: Path,
     # Replay buffers: different per rank, saved per rank, each rank gets its own back.
     assert all(r["buffer_own"] for r in results)
     assert results[0]["buffer_sum"] != results[1]["buffer_sum"]
-    state = torch.load(tmp_path / "two" / "run-cd" / "trainer.pt", weights_only=True)
-    assert len(state["strategy_ranks"]) == 2
+    # each rank's buffer in its own file (not through rank 0), one per rank: the last step's
+    run_cd = tmp_path / "two" / "run-cd"
+    state = torch.load(run_cd / "trainer.pt", weights_only=True)
+    assert "strategy_ranks" not in state
+    assert sorted(p.name for p in run_cd.glob("strategy-rank*.pt")) == [
+        f"strategy-rank{r}-step{state['step']}.pt" for r in (0, 1)]
     # K-means' Lloyd strategy: the same prototypes on both ranks, those of one process on
     # the whole data (up to the order of the sums); a rank that summed only its own shard
     # would differ from the other by far more than rounding.

@@ -25,24 +25,44 @@ __all__ = ["TRAINER_FORMAT", "restore", "save", "trainer_state"]
 TRAINER_FORMAT = "ebmkit.trainer/1"
 
 
-def _gather_strategy(trainer: Trainer, mine: dict[str, Any]) -> list[Any] | None:
-    """Every rank's strategy state, in rank order, on rank 0 (a collective); None elsewhere
-    and on one process."""
-    if not trainer.dist.enabled:
-        return None
-    import torch.distributed as dist
+def _rank_file(trainer: Trainer, step: int) -> Any:
+    """This rank's strategy-state file for the checkpoint of ``step``."""
+    assert trainer.checkpoint_dir is not None
+    return trainer.checkpoint_dir / f"strategy-rank{trainer.dist.rank}-step{step}.pt"
 
-    local = to_device(mine, torch.device("cpu"))
-    out: list[Any] | None = [None] * trainer.dist.world if trainer.dist.main else None
-    dist.gather_object(local, out, dst=0)
-    return out
+
+def _save_rank_state(trainer: Trainer, mine: dict[str, Any]) -> None:
+    """Distributed: each rank writes its own strategy state (replay buffer, queue, memory
+    bank) to its own file in its own ``checkpoint_dir``, so no rank's state passes through
+    rank 0 and nodes without a shared filesystem keep theirs. Named by step: the file of
+    the last committed checkpoint stays until the next commit, so a crash between the
+    two leaves a consistent pair."""
+    if not (trainer.dist.enabled and mine):
+        return
+    path = _rank_file(trainer, trainer.step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{trainer.dist.rank}")
+    torch.save({"step": trainer.step, "state": to_device(mine, torch.device("cpu"))}, tmp)
+    tmp.replace(path)
+
+
+def _drop_old_rank_states(trainer: Trainer) -> None:
+    """After a commit: this rank's files of earlier checkpoints go."""
+    d = trainer.checkpoint_dir
+    if d is None or not trainer.dist.enabled or not d.is_dir():
+        return
+    keep = _rank_file(trainer, trainer.step).name
+    for old in d.glob(f"strategy-rank{trainer.dist.rank}-step*.pt"):
+        if old.name != keep:
+            old.unlink(missing_ok=True)
 
 
 def trainer_state(trainer: Trainer) -> dict[str, Any]:
     """What ``trainer.pt`` holds: plain tensors, numbers and strings only.
 
-    ``strategy`` is rank 0's strategy state; in a distributed run ``strategy_ranks`` holds
-    every rank's (persistent chains, queues: each rank resumes with its own)."""
+    ``strategy`` is rank 0's strategy state; in a distributed run every rank also writes
+    its own to ``strategy-rank{r}-step{step}.pt`` (persistent chains, queues: each rank
+    resumes with its own)."""
     mine = trainer._strategy_state()
     state = {
         "format": TRAINER_FORMAT,
@@ -55,8 +75,7 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
                       else parallel.full_optimizer_state(trainer.model, trainer.optimizer)
                       if trainer.mode == "fsdp" else trainer.optimizer.state_dict()),
         "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
-        "strategy": mine,
-        "strategy_ranks": _gather_strategy(trainer, mine),
+        "strategy": mine,  # rank 0's; the others' are in their own files (see save)
         "rng": gather_rng(trainer.device, trainer._gen, trainer.dist),
         "history": trainer.history,
         "lr": [float(g["lr"]) for g in trainer.optimizer.param_groups] if trainer.optimizer else [],
@@ -65,7 +84,6 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
         "callbacks": trainer.callbacks.state_dict(),  # EarlyStopping's wait, the best value, …
     }
     check_plain(state["strategy"], "strategy.state_dict()")
-    check_plain(state["strategy_ranks"], "strategy.state_dict() of every rank")
     check_plain(state["callbacks"], "the callbacks' state_dict()")
     return state
 
@@ -75,6 +93,8 @@ def save(trainer: Trainer) -> None:
     if d is None:
         return
     state = trainer_state(trainer)  # a collective: every rank takes part
+    _save_rank_state(trainer, state["strategy"])  # before rank 0 commits the checkpoint
+    trainer.dist.barrier(trainer.device)
     weights = parallel.full_state_dict(trainer.model, trainer.mode)  # a collective under FSDP
     if trainer.dist.main:
         try:
@@ -96,6 +116,7 @@ def save(trainer: Trainer) -> None:
             "trainer.pt": lambda p: torch.save(state, p),
         })
     trainer.dist.barrier(trainer.device)
+    _drop_old_rank_states(trainer)
 
 def restore(trainer: Trainer) -> None:
     """Load the run directory's checkpoint into the trainer, checking it fits.
@@ -195,15 +216,24 @@ def _apply(trainer: Trainer, state: dict[str, Any], meta: dict[str, str], path: 
 
 
 def _my_strategy_state(trainer: Trainer, state: dict[str, Any]) -> Any:
-    """This rank's saved strategy state: its own when the world size is unchanged."""
-    ranks = state.get("strategy_ranks")
+    """This rank's saved strategy state: its own file when there is one for this checkpoint
+    (distributed runs), else (one process, or a checkpoint of another world size, or a node
+    that lost its files) what ``trainer.pt`` holds: rank 0's, or every rank's in checkpoints
+    written before the per-rank files."""
+    import warnings
+
+    if trainer.dist.enabled:
+        own = _rank_file(trainer, int(state["step"]))
+        if own.is_file():
+            saved = torch.load(own, map_location="cpu", weights_only=True)
+            return saved["state"]
+    ranks = state.get("strategy_ranks")  # checkpoints before per-rank files
     if ranks and len(ranks) == trainer.dist.world:
         return ranks[trainer.dist.rank]
-    if ranks and trainer.dist.rank != 0:
-        import warnings
-
-        warnings.warn(f"the checkpoint was written by {len(ranks)} processes, this run has "
-                      f"{trainer.dist.world}: rank {trainer.dist.rank} resumes with the "
-                      f"strategy state of rank {trainer.dist.rank % len(ranks)}", stacklevel=3)
-        return ranks[trainer.dist.rank % len(ranks)]
-    return state["strategy"]
+    if trainer.dist.rank != 0 and (ranks or state.get("strategy")):
+        warnings.warn(f"rank {trainer.dist.rank} finds no strategy state of its own for step "
+                      f"{state['step']} in {trainer.checkpoint_dir}; it resumes with rank 0's",
+                      stacklevel=3)
+        if ranks:
+            return ranks[trainer.dist.rank % len(ranks)]
+    return state.get("strategy")
