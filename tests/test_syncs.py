@@ -42,11 +42,8 @@ CPU_ONLY: dict[tuple[str, str], str] = {
     ("ebmkit_masked/image.py", "_images"): "finite pixels (NaN marks a hidden one)",
 }
 # Families whose step still reads the host, awaiting a fix in their plugin (strict xfail:
-# the test fails once the family is fixed, so the entry is removed then).
-PENDING: dict[str, str] = {
-    "gan.dcgan": "Adversarial reads losses back per update (gan/strategy.py)",
-    "gan.ebgan": "Adversarial reads losses back per update (gan/strategy.py)",
-}
+# the test fails once the family is fixed, so the entry is removed then). None today.
+PENDING: dict[str, str] = {}
 # family -> why its step reads the host (data-dependent sizes, by design)
 ALLOWED: dict[str, str] = {
     "hopfield": "storing appends each distinct row once: how many are new is a data-dependent "
@@ -73,7 +70,10 @@ class _Counter:
             return
         self.on = False  # the frame walk below must not count itself
         try:
-            frames = [f for f in traceback.extract_stack()[:-2]
+            stack = traceback.extract_stack()[:-2]
+            if any("/torch/optim/" in f.filename for f in stack[-4:]):
+                return  # an optimizer's step counter: a host tensor by design, also on a GPU
+            frames = [f for f in stack
                       if "/torch/" not in f.filename and "test_syncs" not in f.filename]
             named = [f for f in frames if not f.name.startswith("<")]  # not a <genexpr>
             last = named[-1] if named else (frames[-1] if frames else None)
