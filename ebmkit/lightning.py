@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .model import EnergyModel
+from .model import EnergyModel, resolve_strategy
 from .strategies import StepOutput
 
 try:
@@ -67,16 +67,7 @@ class EnergyModule(L.LightningModule):
         super().__init__()
         if not isinstance(model, EnergyModel):
             raise ConfigError(f"EnergyModule needs an ek.EnergyModel, got {type(model).__name__}")
-        if strategy is None:
-            try:
-                strategy = model.default_strategy()
-            except NotImplementedError as exc:
-                raise ConfigError(f"{type(model).__name__} has no default strategy; pass one, "
-                                  f"e.g. EnergyModule(model, strategy=ek.strategies."
-                                  f"Architectural())") from exc
-        if not callable(strategy):
-            raise ConfigError(f"strategy must be callable as strategy(model, batch) -> "
-                              f"StepOutput, got {type(strategy).__name__}")
+        strategy = resolve_strategy(model, strategy, "EnergyModule")
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ConfigError(f"lr must be a number > 0, got {lr!r}")
         self.model = model

@@ -23,7 +23,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from torchmetrics import Metric
 
-__all__ = ["EnergyModel", "check_input", "config_dict"]
+__all__ = ["EnergyModel", "check_input", "config_dict", "resolve_strategy"]
 
 
 class EnergyModel(nn.Module):
@@ -129,6 +129,31 @@ class EnergyModel(nn.Module):
             return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         except NotImplementedError:
             return ""
+
+
+def resolve_strategy(model: EnergyModel, strategy: Any, caller: str) -> Any:
+    """``strategy``, or the model's ``default_strategy()`` when it is ``None``: what
+    ``ek.Trainer`` and the Lightning bridge train with.
+
+    Args:
+        model: The model to train.
+        strategy: A callable ``strategy(model, batch) -> StepOutput``, or ``None``.
+        caller: Who asks, named in the error (``"Trainer"``, ``"EnergyModule"``).
+
+    Raises:
+        ConfigError: ``strategy`` is ``None`` and the model has no default strategy, or
+            ``strategy`` is not callable.
+    """
+    if strategy is None:
+        try:
+            strategy = model.default_strategy()
+        except NotImplementedError as exc:
+            raise ConfigError(f"{type(model).__name__} has no default strategy; pass one, e.g. "
+                              f"{caller}(model, strategy=ek.strategies.Architectural())") from exc
+    if not callable(strategy):
+        raise ConfigError(f"strategy must be callable as strategy(model, batch) -> StepOutput, "
+                          f"got {type(strategy).__name__}")
+    return strategy
 
 
 def config_dict(cfg: Any, slots: Any = ()) -> dict[str, Any]:

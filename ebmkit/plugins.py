@@ -109,8 +109,9 @@ class PluginInfo:
     entry_point: str = ""
 
 
-class _Register:
-    """The typed ``register`` callable handed to one plugin's hook for one kind.
+class _Register(hookspecs.Register):
+    """The typed ``register`` callable handed to one plugin's hook for one kind: implements
+    [`Register`][ebmkit.hookspecs.Register], whose docstring documents the arguments.
 
     Registrations are staged and committed only once all of the plugin's hooks have run,
     so a plugin that fails half-way registers nothing.
@@ -119,16 +120,9 @@ class _Register:
     def __init__(self, registry: Registry, plugin: str, staged: list[Entry]) -> None:
         self._registry, self._plugin, self._staged = registry, plugin, staged
 
-    def __call__(
-        self,
-        name: str,
-        factory: Callable[..., Any],
-        *,
-        summary: str = "",
-        aliases: Sequence[str] = (),
-        demo: Mapping[str, Any] | None = None,
-        recipes: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
+    def __call__(self, name: str, factory: Callable[..., Any], *, summary: str = "",
+                 aliases: Sequence[str] = (), demo: Mapping[str, Any] | None = None,
+                 recipes: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if isinstance(aliases, str):
             aliases = (aliases,)
         self._registry.validate(name, factory, self._plugin, aliases)

@@ -28,6 +28,8 @@ from torch import Tensor
 import ebmkit as ek
 from ebmkit.errors import ConfigError
 
+from .hopfield import _StoreStrategy, _check_memory_options
+
 __all__ = ["ClassicalHopfield", "ClassicalHopfieldConfig"]
 
 RULES = ("hebbian", "covariance")
@@ -65,13 +67,9 @@ class ClassicalHopfield(ek.EnergyModel):
     def __init__(self, cfg: ClassicalHopfieldConfig) -> None:
         super().__init__()
         who = "hopfield.classical"
-        ek.config.at_least("dim", cfg.dim, 1, who=who)
         ek.config.one_of("rule", cfg.rule, RULES, who=who)
-        ek.config.at_least("steps", cfg.steps, 1, who=who)
         ek.config.number("threshold", cfg.threshold, who=who)
-        ek.config.number("hidden", cfg.hidden, low=0.0, high=1.0, low_open=True, high_open=True,
-                         who=who)
-        ek.config.at_least("stored", cfg.stored, 0, who=who)
+        _check_memory_options(cfg, who)
         self.cfg = cfg
         self.register_buffer("patterns", torch.zeros(cfg.stored, cfg.dim))  # X [N, D], ±1
         self.register_buffer("weight", torch.zeros(cfg.dim, cfg.dim))  # W [D, D]
@@ -86,14 +84,9 @@ class ClassicalHopfield(ek.EnergyModel):
         return torch.where(y >= self.cfg.threshold, 1.0, -1.0).to(y.dtype)
 
     def _check(self, y: Any, who: str, finite: bool = True) -> Tensor:
-        if not isinstance(y, Tensor):
-            raise ConfigError(f"hopfield.classical.{who}: expected a tensor [B, {self.cfg.dim}], "
-                              f"got {type(y).__name__}")
-        if y.dim() != 2 or y.shape[1] != self.cfg.dim or y.shape[0] == 0:
-            raise ConfigError(f"hopfield.classical.{who}: expected shape [B, {self.cfg.dim}] "
-                              f"with B ≥ 1, got {list(y.shape)}")
-        return ek.model.check_input(y, f"hopfield.classical.{who}", device=self.weight.device,
-                                    finite=finite)
+        """``y`` checked: a tensor ``[B, dim]``, B ≥ 1, on the memory's device."""
+        return ek.model.check_input(y, f"hopfield.classical.{who}", shape=(None, self.cfg.dim),
+                                    device=self.weight.device, finite=finite)
 
     @torch.no_grad()
     def store(self, X: Any) -> ClassicalHopfield:
@@ -208,12 +201,9 @@ class ClassicalHopfield(ek.EnergyModel):
         return out
 
 
-class HebbianStore(ek.strategies.Strategy):
+class HebbianStore(_StoreStrategy):
     """Training by storing (binarised) data: the first batch of a fit replaces the memory,
     later ones are appended (rows already stored are skipped) and W is rebuilt."""
-
-    def __init__(self) -> None:
-        self.started = False
 
     def __call__(self, model: ClassicalHopfield, batch: dict[str, Tensor]) -> ek.StepOutput:
         # distributed: every rank stores the union of the ranks' batches (one memory)
@@ -226,12 +216,3 @@ class HebbianStore(ek.strategies.Strategy):
         self.started = True
         e = model.energy(model.binarize(batch["y"])).mean()
         return ek.StepOutput(e, {"e_pos": e})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"started": self.started}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.started = bool(state.get("started", False))
-
-    def __repr__(self) -> str:
-        return "HebbianStore()"

@@ -106,6 +106,16 @@ def fixed_point_kind(entropy: Tensor, n: int) -> list[str]:
     return ["single" if v < 1.5 else ("global" if v > n / 2 else "metastable") for v in k]
 
 
+def _check_memory_options(cfg: Any, who: str) -> None:
+    """The options both Hopfield memories (``hopfield``, ``hopfield.classical``) have:
+    ``dim`` ≥ 1, ``steps`` ≥ 1, ``hidden`` in (0, 1), ``stored`` ≥ 0."""
+    ek.config.at_least("dim", cfg.dim, 1, who=who)
+    ek.config.at_least("steps", cfg.steps, 1, who=who)
+    ek.config.number("hidden", cfg.hidden, low=0.0, high=1.0, low_open=True, high_open=True,
+                     who=who)
+    ek.config.at_least("stored", cfg.stored, 0, who=who)
+
+
 class ModernHopfield(ek.EnergyModel):
     """The modern continuous Hopfield network: an associative memory whose one update is
     softmax attention.
@@ -128,16 +138,12 @@ class ModernHopfield(ek.EnergyModel):
     def __init__(self, cfg: ModernHopfieldConfig) -> None:
         super().__init__()
         who = "hopfield"
-        ek.config.at_least("dim", cfg.dim, 1, who=who)
+        _check_memory_options(cfg, who)
         ek.config.number("beta", cfg.beta, low=0.0, low_open=True, who=who)
-        ek.config.at_least("steps", cfg.steps, 1, who=who)
         ek.config.at_least("patterns", cfg.patterns, 0, who=who)
-        ek.config.at_least("stored", cfg.stored, 0, who=who)
         if cfg.patterns and cfg.stored:
             raise ConfigError(f"hopfield: a model learns its patterns (patterns={cfg.patterns}) "
                               f"or stores data (stored={cfg.stored}), not both")
-        ek.config.number("hidden", cfg.hidden, low=0.0, high=1.0, low_open=True, high_open=True,
-                         who=who)
         if cfg.tol is not None:
             ek.config.number("tol", cfg.tol, low=0.0, who=who)
         if not isinstance(cfg.normalize, bool):
@@ -491,7 +497,25 @@ def _unit(v: Tensor) -> Tensor:
     return v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).eps)
 
 
-class Store(ek.strategies.Strategy):
+class _StoreStrategy(ek.strategies.Strategy):
+    """What the storing strategies share (``Store`` here, ``HebbianStore`` in
+    ``classical``): whether a fit has started storing, the only state they checkpoint (the
+    first batch of a fit replaces the memory, later ones are appended)."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"started": self.started}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.started = bool(state.get("started", False))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Store(_StoreStrategy):
     """Training by storing: the memory is the data (an Architectural strategy: capacity is
     what is stored, nothing is learned by gradient).
 
@@ -502,9 +526,6 @@ class Store(ek.strategies.Strategy):
     minimum). Costs one host copy of each batch (to hash its rows):
     what is new is a data-dependent size, so storing cannot avoid the host.
     """
-
-    def __init__(self) -> None:
-        self.started = False
 
     def __call__(self, model: ModernHopfield, batch: dict[str, Tensor]) -> ek.StepOutput:
         # distributed: every rank stores the union of the ranks' batches (one memory)
@@ -519,12 +540,3 @@ class Store(ek.strategies.Strategy):
         with torch.no_grad():
             e = model.energy(y.to(model.memory.dtype)).mean()
         return ek.StepOutput(e, {"e_pos": e, "stored": torch.tensor(float(model.size))})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"started": self.started}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.started = bool(state.get("started", False))
-
-    def __repr__(self) -> str:
-        return "Store()"

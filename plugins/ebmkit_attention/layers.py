@@ -315,8 +315,36 @@ class _QueryKeyLayer(nn.Module):
 
     hopfield: Hopfield
 
+    def __init__(self, count: tuple[str, int], input_size: int, hidden_size: int | None,
+                 output_size: int | None, heads: int, beta: float | Sequence[float] | None,
+                 steps: int, tol: float | None, bias: bool, batch_first: bool, dropout: float,
+                 query_projection: bool = True) -> None:
+        super().__init__()
+        _check_int(*count, 1, type(self).__name__)  # ("queries", 4): the layer's own size
+        self.hopfield = Hopfield(input_size, hidden_size, output_size, heads=heads, beta=beta,
+                                 steps=steps, tol=tol, bias=bias, batch_first=batch_first,
+                                 dropout=dropout, query_projection=query_projection)
+
     def _qk(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def _read(self, x: Tensor, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        """The output from the updated queries ``q`` and the keys ``k``."""
+        raise NotImplementedError
+
+    def _retrieve(self, x: Tensor, key_padding_mask: Tensor | None, attn_mask: Tensor | None,
+                  return_energies: bool) -> tuple[Tensor, Tensor, Tensor | None, list[Tensor]]:
+        """Queries after the update steps, keys, mask and (when asked) the energies."""
+        q, k = self._qk(x)
+        mask = self._mask(q, k, key_padding_mask, attn_mask)
+        q, energies = self.hopfield._update(q, k, return_energies, mask)
+        return q, k, mask, energies
+
+    def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None,
+                attn_mask: Tensor | None = None, return_energies: bool = False) -> Any:
+        q, k, mask, energies = self._retrieve(x, key_padding_mask, attn_mask, return_energies)
+        out = self._read(x, q, k, mask)
+        return (out, torch.stack(energies)) if return_energies else out
 
     def _mask(self, q: Tensor, k: Tensor, key_padding_mask: Tensor | None,
               attn_mask: Tensor | None) -> Tensor | None:
@@ -327,11 +355,8 @@ class _QueryKeyLayer(nn.Module):
                   attn_mask: Tensor | None = None) -> Tensor:
         """Attention weights after the update steps, ``[B, heads, queries, keys]``
         (pooling: the learned queries over the set; layer: the inputs over the patterns)."""
-        h = self.hopfield
-        q, k = self._qk(x)
-        mask = self._mask(q, k, key_padding_mask, attn_mask)
-        q, _ = h._update(q, k, False, mask)
-        return h._weights(q, k, mask)
+        q, k, mask, _ = self._retrieve(x, key_padding_mask, attn_mask, False)
+        return self.hopfield._weights(q, k, mask)
 
     def energy(self, x: Tensor, *, key_padding_mask: Tensor | None = None,
                attn_mask: Tensor | None = None) -> Tensor:
@@ -368,11 +393,8 @@ class HopfieldPooling(_QueryKeyLayer):
                  beta: float | Sequence[float] | None = None, steps: int = 1,
                  tol: float | None = None, bias: bool = False, batch_first: bool = True,
                  dropout: float = 0.0) -> None:
-        super().__init__()
-        _check_int("queries", queries, 1, type(self).__name__)
-        self.hopfield = Hopfield(input_size, hidden_size, output_size, heads=heads, beta=beta,
-                                 steps=steps, tol=tol, bias=bias, batch_first=batch_first,
-                                 dropout=dropout, query_projection=False)
+        super().__init__(("queries", queries), input_size, hidden_size, output_size, heads,
+                         beta, steps, tol, bias, batch_first, dropout, query_projection=False)
         h = self.hopfield
         self.queries = nn.Parameter(torch.randn(h.heads, queries, h.hidden_size)
                                     / math.sqrt(h.hidden_size))  # [h, m, d]
@@ -384,15 +406,10 @@ class HopfieldPooling(_QueryKeyLayer):
         q = self.queries.unsqueeze(0).expand(k.shape[0], -1, -1, -1).to(k.dtype)
         return q, k
 
-    def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None,
-                attn_mask: Tensor | None = None, return_energies: bool = False) -> Any:
+    def _read(self, x: Tensor, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         h = self.hopfield
-        q, k = self._qk(x)
-        mask = self._mask(q, k, key_padding_mask, attn_mask)
-        q, energies = h._update(q, k, return_energies, mask)
         out = h._read(q, k, h._heads(h.v_proj(h._batch_first(x))), mask)  # [b, m, out]
-        out = out.squeeze(1) if out.shape[1] == 1 else h._out(out)
-        return (out, torch.stack(energies)) if return_energies else out
+        return out.squeeze(1) if out.shape[1] == 1 else h._out(out)
 
 
 class HopfieldLayer(_QueryKeyLayer):
@@ -414,11 +431,8 @@ class HopfieldLayer(_QueryKeyLayer):
                  beta: float | Sequence[float] | None = None, steps: int = 1,
                  tol: float | None = None, bias: bool = False, batch_first: bool = True,
                  dropout: float = 0.0) -> None:
-        super().__init__()
-        _check_int("patterns", patterns, 1, type(self).__name__)
-        self.hopfield = Hopfield(input_size, hidden_size, output_size, heads=heads, beta=beta,
-                                 steps=steps, tol=tol, bias=bias, batch_first=batch_first,
-                                 dropout=dropout)
+        super().__init__(("patterns", patterns), input_size, hidden_size, output_size, heads,
+                         beta, steps, tol, bias, batch_first, dropout)
         self.patterns = nn.Parameter(torch.randn(patterns, input_size) / math.sqrt(input_size))
 
     def _qk(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -430,12 +444,7 @@ class HopfieldLayer(_QueryKeyLayer):
         k = rearrange(h.k_proj(self.patterns), "n (h d) -> h n d", h=h.heads)
         return q, k.unsqueeze(0).expand(q.shape[0], -1, -1, -1)
 
-    def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None,
-                attn_mask: Tensor | None = None, return_energies: bool = False) -> Any:
+    def _read(self, x: Tensor, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         h = self.hopfield
-        q, k = self._qk(x)
-        mask = self._mask(q, k, key_padding_mask, attn_mask)
-        q, energies = h._update(q, k, return_energies, mask)
         v = rearrange(h.v_proj(self.patterns), "n (h d) -> h n d", h=h.heads)
-        out = h._out(h._read(q, k, v.unsqueeze(0).expand(q.shape[0], -1, -1, -1), mask))
-        return (out, torch.stack(energies)) if return_energies else out
+        return h._out(h._read(q, k, v.unsqueeze(0).expand(q.shape[0], -1, -1, -1), mask))

@@ -18,8 +18,7 @@ the labels to persistent contrastive divergence on $F$. Axis letters: B batch, K
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,22 +29,17 @@ from ebmkit.config import at_least
 from ebmkit.errors import ConfigError
 from ebmkit.model import check_input
 
-from .models import SamplerConfig, _NeuralEnergy
+from .models import ImageConfig, _NeuralEnergy
 
 __all__ = ["JEM", "JEMConfig"]
 
 
 @dataclass
-class JEMConfig(SamplerConfig):
+class JEMConfig(ImageConfig):
     """JEM: a convolutional classifier whose logits are negative energies."""
 
-    image_shape: list[int] = field(default_factory=lambda: [1, 8, 8])
     num_classes: int = 10
     channels: int = 32
-    activation: str = "silu"
-    spectral_norm: bool = False
-    low: float = 0.0
-    high: float = 1.0
     # JEM's sampler: short-run SGLD with step 1 and noise 0.01, a replay buffer with 5%
     # restarts from uniform noise, data noise σ = 0.03 (Grathwohl et al. 2020, App. H)
     langevin_steps: int = 20
@@ -74,27 +68,11 @@ class JEM(_NeuralEnergy):
         super().__init__()
         self.cfg = cfg
         self._check_sampler_config()
-        shape = list(cfg.image_shape)
-        if len(shape) != 3 or min(shape) <= 0:
-            raise ConfigError(f"neural.jem: image_shape must be [C, H, W], got {shape}")
         at_least("num_classes", cfg.num_classes, 2, who=self.name)
-        at_least("channels", cfg.channels, who=self.name)
         if not cfg.data_noise >= 0 or not cfg.generative >= 0:
             raise ConfigError(f"neural.jem: data_noise and generative must be >= 0, got "
                               f"{cfg.data_noise!r} and {cfg.generative!r}")
-        self.classifier = ek.networks.build_slot(
-            "classifier", cfg.classifier, in_shape=shape, out_shape=(cfg.num_classes,),
-            who=self.name, default={"name": "neural.conv", "channels": cfg.channels,
-                                    "activation": cfg.activation,
-                                    "spectral_norm": cfg.spectral_norm})
-        self.flat_dim = math.prod(shape)
-
-    def _images(self, y: Tensor) -> Tensor:
-        c, h, w = self.cfg.image_shape
-        if isinstance(y, Tensor) and y.dim() == 2:
-            check_input(y, "y", shape=(None, c * h * w), device=self.device, finite="auto")
-            return y.reshape(y.shape[0], c, h, w)
-        return check_input(y, "y", shape=(None, c, h, w), device=self.device, finite="auto")
+        self.classifier = self._image_net("classifier", cfg.classifier, (cfg.num_classes,))
 
     def logits(self, y: Tensor) -> Tensor:
         """f(y): the class logits, ``[B, K]`` (y flat ``[B, C·H·W]`` or ``[B, C, H, W]``)."""

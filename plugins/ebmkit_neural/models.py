@@ -51,8 +51,9 @@ class MLPConfig(SamplerConfig):
 
 
 @dataclass
-class ConvConfig(SamplerConfig):
-    """A convolutional energy for images, trained by short-run CD with Langevin."""
+class ImageConfig(SamplerConfig):
+    """What the image families share: the image shape, the default ``neural.conv`` network's
+    options and the box [0, 1] of pixel values."""
 
     image_shape: list[int] = field(default_factory=lambda: [1, 8, 8])
     channels: int = 16
@@ -60,6 +61,12 @@ class ConvConfig(SamplerConfig):
     spectral_norm: bool = False
     low: float = 0.0
     high: float = 1.0
+
+
+@dataclass
+class ConvConfig(ImageConfig):
+    """A convolutional energy for images, trained by short-run CD with Langevin."""
+
     # short-run chains (Nijkamp et al. 2019; Du & Mordatch 2019): big gradient steps, little
     # noise, every chain from uniform noise; the model learns to make its samples in exactly
     # this many steps
@@ -86,6 +93,29 @@ class _NeuralEnergy(ek.EnergyModel):
         ek.config.at_least("langevin_steps", cfg.langevin_steps, who=self.name)
         ek.config.at_least("buffer_size", cfg.buffer_size, 0, who=self.name)
         ek.config.number("data_noise", getattr(cfg, "data_noise", 0.0), low=0.0, who=self.name)
+
+    def _image_net(self, slot: str, spec: Any, out_shape: tuple[int, ...]) -> nn.Module:
+        """Check ``image_shape`` and ``channels`` (an ``ImageConfig``) and build the network
+        in ``slot`` from ``spec``, ``neural.conv`` with the config's options by default."""
+        cfg = self.cfg
+        assert isinstance(cfg, ImageConfig)
+        shape = list(cfg.image_shape)
+        if len(shape) != 3 or min(shape) <= 0:
+            raise ek.errors.ConfigError(f"{self.name}: image_shape must be [C, H, W], got {shape}")
+        ek.config.at_least("channels", cfg.channels, who=self.name)
+        self.flat_dim = math.prod(shape)
+        return ek.networks.build_slot(
+            slot, spec, in_shape=shape, out_shape=out_shape, who=self.name,
+            default={"name": "neural.conv", "channels": cfg.channels,
+                     "activation": cfg.activation, "spectral_norm": cfg.spectral_norm})
+
+    def _images(self, y: Tensor) -> Tensor:
+        """``y`` as images ``[B, C, H, W]`` (flat ``[B, C·H·W]`` is reshaped), checked."""
+        c, h, w = self.cfg.image_shape  # type: ignore[attr-defined]
+        if isinstance(y, Tensor) and y.dim() == 2:
+            check_input(y, "y", shape=(None, c * h * w), device=self.device, finite="auto")
+            return y.reshape(y.shape[0], c, h, w)
+        return check_input(y, "y", shape=(None, c, h, w), device=self.device, finite="auto")
 
     def langevin(self, steps: int | None = None) -> Any:
         cfg = self.cfg
@@ -182,20 +212,7 @@ class ConvEnergy(_NeuralEnergy):
         super().__init__()
         self.cfg = cfg
         self._check_sampler_config()
-        shape = list(cfg.image_shape)
-        if len(shape) != 3 or min(shape) <= 0:
-            raise ek.errors.ConfigError(f"neural.conv: image_shape must be [C, H, W], got {shape}")
-        ek.config.at_least("channels", cfg.channels, who=self.name)
-        self.net = ek.networks.build_slot(
-            "energy", cfg.energy, in_shape=shape, out_shape=(), who=self.name,
-            default={"name": "neural.conv", "channels": cfg.channels,
-                     "activation": cfg.activation, "spectral_norm": cfg.spectral_norm})
-        self.flat_dim = math.prod(shape)
+        self.net = self._image_net("energy", cfg.energy, ())
 
     def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        c, h, w = self.cfg.image_shape
-        if isinstance(y, Tensor) and y.dim() == 2:
-            check_input(y, "y", shape=(None, c * h * w), device=self.device, finite="auto")
-            y = y.reshape(y.shape[0], c, h, w)
-        check_input(y, "y", shape=(None, c, h, w), device=self.device, finite="auto")
-        return self.net(y)  # [B]
+        return self.net(self._images(y))  # [B]
