@@ -95,10 +95,12 @@ def _energy_of(energy: EnergyFn, x: Tensor | None) -> Callable[[Tensor], Tensor]
     return (lambda v: energy(v)) if x is None else (lambda v: energy(v, x=x))
 
 
-def _langevin_chunk(energy: EnergyFn, x: Tensor | None, y: Tensor, noise: Tensor, eta: float,
-                    sigma: float, clip: float | None, lo: float | None, hi: float | None
-                    ) -> Tensor:
-    """``noise.shape[0]`` Langevin steps, functional (what ``torch.compile`` traces)."""
+def _langevin_chunk(energy: EnergyFn, x: Tensor | None, y: Tensor, noise: Tensor,
+                    eta: Tensor | float, sigma: Tensor | float, clip: float | None,
+                    lo: float | None, hi: float | None) -> Tensor:
+    """``noise.shape[0]`` Langevin steps, functional (what ``torch.compile`` traces; the
+    step size and noise scale come as 0-d tensors there, so changing them compiles
+    nothing new; ``noise`` is ``[k, 0]`` for noiseless chains)."""
     fn = _energy_of(energy, x)
     grad = torch.func.grad(lambda v: fn(v).sum())
     for i in range(noise.shape[0]):
@@ -106,7 +108,7 @@ def _langevin_chunk(energy: EnergyFn, x: Tensor | None, y: Tensor, noise: Tensor
         if clip is not None:
             g = _clip_norm(g, clip)
         y = y - eta * g
-        if sigma:
+        if noise.dim() > 2:
             y = y + sigma * noise[i]
         if lo is not None:
             y = y.clamp(lo, hi)
@@ -138,7 +140,7 @@ def _compiled(cache: dict[tuple[str, str], Callable[..., Any]], name: str,
     key = (name, device.type)
     if key not in cache:
         if device.type == "cuda":
-            graphed = torch.compile(fn, mode="reduce-overhead", dynamic=False)
+            graphed = torch.compile(fn, mode="reduce-overhead", dynamic=None)
 
             def stepped(*args: Any) -> Any:
                 torch.compiler.cudagraph_mark_step_begin()
@@ -146,7 +148,9 @@ def _compiled(cache: dict[tuple[str, str], Callable[..., Any]], name: str,
 
             cache[key] = stepped
         else:
-            cache[key] = torch.compile(fn, dynamic=False)
+            # dynamic=None: a second batch size recompiles once with the batch symbolic,
+            # then every batch size reuses that graph
+            cache[key] = torch.compile(fn, dynamic=None)
     return cache[key]
 
 
@@ -261,7 +265,10 @@ class Langevin:
                 raise ConfigError(f"Langevin: the energy must return one value per sample, "
                                   f"shape [{y.shape[0]}], got {got}")
         lo, hi = self.clamp if self.clamp is not None else (None, None)
-        args = (self.step_size, self.noise, self.grad_clip, lo, hi)
+        # step size and noise as 0-d tensors (fills, no copy): new values compile nothing
+        args = (torch.full((), self.step_size, device=y.device, dtype=y.dtype),
+                torch.full((), self.noise, device=y.device, dtype=y.dtype),
+                self.grad_clip, lo, hi)
         chunk = _compiled(self._graphs, "langevin", _langevin_chunk, y.device)
         done = 0
         # no_grad: torch.func.grad still differentiates w.r.t. y inside the graph, but the

@@ -324,6 +324,20 @@ def test_compiled_samplers_match_the_eager_loops():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 2
     # the same noise draws (made outside the graph), the same maths up to rounding
     assert torch.allclose(eager, compiled, atol=1e-5)
+    # one shape family: a second batch size recompiles each chunk length once with the
+    # batch symbolic (the step size a tensor); a third batch size and step size, nothing
+    counters = torch._dynamo.utils.counters["stats"]
+    graphs = counters["unique_graphs"]
+    Langevin(compile=True, **{**kwargs, "step_size": 0.04}).sample(energy, torch.randn(32, 2))
+    assert counters["unique_graphs"] - graphs <= 2
+    graphs = counters["unique_graphs"]
+    again = Langevin(compile=True, **{**kwargs, "step_size": 0.03})
+    torch.manual_seed(3)
+    out = again.sample(energy, torch.randn(48, 2))
+    assert counters["unique_graphs"] == graphs
+    torch.manual_seed(3)
+    assert torch.allclose(out, Langevin(**{**kwargs, "step_size": 0.03}).sample(
+        energy, torch.randn(48, 2)), atol=1e-5)
     torch.manual_seed(2)
     hmc = HMC(steps=2, step_size=0.05, leapfrog_steps=3)
     eager = hmc.sample(energy, init)
