@@ -75,8 +75,8 @@ def _pair(device: torch.device, repeats: int, compile: bool) -> Result:
     init = {k: v.clone() for k, v in model.state_dict().items()}
     g, d = model.generator, model.discriminator
     if compile:
-        model.generator = g = torch.compile(g)  # type: ignore[assignment]
-        model.discriminator = d = torch.compile(d)  # type: ignore[assignment]
+        g.compile()  # in place: the model keeps its networks (a built model's are fixed)
+        d.compile()
 
     def reset() -> None:
         for mod in (model.generator, model.discriminator):

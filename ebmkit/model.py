@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,6 +47,44 @@ class EnergyModel(nn.Module):
     #: with ``ek.networks.slot_record`` (a module passed from Python by its class name only).
     slots: ClassVar[dict[str, str]] = {}
     cfg: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _marks_built(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_ek_built"):
+            self._refuse_replacing(name, value)
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get("_ek_built"):
+            self._refuse_replacing(name, None)
+        super().__delattr__(name)
+
+    def _refuse_replacing(self, name: str, value: Any) -> None:
+        """Once built, a model's submodules stay: replacing ``model.encoder`` by hand would
+        half-work (the config still records the network it was built with, so the run could
+        not be reloaded; copies made from it, a momentum encoder or a weight average, would
+        keep the old architecture). Networks go in through the slots instead."""
+        old = self.__dict__.get("_modules", {}).get(name)
+        if not isinstance(old, nn.Module) or value is old:
+            return
+        norm = nn.modules.batchnorm._BatchNorm
+        if isinstance(old, norm) and isinstance(value, norm):
+            return  # a norm for an equivalent one holding its weights (global batch norm)
+        who = self.name or type(self).__name__
+        slot = name if name in self.slots else next(iter(self.slots), "encoder")
+        kind = f"slot {name!r}" if name in self.slots else "a submodule"
+        options = ", ".join(self.slots) if self.slots else "none"
+        raise ConfigError(
+            f"{who}: model.{name} ({kind}) cannot be replaced after the model is built: its "
+            f"config records the network it was built with (ek.load would rebuild that one) "
+            f"and copies made from it (momentum encoders, weight averages) would not follow. "
+            f"Pass your network when building the model instead, e.g. "
+            f"ek.get_model({who!r}, {slot}=MyNet()), and ek.load(path, {slot}=MyNet()) to load "
+            f"it (this family's slots: {options})")
 
     @classmethod
     def from_options(cls, **options: Any) -> EnergyModel:
@@ -129,6 +168,23 @@ class EnergyModel(nn.Module):
             return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         except NotImplementedError:
             return ""
+
+
+def _marks_built(init: Any) -> Any:
+    """Wrap an ``EnergyModel`` subclass's ``__init__`` so that the model counts as built
+    (its submodules fixed, see ``EnergyModel._refuse_replacing``) once the outermost
+    ``__init__`` returns; ``super().__init__`` calls inside it do not count."""
+    @functools.wraps(init)
+    def __init__(self: EnergyModel, *args: Any, **kwargs: Any) -> None:
+        depth = self.__dict__.get("_ek_init_depth", 0)
+        self.__dict__["_ek_init_depth"] = depth + 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            self.__dict__["_ek_init_depth"] = depth
+        if depth == 0:
+            self.__dict__["_ek_built"] = True
+    return __init__
 
 
 def resolve_strategy(model: EnergyModel, strategy: Any, caller: str) -> Any:

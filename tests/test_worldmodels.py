@@ -295,19 +295,22 @@ def test_what_the_vision_decoder_integrates_to(likelihood):
     Bernoulli (a density on grey frames), below 1 for V's default Bernoulli (exp(−BCE), a
     sub-normalised density: 0.38 at η = 2), and below 1 for the Gaussian (its mass outside
     [0, 1] is not counted here; it is a density on the reals)."""
+    class Constant(torch.nn.Module):  # V's decoder slot: η at every pixel
+        eta = 0.0
+
+        def forward(self, z):
+            return torch.full((z.shape[0], 1, 8, 8), self.eta, dtype=torch.float64)
+
     opts = {"likelihood": likelihood, **({"std": 0.5} if likelihood == "gaussian" else {})}
-    model = _tiny(frame_size=8, vae=opts)
+    decoder = Constant()
+    model = _tiny(frame_size=8, vae=opts, decoder=decoder)
     assert model.vision.likelihood == likelihood
     if likelihood == "bernoulli":
         assert _tiny().vision.likelihood == "bernoulli"  # V's default: the measured recipe's
     vision, d = model.vision, 64
     t = torch.linspace(0, 1, 20001, dtype=torch.float64)[:, None].expand(-1, d)
     for eta in (-3.0, 0.0, 2.0):
-        class Constant(torch.nn.Module):
-            def forward(self, z):
-                return torch.full((z.shape[0], d), eta, dtype=torch.float64)
-
-        vision.decoder = Constant()
+        decoder.eta = eta
         log_p1 = vision.log_px(t, torch.zeros(len(t), 3, dtype=torch.float64)) / d
         total = torch.trapezoid(log_p1.exp(), dx=1 / 20000).item()
         if likelihood == "continuous_bernoulli":
