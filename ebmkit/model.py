@@ -33,6 +33,11 @@ class EnergyModel(nn.Module):
     Subclasses set ``name`` (their registry name) and implement ``energy``, ``config`` and
     ``default_strategy``; latent-variable models also implement ``infer``.
 
+    Once built (the outermost ``__init__`` has returned), a model's submodules are fixed:
+    ``model.encoder = MyNet()`` raises a ``ConfigError`` that says to pass the network as a
+    slot, ``ek.get_model(name, encoder=MyNet())``, since the config and the copies made from
+    it would not follow a hand swap.
+
     Attributes:
         name: The registry name, e.g. ``"kmeans"``: ``ek.get_model(name, **model.config())``
             rebuilds the model.
