@@ -1,8 +1,7 @@
 r"""``ssl.moco``: He, Fan, Wu, Xie & Girshick (2020), *Momentum Contrast for Unsupervised
 Visual Representation Learning* (with v2's two-layer MLP head and stronger augmentations;
-Chen et al., 2020; the head keeps batch norm here and there is no shuffled batch norm:
-the leak He et al. warn about is present, measured and stated in
-[`momentum`][ebmkit_ssl.momentum]).
+Chen et al., 2020; the head keeps batch norm here, with MoCo's shuffled batch norm done
+on one device: see [`momentum`][ebmkit_ssl.momentum]).
 
 A query $q = g(x)$ is contrasted with its key $k_+ = g'(y)$ (another view, through the
 momentum encoder $g' \leftarrow m g' + (1 - m) g$) and with $K$ keys of earlier batches kept
@@ -64,7 +63,8 @@ class MoCoConfig(SSLConfig):
             none; on digits it scored far lower without it: see
             [`momentum`][ebmkit_ssl.momentum]).
         shuffle_bn: MoCo's shuffled batch norm on one device: queries normalised view by
-            view, keys by two random halves of the views.
+            view, keys by two random halves of the views (False: one shared batch, where
+            a query and its key can find each other through the statistics).
 
     MoCo's views are stronger than the shared default (±10° rotation, ±10 % zoom): on digits
     the recipe's linear probe rose from 0.975 (±5° / ±5 %) to 0.989 with them (seed 0).
@@ -75,7 +75,7 @@ class MoCoConfig(SSLConfig):
     temperature: float = 0.2
     proj_layers: int = 2
     head_batch_norm: bool = True
-    shuffle_bn: bool = False
+    shuffle_bn: bool = True
     degrees: float = 10.0
     scale: float = 0.1
 

@@ -27,8 +27,8 @@ How this differs from the paper, said plainly:
 
 Without the moving average the queue chases a drifting embedding and the run collapses (a
 first version here did, at the loss's $\log K$). The heads are two-layer MLPs with batch
-norm (``head_batch_norm``; without it the run collapsed, and a momentum network on running
-statistics nearly did: see [`momentum`][ebmkit_ssl.momentum]).
+norm (``head_batch_norm``; without it the run collapsed) and MoCo's shuffled batch norm
+(``shuffle_bn``): see [`momentum`][ebmkit_ssl.momentum].
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class PIRLConfig(SSLConfig):
     momentum: float = 0.99
     proj_layers: int = 2
     head_batch_norm: bool = True
-    shuffle_bn: bool = False
+    shuffle_bn: bool = True
     tiles: int = 2
     temperature: float = 0.2
     weight: float = 0.5
