@@ -39,6 +39,7 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .corruption import hide_patches
+from .options import MaskedOptions
 
 __all__ = ["MaskedImage", "MaskedImageConfig", "MaskedImageStrategy", "PatchTransformer",
            "patch_transformer"]
@@ -47,7 +48,7 @@ WHO = "masked.image"
 
 
 @dataclass
-class MaskedImageConfig:
+class MaskedImageConfig(MaskedOptions):
     """Options of ``masked.image``.
 
     Attributes:
@@ -66,10 +67,6 @@ class MaskedImageConfig:
     image_shape: list[int] | None = None
     patch_size: int | None = None
     mask_ratio: float = 0.5
-    n_layer: int = 2
-    n_head: int = 4
-    d_model: int = 64
-    eval_seed: int = 1234
     net: str | dict[str, Any] | nn.Module | None = None
 
 
@@ -155,7 +152,7 @@ class MaskedImage(ek.EnergyModel):
                                         f"and width, got image_shape {list(shape)}")
         ek.config.number("mask_ratio", cfg.mask_ratio, low=0.0, high=1.0, low_open=True,
                          high_open=True, who=WHO)
-        ek.config.attention_dims(cfg.n_layer, cfg.n_head, cfg.d_model, who=WHO)
+        cfg.check_transformer(WHO)
         cfg.image_shape = [c, h, w]
         self.cfg = cfg
         self.image_shape = (c, h, w)

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .corruption import MASK_ID, N_SPECIAL, PAD_ID, BertCorruption
+from .options import MaskedOptions
 from .sampling import sample as _sample
 
 __all__ = ["MaskedLM", "MaskedLMConfig", "MaskedLMStrategy"]
@@ -52,7 +53,7 @@ WHO = "masked.lm"
 
 
 @dataclass
-class MaskedLMConfig:
+class MaskedLMConfig(MaskedOptions):
     """Options of ``masked.lm``.
 
     Attributes:
@@ -81,8 +82,6 @@ class MaskedLMConfig:
     level: str = "char"
     vocab: list[str] | None = None
     block_size: int = 256
-    n_layer: int = 2
-    n_head: int = 4
     d_model: int = 128
     conv_kernel: int = 7
     conv_layers: int = 1
@@ -90,7 +89,6 @@ class MaskedLMConfig:
     mask_rate: float = 0.15
     mask_prob: float = 0.8
     random_prob: float = 0.1
-    eval_seed: int = 1234
 
 
 class Block(nn.Module):
@@ -175,7 +173,7 @@ class MaskedLM(ek.EnergyModel):
         super().__init__()
         cfg = cfg or MaskedLMConfig()
         ek.config.at_least("block_size", cfg.block_size, 1, who=WHO)
-        ek.config.attention_dims(cfg.n_layer, cfg.n_head, cfg.d_model, who=WHO)  # shared check
+        cfg.check_transformer(WHO)
         k = ek.config.at_least("conv_kernel", cfg.conv_kernel, 0, who=WHO)
         ek.config.at_least("conv_layers", cfg.conv_layers, 0, who=WHO)
         if k and k % 2 == 0:
