@@ -161,19 +161,6 @@ class JointEmbedding(ek.EnergyModel):
         self.progress: tuple[int, int | None] = (0, None)
         self._has_batch_norm: bool | None = None
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # A network swapped in after construction would half-work: the momentum copies and
-        # weight averages were made from the old one, and the saved config would not say
-        # what to rebuild. The slot options are the supported way.
-        if (name in type(self).slots and isinstance(value, nn.Module)
-                and name in self.__dict__.get("_modules", {})):
-            raise ek.errors.ConfigError(
-                f"{self.name}: replacing model.{name} after construction leaves its momentum "
-                f"copies, weight averages and saved config behind; pass the network as the "
-                f"{name!r} slot instead: ek.get_model({self.name!r}, {name}=your_module) "
-                f"(or a registered name, or {{'name': ..., **options}})")
-        super().__setattr__(name, value)
-
     def build_projector(self) -> nn.Module:
         """A network from the ``projector`` slot (default: ``ssl.head`` with ``proj_hidden``,
         ``proj_layers``, and batch norm unless the config's ``head_batch_norm`` is False),
