@@ -35,15 +35,21 @@ def _plot_dataset(name: str, data: Any, out: Path) -> str | None:
     return png.name
 
 
+def _tour_recipe(demo: dict[str, Any]) -> dict[str, Any]:
+    """The recipe a model's tour trains: its full demo recipe (what `ebmkit train` uses) with
+    the optional ``"tour"`` entry's fields over it (e.g. fewer epochs), options merged rather
+    than replaced."""
+    tour = demo.get("tour", {})
+    return {**{k: v for k, v in demo.items() if k != "tour"}, **tour,
+            "options": {**demo.get("options", {}), **tour.get("options", {})}}
+
+
 def _train_section(entry: Any, out: Path, plots: bool) -> tuple[list[str], str]:
     """Train one model on its demo recipe; return its report section and a one-line summary."""
     from .runs import evaluate_run, train_run
 
-    # The recipe is the full one `ebmkit train` uses; its optional "tour" entry shortens it
-    # for the demo (e.g. fewer epochs), merging options rather than replacing them.
     tour = entry.demo.get("tour", {})
-    recipe = {**entry.demo, **tour,
-              "options": {**entry.demo.get("options", {}), **tour.get("options", {})}}
+    recipe = _tour_recipe(entry.demo)
     # The tour always starts over: an earlier demo's checkpoint is replaced, not resumed
     # (and the trainer's Python-worded "pass resume=True" warning has no place here).
     (out / entry.name / "trainer.pt").unlink(missing_ok=True)
@@ -57,10 +63,10 @@ def _train_section(entry: Any, out: Path, plots: bool) -> tuple[list[str], str]:
     took = time.perf_counter() - start
     report = evaluate_run(run)
     full = int(entry.demo.get("epochs", 5))
-    shortened = (f"A shortened tour: {len(history)} of the recipe's {full} epochs; "
-                 f"`ebmkit train {entry.name}` runs the full recipe (the family's page in the "
-                 f"docs gives the figures it reaches)." if tour else
-                 f"The full recipe ({full} epochs).")
+    shortened = (f"A shortened tour: {len(history)} of the recipe's {full} epochs"
+                 f"{_tour_changes(entry.demo, tour)}; `ebmkit train {entry.name}` runs the full "
+                 f"recipe (the family's page in the docs gives the figures it reaches)."
+                 if tour else f"The full recipe ({full} epochs).")
     lines = [f"### `{entry.name}` on `{recipe['data']}`", "", entry.summary, "", shortened, "",
              f"{len(history)} epochs in {took:.1f} s; final loss {history[-1]['loss']:.4g}. "
              f"Test-split metrics:", "", "| metric | value |", "|---|---|"]
@@ -79,6 +85,22 @@ def _train_section(entry: Any, out: Path, plots: bool) -> tuple[list[str], str]:
                f"{' (shortened tour)' if tour else ''} in {took:.1f} s"
                f"{'; ' + shown if shown else ''}")
     return lines, summary
+
+
+def _tour_changes(recipe: dict[str, Any], tour: dict[str, Any]) -> str:
+    """What a tour changes besides the epochs, e.g. `` (with batch_size 32 instead of 64,
+    langevin_steps 5)`` (an option the recipe leaves to the model's default has no "instead
+    of"); empty when the tour only shortens the run."""
+    defaults = {"batch_size": 128, "lr": 1e-3}  # train_run's, as _train_section passes them
+    changed = [(k, v, recipe.get(k, defaults.get(k))) for k, v in tour.items()
+               if k not in ("epochs", "options")]
+    options = recipe.get("options", {})
+    changed += [(k, v, options.get(k)) for k, v in tour.get("options", {}).items()]
+    if not changed:
+        return ""
+    return " (with " + ", ".join(
+        f"{k} {_number(v)}" + (f" instead of {_number(old)}" if old is not None else "")
+        for k, v, old in changed) + ")"
 
 
 def _number(v: Any) -> str:

@@ -326,6 +326,8 @@ def _held_out_scores(model: WorldModel, test: list[Episode], train_frames: torch
             "free_energy": float(model.vision.free_energy(y).mean()),
             "mse": float((recon - y).square().sum(1).mean()),
             "mse_mean_frame": float((mean_frame - y).square().sum(1).mean()),
+            "pixels": y.shape[1],  # the squared errors are summed over a frame's pixels
+            "train_frames": len(train_frames),
         }
         lat = encode(model, test)
         nll = base = 0.0

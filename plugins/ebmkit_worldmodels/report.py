@@ -25,7 +25,7 @@ from .result import Result
 if TYPE_CHECKING:
     from .model import WorldModel
 
-__all__ = ["write_report", "ablation_lines"]
+__all__ = ["write_report", "ablation_lines", "vision_memory_lines", "speed_line"]
 
 
 def ablation_lines(result: Result) -> list[str]:
@@ -124,9 +124,53 @@ def _dream_line(result: Result) -> list[str]:
     """Dreamed vs real survival, where the dream's return means something (survival tasks)."""
     if math.isnan(result.dream_return):
         return []
+    caveat = ("" if _m_learned(result) else
+              " M does not yet beat \"the latent stays the same\" (below), so its dream is "
+              "not yet a model of the game.")
     return [f"Dream vs real: the V+M controller survives {result.dream_return:.1f} steps on "
             f"average in M's dream (τ = {result.config['temperature']:g}) and "
-            f"{result.mean('V+M'):.1f} in the real environment.", ""]
+            f"{result.mean('V+M'):.1f} in the real environment.{caveat}", ""]
+
+
+def _m_learned(result: Result) -> bool:
+    """Whether M's held-out transition energy beats "the latent stays the same"."""
+    mt = result.memory_test
+    return bool(mt) and mt["nll"] < mt["nll_same_latent"]
+
+
+def vision_memory_lines(result: Result, likelihood_note: str) -> list[str]:
+    """V against the mean frame and M against "the latent stays the same", with what was
+    trained; a figure that does not yet beat its baseline says so (e.g. ``--budget tiny``,
+    whose few epochs check the plumbing, not the quality)."""
+    cfg, vt, mt = result.config, result.vision_test, result.memory_test
+    pixels = vt.get("pixels", cfg["frame_size"] ** 2)
+    v_line = (f"- V: free energy (−ELBO) {vt['free_energy']:.1f} nats/frame ({likelihood_note}); "
+              f"squared error {vt['mse']:.2f} per frame (summed over its {pixels} pixels: "
+              f"{vt['mse'] / pixels:.2g} per pixel) vs {vt['mse_mean_frame']:.2f} for the mean "
+              f"frame.")
+    if not vt["mse"] < vt["mse_mean_frame"]:
+        frames = vt.get("train_frames")
+        v_line += (f" V does not yet beat the mean frame: it trained {cfg['vae_epochs']} "
+                   f"epoch{'s' * (cfg['vae_epochs'] != 1)}"
+                   f"{f' over {frames} frames' if frames else ''}, too few to learn even the "
+                   f"background (the default budget trains 8 over about 6,700 frames; "
+                   f"docs/families/worldmodels.md gives its figures).")
+    m_line = (f"- M: transition energy (mixture NLL) {mt['nll']:.2f} nats/step vs "
+              f"{mt['nll_same_latent']:.2f} for \"the latent stays the same\" (a Gaussian around "
+              "z_t).")
+    if not _m_learned(result):
+        m_line += (f" M does not yet beat it: it trained {cfg['mdn_epochs']} "
+                   f"epoch{'s' * (cfg['mdn_epochs'] != 1)} on V's codes (the default budget: 30).")
+    return [v_line, m_line]
+
+
+def speed_line(result: Result) -> str:
+    """Environment and dream steps per second; the dream's only where C was searched there."""
+    sp = result.speed
+    dream = (f"dream steps/s: {sp['dream_steps_per_s']:.0f}" if sp.get("dream_steps")
+             else "no search in M's dream (`--dream` runs one)")
+    return (f"- environment steps/s: {sp['collect_steps_per_s']:.0f} collecting (random), "
+            f"{sp['control_steps_per_s']:.0f} under the agent (V, M, C in the loop); {dream}.")
 
 
 def write_report(out: Path, model: WorldModel, result: Result, test: list[Episode]) -> None:
@@ -139,8 +183,6 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
         pictures = []
     cfg = result.config
     sec = result.seconds
-    sp = result.speed
-    vt, mt = result.vision_test, result.memory_test
     total = sec.get("total", math.nan)
     lines = [
         f"# World Models on {cfg['env']}", "",
@@ -151,23 +193,16 @@ def write_report(out: Path, model: WorldModel, result: Result, test: list[Episod
         _budget_line(result), "",
         "## Returns in the real environment (seeded evaluation episodes)", "",
         *[f"- {line}" for line in ablation_lines(result)], "",
-        *_dream_line(result), 
+        *_dream_line(result),
         "## V and M on held-out random episodes", "",
-        f"- V: free energy (−ELBO) {vt['free_energy']:.1f} nats/frame "
-        f"({_likelihood_note(model)}); squared error "
-        f"{vt['mse']:.2f} per frame vs {vt['mse_mean_frame']:.2f} for the mean frame.",
-        f"- M: transition energy (mixture NLL) {mt['nll']:.2f} nats/step vs "
-        f"{mt['nll_same_latent']:.2f} for \"the latent stays the same\" (a Gaussian around "
-        "z_t).", "",
+        *vision_memory_lines(result, _likelihood_note(model)), "",
         "## Time and speed (wall clock)", "",
         f"- total {total:.0f} s ({sec.get('cpu_total', math.nan):.0f} s of CPU time): "
         f"environment {sec['env']:.0f} s, V {sec['V']:.0f} s, M {sec['M']:.0f} s, C "
         f"{sec['C']:.0f} s (C: V's encoder, M's step and C acting, batched; CMA-ES; dream).",
         f"- {result.episodes_collected} episodes, {result.frames_collected} frames collected; "
-        f"{sp['env_steps']} real steps in all.",
-        f"- environment steps/s: {sp['collect_steps_per_s']:.0f} collecting (random), "
-        f"{sp['control_steps_per_s']:.0f} under the agent (V, M, C in the loop); dream "
-        f"steps/s: {sp['dream_steps_per_s']:.0f}.", "",
+        f"{result.speed['env_steps']} real steps in all.",
+        speed_line(result), "",
     ]
     if pictures:
         lines += ["## Pictures", ""] + [f"![{p}]({p})" for p in pictures] + [""]
