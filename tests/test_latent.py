@@ -316,3 +316,24 @@ def test_batched_lbfgs_solves_each_problem_as_if_alone():
     z = L.GradientDescent(steps=60, lr=1.0, optimizer="lbfgs")(
         rosenbrock, torch.zeros(3, 1, dtype=torch.float64), init=init)
     assert torch.allclose(z, torch.ones_like(z), atol=1e-4), z
+
+
+def test_lbfgs_line_search_reads_nothing_back_on_an_accelerator(monkeypatch):
+    """On a device where a read-back is a sync, the line search runs its fixed trials instead
+    of stopping early: the same minimiser, and no ``bool(tensor)`` inside the solve."""
+    scales = torch.tensor([1.0, 1e4, 1e-2], dtype=torch.float64)
+
+    def rosenbrock(y, x=None, z=None):
+        return scales * ((1 - z[:, 0]) ** 2 + 100 * (z[:, 1] - z[:, 0] ** 2) ** 2)
+
+    init = torch.tensor([[-1.2, 1.0]] * 3, dtype=torch.float64)
+    solve = lambda: L.GradientDescent(steps=30, lr=1.0, optimizer="lbfgs")(  # noqa: E731
+        rosenbrock, torch.zeros(3, 1, dtype=torch.float64), init=init)
+    early = solve()
+    monkeypatch.setattr(L, "_reads_are_free", lambda t: False)
+    reads = []
+    real_bool = torch.Tensor.__bool__
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda t: reads.append(1) or real_bool(t))
+    fixed = solve()
+    assert not reads
+    assert torch.equal(early, fixed)
