@@ -98,7 +98,7 @@ def test_world_models_report_says_when_v_and_m_have_not_learned_yet() -> None:
 
 def test_jem_tour_leaves_chance_within_a_third_of_its_steps() -> None:
     """neural.jem's tour settings (batch, lr, Langevin chain, buffer) leave JEM's chance
-    plateau early: 108 steps (of the tour's 344) on 384 training digits classify the test
+    plateau early: 108 steps (of the tour's 258) on 384 training digits classify the test
     split far above chance. Measured, seeds 0 / 1: 0.61 / 0.61; the old tour's settings (the
     recipe's batch 64, lr 1e-3, 20-step chains, which scored 0.10 after its 110 steps):
     0.29 / 0.18 here."""
