@@ -103,46 +103,78 @@ def _hits(net, steps, seeds=(0, 1, 2)):
     return torch.cat(out)
 
 
-def test_retrieval_quality_on_digits(digits_all):
-    """The docs' table: centre + L2-normalise, one update, 32 of 64 pixels hidden, 3 masks.
+def _visible_lookup(X, x):
+    """Per-query hits ``[B]`` of the baseline: the stored row nearest to each query on the
+    query's visible (non-NaN) entries, by squared Euclidean distance, paired on the same
+    queries as ``predict``."""
+    m = (~torch.isnan(x)).to(X.dtype)
+    y = torch.nan_to_num(x, nan=0.0)
+    # ‖m ⊙ (x_i − y)‖² = m·x_i² − 2 (m ⊙ y)·x_i + ‖m ⊙ y‖²
+    dist = m @ X.square().t() - 2 * y @ X.t() + y.square().sum(1, keepdim=True)
+    return dist.argmin(dim=1)
 
-    The bar is against a real baseline, paired on the same masked queries: nearest-neighbour
-    lookup of the masked (mean-filled) query, which holds the same information. One update
-    is not worse than it by more than 0.02 with 95% confidence (measured at N = 1,797: mean
-    paired difference −0.007, lower end of the interval −0.012; at N = 200: 0.000)."""
+
+def test_half_masked_retrieval_is_nearest_by_visible_half(digits_all):
+    """Issue 21's bar on 300 digits: with the lower half hidden (NaN), one update at the
+    recipe's β = 64 retrieves what the stored digit nearest on the visible half is, within
+    0.01, paired on the same queries. The dot-product update of the mean-filled, normalised
+    query (the path before the visible-coordinate energy) gets 0.880 here."""
+    X = digits_all[:300]
+    n, d = X.shape
+    net = ek.get_model("hopfield", beta=64.0, normalize=True).store(X)
+    x = X.clone()
+    x[:, d // 2:] = float("nan")
+    got = net.nearest(net.predict(x)) == torch.arange(n)
+    base = _visible_lookup(X, x) == torch.arange(n)
+    agree = (net.nearest(net.predict(x)) == _visible_lookup(X, x)).double().mean()
+    print(f"predict {got.double().mean():.3f}, visible-half lookup {base.double().mean():.3f}, "
+          f"same pattern on {agree:.3f}")
+    assert abs(float(got.double().mean() - base.double().mean())) <= 0.01
+    assert float(agree) >= 0.99
+    # every hidden entry is filled; for a near one-hot softmax the output is the stored row
+    assert not net.predict(x).isnan().any()
+    # float32 data far from 0 (pixels in [0, 255] plus an offset): no cancellation
+    big = ek.get_model("hopfield", beta=64.0, normalize=True).store(X.float() * 255 + 1000)
+    xb = x.float() * 255 + 1000
+    assert bool((big.nearest(big.predict(xb)) == _visible_lookup(X, x)).double().mean() >= 0.99)
+
+
+def test_retrieval_quality_on_digits(digits_all):
+    """The docs' table: the recipe's options (normalize, β = 64), one update, 32 of 64
+    pixels hidden at random places, 3 masks. Against two baselines paired on the same masked
+    queries: the stored digit nearest on the visible entries (predict equals it within 0.01)
+    and nearest-neighbour lookup of the mean-filled, normalised query (what the dot-product
+    update reached before, 0.80 at N = 1,797: predict is far above it)."""
     for n in (200, 1797):
         net = ek.get_model("hopfield", beta=64.0, normalize=True).store(digits_all[:n])
-        hop, lookup = _hits(net, 1), _hits(net, None)
-        d = hop - lookup
-        low = float(d.mean() - 1.96 * d.std() / math.sqrt(len(d)))
-        print(f"β=64, N={n}: one update {float(hop.mean()):.3f}, lookup "
-              f"{float(lookup.mean()):.3f}, paired difference {float(d.mean()):+.4f} "
-              f"(95% lower end {low:+.4f})")
-        assert low >= -0.02, (n, low)
-    at1797 = float(hop.mean())
-    # β = 16 averages too many patterns at N = 1797 (metastable states): far below lookup
-    net16 = ek.get_model("hopfield", beta=16.0, normalize=True).store(digits_all[:1797])
-    assert float(_hits(net16, 1).mean()) < float(lookup.mean()) - 0.2
-    # raw dot products (no normalize) favour bright digits: far worse
+        hop, filled = _hits(net, 1), _hits(net, None)
+        vis = torch.cat([(_visible_lookup(net.memory, net.mask(
+            net.memory, generator=torch.Generator().manual_seed(s))) == torch.arange(n)).double()
+            for s in (0, 1, 2)])
+        print(f"β=64, N={n}: one update {float(hop.mean()):.3f}, visible lookup "
+              f"{float(vis.mean()):.3f}, mean-filled lookup {float(filled.mean()):.3f}")
+        assert abs(float((hop - vis).mean())) <= 0.01, n
+    assert float(hop.mean()) > float(filled.mean()) + 0.1
+    # raw dot products (no normalize) on the mean-filled query favour bright digits: the
+    # update as retrieve() runs it gets far less than predict's visible-coordinate energy
     raw = ek.get_model("hopfield", beta=1.0).store(digits_all[:200])
-    assert stored_recall(raw) < 0.5 < at1797
+    x = raw.mask(raw.memory, generator=torch.Generator().manual_seed(0))
+    assert float((raw.nearest(raw.retrieve(raw.fill(x))) == torch.arange(200)).double().mean()) \
+        < 0.5 < float(hop.mean())
 
 
 def test_retrieval_of_fifty_digits(digits_all):
     """≥ 0.99 at N = 50 for the typical draw of 50 digits: the median over 20 permutations
-    (torch seeds 0-19). No single draw is asserted, because which 50 digits are drawn decides
-    it, not the model: on every draw one update matches nearest-neighbour lookup of the
-    masked query to within 0.01 (the hidden half is missing information no β restores), and
-    that lookup gets 0.967 on the permutation of seed 0, 0.96-1.00 over these 20 (over 100
-    permutations: median 0.993, half of them ≥ 0.99; the docs list the protocol readings
-    tried)."""
+    (torch seeds 0-19), and on every draw one update is not below nearest-neighbour lookup
+    of the mean-filled query by more than 0.01 (since predict matches on the visible
+    entries, it is usually above it)."""
     y = ek.get_dataset("digits", split="all").y.double()
     scores = []
     for seed in range(20):
         perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
         net = ek.get_model("hopfield", beta=64.0, normalize=True).store(y[perm[:50]])
         one, lookup = stored_recall(net), stored_recall(net, steps=None)
-        assert abs(one - lookup) <= 0.01, (seed, one, lookup)
+        assert one >= lookup - 0.01, (seed, one, lookup)
         scores.append(one)
     print("N=50 per permutation:", [round(s, 3) for s in scores])
     # sorted [9]: the lower median of the 20

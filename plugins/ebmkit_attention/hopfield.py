@@ -24,6 +24,11 @@ values are not). ``energy(y)`` normalises its argument, so ``energy(retrieve(y))
 re-normalised raw output) is not the trace's last energy. Without it, raw
 pixel dot products favour patterns of large norm (bright digits), whatever the query.
 
+Completion (``predict``) of queries with NaN entries uses the same energy restricted to
+each query's visible entries, in the distance form −½‖x_{i,vis} − y_vis‖² (a dot product
+plus the per-pattern bias −½‖x_{i,vis}‖²), without ``normalize``: as β → ∞ it returns the
+stored pattern nearest on the visible entries (see ``predict``).
+
 Axis letters in shape comments: B queries, N stored patterns, D features.
 """
 
@@ -157,6 +162,7 @@ class ModernHopfield(ek.EnergyModel):
             self.register_buffer("memory", torch.zeros(cfg.stored, cfg.dim))
         # (memory, (version, dtype), keys, μ) of the last normalisation: see keys()
         self._keys_cache: tuple[Tensor, tuple[int, torch.dtype], Tensor, Tensor] | None = None
+        self._dist_cache: tuple[Tensor, tuple[int, torch.dtype], Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------ the memory
     @property
@@ -403,33 +409,92 @@ class ModernHopfield(ek.EnergyModel):
         return self.memory.to(dtype).mean(dim=0)
 
     def fill(self, x: Tensor) -> Tensor:
-        """x with its NaN entries set to the stored mean: the query of a partial pattern (after
-        centring, a hidden entry is 0 and carries no evidence)."""
+        """x with its NaN entries set to the stored mean (after centring, a hidden entry is 0):
+        a full query for ``retrieve``/``nearest``. ``predict`` does not use it; it drops the
+        hidden entries from the energy instead."""
         return torch.where(torch.isnan(x), self._mean(x.dtype), x)
+
+    def _distance_keys(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """``predict``'s keys ``[N, 2D]``, rows [x_i − μ, (x_i − μ)²], and μ ``[D]`` (cached like
+        ``keys``): one product with [m ⊙ (y − μ), −½m] gives x_{i,vis}·y_vis − ½‖x_{i,vis}‖²,
+        centred so that data far from 0 lose no float32 digits to cancellation."""
+        if self.size == 0:
+            raise ConfigError("hopfield: the memory is empty; call store(X) with patterns "
+                              "[N, D] first (or train the model on data)")
+        cacheable = not (self.memory.requires_grad and torch.is_grad_enabled())
+        key = (self.memory._version, dtype)
+        hit = getattr(self, "_dist_cache", None)
+        if cacheable and hit is not None and hit[0] is self.memory and hit[1] == key:
+            return hit[2], hit[3]
+        X = self.memory.to(dtype)
+        mu = X.mean(dim=0)  # [D]
+        Xc = X - mu
+        K = torch.cat([Xc, Xc.square()], dim=1)  # [N, 2D]
+        if cacheable:
+            self._dist_cache = (self.memory, key, K, mu)
+        return K, mu
 
     @torch.no_grad()
     def predict(self, x: Tensor, steps: int | None = None) -> Tensor:
-        """Complete partial patterns: x ``[B, D]`` with NaN where unknown; returns the
-        retrieved patterns ``[B, D]`` (every entry comes from the memory)."""
+        """Complete partial patterns by the Hopfield energy restricted to the visible entries.
+
+        x is ``[B, D]`` with NaN where an entry is unknown; m_b marks row b's visible entries.
+        Each row's state ξ lives on its visible coordinates, and the energy is
+
+            E_m(ξ) = −β⁻¹ log Σ_i exp(−½β ‖m ⊙ (x_i − ξ)‖²)
+                   = −β⁻¹ log Σ_i exp(β (x_{i,vis}·ξ_vis − ½‖x_{i,vis}‖²)) + ½‖ξ_vis‖²,
+
+        the modern Hopfield energy over the visible sub-vectors (up to its constant), with the
+        per-pattern bias −½‖x_{i,vis}‖² that the dot product alone lacks. Its CCCP update is
+        ξ_vis ← Σ_i p_i x_{i,vis} with p = softmax(β (X_vis ξ_vis − ½‖x_{i,vis}‖²)), starting
+        from the visible entries of x; it never raises E_m. The output is Xᵀp with the last
+        weights, every entry (hidden and visible) taken from the memory in the inputs' units.
+        As β → ∞ one update returns the stored pattern nearest to x on its visible entries.
+
+        ``normalize`` does not apply here: distances are in the inputs' units on the visible
+        entries (centring changes no distance; L2 normalisation would scale each score by the
+        pattern's *full* norm, hidden half included), so β is on the scale of squared pixel
+        distances (the recipe's β = 64 picks the nearest). A row with no NaN is matched by
+        full Euclidean distance; a row with no visible entry gets the patterns' mean.
+
+        Args:
+            x: Partial patterns ``[B, D]``, NaN where unknown (±inf is an error).
+            steps: Updates; the config's ``steps`` when None. The config's ``tol`` stops
+                early as in ``retrieve`` (one host sync per step).
+
+        Returns:
+            The retrieved patterns ``[B, D]`` in x's dtype.
+        """
         self._check_query(x, "predict", finite=False)
-        if self.cfg.normalize:
-            # The fill is free after centring: a hidden entry set to μ is 0 once μ is
-            # subtracted, so the state is unit(nan_to_num(x − μ)) (one pass fewer than
-            # where(isnan(x), μ, x) − μ: ~3% of a 4,096-query completion, bench_attention).
-            q = torch.nan_to_num(x - self.keys(x.dtype)[1], nan=0.0, posinf=math.inf,
-                                 neginf=-math.inf)
-        else:
-            q = self.fill(x)
-        # NaN is allowed (unknown), ±inf is not: one reduction and one host sync on the filled
-        # query; only a non-finite sum pays for the full check.
-        if not bool(torch.isfinite(q.sum())):
+        steps = self.cfg.steps if steps is None else ek.config.at_least("steps", steps, 1,
+                                                                         who="hopfield.predict")
+        K, mu = self._distance_keys(x.dtype)
+        d, beta, tol = self.cfg.dim, self.cfg.beta, self.cfg.tol
+        hidden = torch.isnan(x)  # [B, D]
+        # centred visible entries, 0 where hidden; ±inf survive for the check below
+        y = torch.nan_to_num(x - mu, nan=0.0, posinf=math.inf, neginf=-math.inf)
+        # NaN is allowed (unknown), ±inf is not: one reduction and one host sync
+        if not bool(torch.isfinite(y.sum())):
             if bool(torch.isinf(x).any()):
                 raise ConfigError("hopfield.predict: x contains infinite values; expected "
                                   "numbers, with NaN where an entry is unknown")
-            ek.model.check_input(q, "hopfield.predict: x", finite=True)
-        steps = self.cfg.steps if steps is None else ek.config.at_least("steps", steps, 1,
-                                                                         who="hopfield.predict")
-        return self._retrieve(q, steps, self.cfg.tol, False, False, centred=self.cfg.normalize)
+            ek.model.check_input(y, "hopfield.predict: x", finite=True)
+        # the query row [m ⊙ ξ, −½ m]: one [B, 2D]·[2D, N] product gives the logits
+        q = torch.cat([y, (~hidden).to(x.dtype).mul_(-0.5)], dim=1)  # [B, 2D]
+        Xc = K[:, :d]
+        last = None
+        for i in range(steps):
+            logits = (q @ K.t()).mul_(beta)  # [B, N]
+            if tol is not None:
+                # E_m(ξ) = −β⁻¹ lse(logits) + ½‖ξ_vis‖²
+                e = -torch.logsumexp(logits, dim=1) / beta + 0.5 * q[:, :d].square().sum(1)
+                if last is not None and not bool((last - e > tol * (e.abs() + 1)).any()):
+                    break
+                last = e
+            p = torch.softmax(logits, dim=1)  # [B, N]
+            if i + 1 < steps:
+                q[:, :d] = (p @ Xc).masked_fill_(hidden, 0.0)  # ξ_vis ← Σ p_i x_{i,vis}
+        return p @ self.memory.to(x.dtype)
 
     @torch.no_grad()
     def reconstruct(self, y: Tensor) -> Tensor:
@@ -474,10 +539,11 @@ def stored_recall(model: Any, hidden: float = 0.5, seeds: tuple[int, ...] = (0, 
 
     Every stored pattern is queried with ``hidden`` of its entries hidden (``mask`` with a
     generator seeded by each of ``seeds``, so the same number per row at random places) and
-    filled with the stored mean (``predict``); a query is correct when the nearest stored
+    completed by ``predict``; a query is correct when the nearest stored
     pattern to the output is the pattern itself. ``steps=None`` counts the query itself
-    (no update): nearest-neighbour lookup of the masked query. Works for ``hopfield`` and
-    ``hopfield.classical`` (whose hidden entries are 0, "unknown").
+    (no update): nearest-neighbour lookup of the query with its hidden entries set to the
+    stored mean (``fill``), in the normalised space when the model normalises. Works for
+    ``hopfield`` and ``hopfield.classical`` (whose hidden entries are 0, "unknown").
     """
     X = model.memory if hasattr(model, "memory") else model.patterns
     index = torch.arange(X.shape[0], device=X.device)
