@@ -139,6 +139,27 @@ def test_half_masked_retrieval_is_nearest_by_visible_half(digits_all):
     assert bool((big.nearest(big.predict(xb)) == _visible_lookup(X, x)).double().mean() >= 0.99)
 
 
+def test_predict_descends_the_visible_energy(digits_all):
+    """predict's updates never raise E_m(ξ) = −β⁻¹ log Σ_i exp(−½β‖m ⊙ (x_i − ξ)‖²), the
+    energy on the visible entries (written here from its definition), at a β soft enough
+    that several updates move the state; ``tol`` stops early and returns the same shape."""
+    X, beta = digits_all[:200], 2.0
+    net = ek.get_model("hopfield", beta=beta, normalize=True).store(X)
+    x = net.mask(X, generator=torch.Generator().manual_seed(0))
+    m = ~torch.isnan(x)
+
+    def e_m(state):
+        d = (torch.where(m, state, 0.0)[:, None, :] - torch.where(m[:, None, :], X, 0.0))
+        return -torch.logsumexp(-0.5 * beta * d.square().sum(-1), dim=1) / beta
+
+    # the visible part of predict(x, k) is the state after k updates
+    e = torch.stack([e_m(torch.nan_to_num(x))] + [e_m(net.predict(x, k)) for k in (1, 2, 3)])
+    assert bool((e[1:] <= e[:-1] + 1e-10).all())
+    assert float(e[-1].mean()) < float(e[0].mean()) - 0.1
+    net.cfg.tol = 1e-2
+    assert net.predict(x, 50).shape == x.shape
+
+
 def test_retrieval_quality_on_digits(digits_all):
     """The docs' table: the recipe's options (normalize, β = 64), one update, 32 of 64
     pixels hidden at random places, 3 masks. Against two baselines paired on the same masked
