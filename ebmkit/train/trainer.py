@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .. import checkpoint as ckpt
 from ..errors import ConfigError
-from ..model import EnergyModel
+from ..model import EnergyModel, resolve_strategy
 from ..strategies import StepOutput
 from . import guard, parallel, rundir
 from ..callbacks import Callbacks
@@ -207,16 +207,7 @@ class Trainer:
             raise ConfigError("resume=True needs checkpoint_dir: the directory of the run to "
                               "continue")
 
-        if strategy is None:
-            try:
-                strategy = model.default_strategy()
-            except NotImplementedError as exc:
-                raise ConfigError(f"{type(model).__name__} has no default strategy; pass one, "
-                                  f"e.g. Trainer(model, strategy=ek.strategies.Architectural())"
-                                  ) from exc
-        if not callable(strategy):
-            raise ConfigError(f"strategy must be callable as strategy(model, batch) -> "
-                              f"StepOutput, got {type(strategy).__name__}")
+        strategy = resolve_strategy(model, strategy, "Trainer")
         self.model, self.strategy = model, strategy
         self._call_model = call_model  # what the strategy is given (compiled, or the model)
 

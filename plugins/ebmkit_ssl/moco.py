@@ -26,8 +26,7 @@ from torch import Tensor, nn
 
 import ebmkit as ek
 
-from .base import SSLConfig
-from .momentum import MomentumQueue, finite_mean
+from .momentum import MomentumQueue, MomentumQueueConfig, finite_mean
 
 __all__ = ["MoCo", "MoCoConfig", "MoCoLoss"]
 
@@ -52,7 +51,7 @@ class MoCoLoss(nn.Module):
 
 
 @dataclass
-class MoCoConfig(SSLConfig):
+class MoCoConfig(MomentumQueueConfig):
     """MoCo's options.
 
     Attributes:
@@ -71,11 +70,7 @@ class MoCoConfig(SSLConfig):
     """
 
     queue: int = 1024
-    momentum: float = 0.99
     temperature: float = 0.2
-    proj_layers: int = 2
-    head_batch_norm: bool = True
-    shuffle_bn: bool = True
     degrees: float = 10.0
     scale: float = 0.1
 

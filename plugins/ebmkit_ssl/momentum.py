@@ -26,6 +26,7 @@ online weights, not to the moving average).
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ import ebmkit as ek
 from .base import JointEmbedding, SSLConfig
 from .memory import Memory
 
-__all__ = ["MomentumQueue", "finite_mean", "momentum_copy"]
+__all__ = ["MomentumQueue", "MomentumQueueConfig", "finite_mean", "momentum_copy"]
 
 
 def momentum_copy(net: nn.Module) -> nn.Module:
@@ -50,6 +51,18 @@ def finite_mean(e: Tensor) -> Tensor:
     0 when there are none. No host sync."""
     finite = torch.isfinite(e)
     return e.detach().where(finite, 0.0).sum() / finite.sum().clamp_min(1)
+
+
+@dataclass
+class MomentumQueueConfig(SSLConfig):
+    """The options MoCo and PIRL share (each documents them in its own config): the key
+    network's EMA rate ``momentum``, a two-layer head with batch norm in its hidden layer,
+    and shuffled batch norm (``shuffle_bn``, above)."""
+
+    momentum: float = 0.99
+    proj_layers: int = 2
+    head_batch_norm: bool = True
+    shuffle_bn: bool = True
 
 
 class MomentumQueue(JointEmbedding):

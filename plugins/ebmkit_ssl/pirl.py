@@ -43,8 +43,7 @@ from torch import Tensor, nn
 import ebmkit as ek
 
 from .augment import jigsaw
-from .base import SSLConfig
-from .momentum import MomentumQueue, finite_mean
+from .momentum import MomentumQueue, MomentumQueueConfig, finite_mean
 
 __all__ = ["PIRL", "PIRLConfig", "PIRLLoss"]
 
@@ -76,7 +75,7 @@ class PIRLLoss(nn.Module):
 
 
 @dataclass
-class PIRLConfig(SSLConfig):
+class PIRLConfig(MomentumQueueConfig):
     """PIRL's options.
 
     Attributes:
@@ -90,10 +89,6 @@ class PIRLConfig(SSLConfig):
     """
 
     bank: int = 1024
-    momentum: float = 0.99
-    proj_layers: int = 2
-    head_batch_norm: bool = True
-    shuffle_bn: bool = True
     tiles: int = 2
     temperature: float = 0.2
     weight: float = 0.5
