@@ -120,8 +120,9 @@ def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def chromium(browser: str, args: list[str], timeout: float = 120) -> str:
-    """Run headless Chromium with a fresh profile; its stdout."""
+def chromium(browser: str, args: list[str], timeout: float = 300) -> str:
+    """Run headless Chromium with a fresh profile; its stdout. (300 s: a probe that takes
+    seconds alone took over 120 s on a 2-core machine loaded by two test runs.)"""
     with tempfile.TemporaryDirectory(prefix="ebmkit-chromium-") as profile:
         proc = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", *args],
                               capture_output=True, text=True, timeout=timeout)
