@@ -35,6 +35,37 @@ def _sync(device: object) -> None:
         torch.cuda.synchronize()
 
 
+def _time_pair(ours: object, hand: object, device: object,
+               repeats: int) -> tuple[float, float, str, str]:
+    """Median times of ``ours`` and ``hand`` (after one warm-up call each), interleaved over
+    3·repeats rounds with the order flipping every round, the device's name and how it was
+    timed. On the CPU: one intra-op thread and the process's CPU time (on a shared machine the
+    wall clock counts the other tenants' turns; CPU time of one thread is this work alone). On
+    CUDA: wall time, synchronised after each call (by ``ours``/``hand`` themselves)."""
+    import torch
+
+    cpu = getattr(device, "type", str(device)) == "cpu"
+    clock = time.process_time if cpu else time.perf_counter
+    threads = torch.get_num_threads()
+    if cpu:
+        torch.set_num_threads(1)
+    times: list[list[float]] = [[], []]
+    try:
+        with torch.no_grad():
+            ours(), hand()  # warm-up: first-call allocations are not the update's cost
+            for r in range(3 * repeats):  # interleaved, the order flipping every round
+                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                    start = clock()
+                    (ours, hand)[i]()
+                    times[i].append(clock() - start)
+    finally:
+        torch.set_num_threads(threads)
+    kind = getattr(device, "type", str(device))
+    name = torch.cuda.get_device_name(0) if kind == "cuda" else "cpu"
+    how = "CPU time of 1 intra-op thread" if cpu else "wall time, synchronised"
+    return statistics.median(times[0]), statistics.median(times[1]), name, how
+
+
 def _retrieve_rows(device: object, smoke: bool, repeats: int) -> list[Result]:
     import torch
 
@@ -62,29 +93,7 @@ def _retrieve_rows(device: object, smoke: bool, repeats: int) -> list[Result]:
     diff = float((ours() - hand()).abs().max())
     if diff > 1e-5:
         raise RuntimeError(f"hopfield.retrieve and the hand-written update differ by {diff}")
-    cpu = getattr(device, "type", str(device)) == "cpu"
-    # On the CPU: one intra-op thread and the process's CPU time (on a shared machine the wall
-    # clock counts the other tenants' turns; CPU time of one thread is this work alone). On
-    # CUDA: wall time, synchronised after each call.
-    clock = time.process_time if cpu else time.perf_counter
-    threads = torch.get_num_threads()
-    if cpu:
-        torch.set_num_threads(1)
-    times: list[list[float]] = [[], []]
-    try:
-        with torch.no_grad():
-            ours(), hand()  # warm-up: first-call allocations are not the update's cost
-            for r in range(3 * repeats):  # interleaved, the order flipping every round
-                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                    start = clock()
-                    (ours, hand)[i]()
-                    times[i].append(clock() - start)
-    finally:
-        torch.set_num_threads(threads)
-    t_ours, t_hand = statistics.median(times[0]), statistics.median(times[1])
-    kind = getattr(device, "type", str(device))
-    name = torch.cuda.get_device_name(0) if kind == "cuda" else "cpu"
-    how = "CPU time of 1 intra-op thread" if cpu else "wall time, synchronised"
+    t_ours, t_hand, name, how = _time_pair(ours, hand, device, repeats)
     return [Result(
         f"hopfield.retrieve, one step (N={len(X):,} stored, {n_q:,} queries, D=64)", t_ours, t_hand,
         "hand-written softmax(β·Q·Xᵀ)·X", 1.05, device=name,
@@ -122,28 +131,10 @@ def _completion_rows(device: object, smoke: bool, repeats: int) -> list[Result]:
     diff = float((ours() - hand()).abs().max())
     if diff > 1e-4:
         raise RuntimeError(f"hopfield.predict and the hand-written completion differ by {diff}")
-    cpu = getattr(device, "type", str(device)) == "cpu"
-    clock = time.process_time if cpu else time.perf_counter
-    threads = torch.get_num_threads()
-    if cpu:
-        torch.set_num_threads(1)
-    times: list[list[float]] = [[], []]
-    try:
-        with torch.no_grad():
-            ours(), hand()
-            for r in range(3 * repeats):
-                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                    start = clock()
-                    (ours, hand)[i]()
-                    times[i].append(clock() - start)
-    finally:
-        torch.set_num_threads(threads)
-    kind = getattr(device, "type", str(device))
-    name = torch.cuda.get_device_name(0) if kind == "cuda" else "cpu"
-    how = "CPU time of 1 intra-op thread" if cpu else "wall time, synchronised"
+    t_ours, t_hand, name, how = _time_pair(ours, hand, device, repeats)
     return [Result(
         f"hopfield.predict, half-masked queries (N={len(X):,} stored, {n_q:,} queries, one "
-        f"step, normalize=True)", statistics.median(times[0]), statistics.median(times[1]),
+        f"step, normalize=True)", t_ours, t_hand,
         "hand-written softmax(β(Y·Xᵀ − ½M·(X²)ᵀ))·X (visible-entry distances)",
         1.0, device=name,
         notes=f"float32, β={beta}, 32 of 64 pixels hidden; max |difference| {diff:.1e}; "
