@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import math
 import random
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -21,7 +19,7 @@ from .. import checkpoint as ckpt
 from ..errors import ConfigError
 from ..model import EnergyModel, resolve_strategy
 from ..strategies import StepOutput
-from . import guard, parallel, rundir
+from . import epoch, guard, parallel, rundir
 from ..callbacks import Callbacks
 from .batching import make_source
 from .distributed import Dist, setup
@@ -44,8 +42,6 @@ log = logging.getLogger("ebmkit.train")
 
 RUN_FORMAT = "ebmkit.run/1"
 # Record keys of the trainer's own; a strategy log with one of these names gets a prefix.
-_RESERVED = frozenset({"epoch", "step", "loss", "lr", "time_s", "samples_per_s", "retries"})
-
 
 class Trainer:
     """Train an [`EnergyModel`][ebmkit.model.EnergyModel] with a strategy.
@@ -413,19 +409,7 @@ class Trainer:
                           f"(pass resume=True to continue it instead)", stacklevel=3)
 
     def _report(self, record: Mapping[str, Any]) -> None:
-        show = self._show_progress()
-        if not (show or log.isEnabledFor(logging.INFO)):
-            return
-        parts = [f"epoch {record['epoch']}/{self.epochs}", f"loss {record['loss']:.4g}"]
-        parts += [f"{k} {v:.4g}" for k, v in record.items()
-                  if k.startswith("val_") and isinstance(v, float)]
-        parts.append(f"{record['time_s']:.2f} s")
-        line = ", ".join(parts)
-        log.info(line)
-        if show:
-            from tqdm.auto import tqdm
-
-            tqdm.write(line, file=sys.stderr)
+        epoch.report(self, record)
 
     # ---------------------------------------------------------------- divergence guard
     def _current_lr(self) -> float:
@@ -434,61 +418,12 @@ class Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def _epoch_with_guard(self, source: Any) -> dict[str, Any]:
-        # Snapshot at the start of the epoch; a diverged attempt replays the whole epoch
-        # (same permutation, same RNG) with a lower lr, which keeps retries deterministic
-        # for any data source, including a DataLoader that cannot be rewound.
-        snap = guard.snapshot(self)  # None when no retry is allowed
-        bad_steps: list[int] = []
-        while True:
-            t0 = time.perf_counter()
-            monitor = self._run_epoch(source)
-            elapsed = time.perf_counter() - t0
-            if monitor.bad_step is None:
-                break
-            bad_steps.append(monitor.bad_step)
-            epoch = self.epoch + 1
-            if len(bad_steps) > self.max_retries:
-                raise guard.fail(self, snap, bad_steps)  # the last good weights are back
-            old = self._current_lr()
-            assert snap is not None
-            guard.restore(self, snap, self.lr_backoff ** len(bad_steps))
-            log.warning("epoch %d diverged at step %d (non-finite loss or energy); restored the "
-                        "start of the epoch, lr %.3g -> %.3g, retry %d/%d", epoch,
-                        monitor.bad_step, old, self._current_lr(), len(bad_steps),
-                        self.max_retries)
-        self.epoch += 1
-        if not monitor.counts or monitor.counts[0] == 0:
-            raise ConfigError("the data yielded no batches; expected at least one sample")
-        record: dict[str, Any] = {"epoch": self.epoch, "step": self.step,
-                                  "loss": monitor.running_loss()}
-        for key, value in monitor.means().items():
-            record[f"strategy/{key}" if key in _RESERVED else key] = value
-        samples = monitor.counts[0]
-        record.update({"lr": self._current_lr(), "time_s": elapsed,
-                       "samples_per_s": samples / elapsed if elapsed > 0 else math.inf,
-                       "retries": len(bad_steps)})
-        return record
+        return epoch.epoch_with_guard(self, source)
 
     # ---------------------------------------------------------------------- the loop
     def _bad_output(self, out: Any) -> Tensor:
         """Say what is wrong with a strategy's output (the slow path of the loop's check)."""
-        name = self._strategy_name()
-        if not isinstance(out, StepOutput):
-            raise ConfigError(f"strategy {name} returned a {type(out).__name__}; expected "
-                              f"ek.StepOutput(loss, logs) with a scalar loss")
-        loss = out.loss
-        if not isinstance(loss, Tensor):
-            raise ConfigError(f"strategy {name} returned a loss of type {type(loss).__name__}; "
-                              f"expected a scalar tensor")
-        if loss.dim() != 0:
-            raise ConfigError(f"strategy {name} returned a loss of shape {list(loss.shape)}; "
-                              f"expected a scalar (reduce over the batch, e.g. energies.mean())")
-        if self.optimizer is not None and not loss.requires_grad:
-            raise ConfigError(f"strategy {name} returned a loss that does not require grad: it "
-                              f"is not connected to any trainable parameter (computed under "
-                              f"no_grad, or detached?)")
-        raise ConfigError(f"strategy {name} returned logs of type {type(out.logs).__name__}; "
-                          f"expected a dict of scalar tensors")
+        return epoch.bad_output(self, out)
 
     def _run_epoch(self, source: Any) -> EpochMonitor:
         # The hot loop: locals only, no host sync; the monitor reads values back every
