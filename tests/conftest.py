@@ -120,3 +120,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_byhand)
         elif "slow" in item.keywords and not level:
             item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def no_import_circle():
+    """Check a plugin's module graph ({module: {modules it imports}}) has no import circle."""
+
+    def check(graph: dict[str, set[str]]) -> None:
+        def visit(node, stack):
+            assert node not in stack, f"import circle: {' -> '.join([*stack, node])}"
+            for dep in graph.get(node, ()):
+                visit(dep, [*stack, node])
+
+        for module in graph:
+            visit(module, [])
+
+    return check

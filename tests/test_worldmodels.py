@@ -389,7 +389,7 @@ def test_the_bernoulli_decoder_keeps_the_pole_angle_best():
     assert angle["bernoulli"] > max(angle["continuous_bernoulli"], angle["gaussian"])
 
 
-def test_worldmodels_modules_import_no_circle():
+def test_worldmodels_modules_import_no_circle(no_import_circle):
     """No import circle inside the plugin (imports in functions and under TYPE_CHECKING count:
     ``pipeline`` and ``report`` share ``result``, neither imports the other's module)."""
     import ast
@@ -405,13 +405,7 @@ def test_worldmodels_modules_import_no_circle():
                             and node.module}
     assert "pipeline" in graph["cli"] and "result" in graph["report"]
 
-    def visit(node, stack):
-        assert node not in stack, f"import circle: {' -> '.join([*stack, node])}"
-        for dep in graph.get(node, ()):
-            visit(dep, [*stack, node])
-
-    for module in graph:
-        visit(module, [])
+    no_import_circle(graph)
 
 
 # -- the pipeline ---------------------------------------------------------------------------
