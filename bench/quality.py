@@ -28,7 +28,7 @@ import torch
 from .quality_rows import (  # noqa: F401
     EXPLICIT, ROWS, Row, _kde_logpdf, _psnr, classification_items, encode, knn_correct,
     probe_correct, psnr_per_item, row_autoencoder, row_denoising, row_density, row_hopfield,
-    row_kmeans, row_masked, row_ssl, _epochs, _fashion, _pca, _train,
+    row_kmeans, row_masked, row_ssl, runner_of, _epochs, _fashion, _pca, _train,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,10 +44,10 @@ def command(key: str) -> str:
 def run_row(key: str, seeds: tuple[int, ...], quick: bool = False, save: bool = True) -> Row:
     """Run one row on one CPU thread, timing its CPU seconds, and save it as JSON under
     ``runs/quality/`` (when ``save``, and not in quick mode)."""
-    runner = ROWS[key][0]
+    runner = runner_of(key)
     if runner is None:
         raise SystemExit(f"bench quality: the row {key!r} is not implemented yet; implemented: "
-                         f"{', '.join(k for k, v in ROWS.items() if v[0] is not None)}")
+                         f"{', '.join(k for k in ROWS if runner_of(k) is not None)}")
     torch.set_num_threads(1)
     start = time.process_time()
     row = runner(seeds, quick)
@@ -125,8 +125,8 @@ def markdown(rows: dict[str, Row]) -> str:
         lines += ["## Not yet measured", "",
                   "| row | measure | bar | command |", "|---|---|---|---|"]
         for key in missing:
-            runner, measure, bar = ROWS[key]
-            cmd = f"`{command(key)}`" if runner else "not implemented in bench/quality.py yet"
+            _, measure, bar = ROWS[key]
+            cmd = f"`{command(key)}`" if runner_of(key) else "not implemented in bench/quality.py yet"
             lines.append(f"| `{key}` | {measure} | {bar} | {cmd} |")
         lines.append("")
     return "\n".join(lines)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; expected some of {', '.join(ROWS)}")
-    keys = args.rows or [k for k, v in ROWS.items() if v[0] is not None]
+    keys = args.rows or [k for k in ROWS if runner_of(k) is not None]
     for key in keys:
         row = run_row(key, tuple(args.seeds), args.quick)
         print(f"{key}: {row.figures} met={row.met} cpu={row.cpu_s:.0f}s", flush=True)

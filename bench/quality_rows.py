@@ -436,10 +436,11 @@ def row_ssl(seeds: tuple[int, ...], quick: bool = False,
 
 
 # ----------------------------------------------------------------------------- the table
-#: Every row of issue 21's table: key -> (runner or None when not implemented here yet,
-#: the family, the measure, the bar). Rows without a runner, or not yet run, are listed in
+#: Every row of issue 21's table: key -> (runner, or "module:function" of a runner in its own
+#: bench module (imported when the row runs), or None when not implemented yet; the measure;
+#: the bar). Rows without a runner, or not yet run, are listed in
 #: docs/quality.md as "not yet measured" with their command.
-ROWS: dict[str, tuple[Callable[..., Row] | None, str, str]] = {
+ROWS: dict[str, tuple[Callable[..., Row] | str | None, str, str]] = {
     "kmeans": (row_kmeans, "NMI with the labels vs scikit-learn KMeans", "within 0.01"),
     "hopfield": (row_hopfield, "retrieval of 1,000 stored images from half-hidden queries vs "
                                "the nearest stored image by the visible half",
@@ -453,13 +454,30 @@ ROWS: dict[str, tuple[Callable[..., Row] | None, str, str]] = {
                    "within 0.1 nats of the KDE on each"),
     "ssl": (row_ssl, "linear probe and cosine 5-NN of ssl.simclr / .vicreg / .byol vs raw "
                   "pixels and the untrained encoder", "above both, significantly"),
-    "autoencoder.variational": (None, "IW test log-likelihood (k ≥ 100, bits/dim, dequantised) "
+    "autoencoder.variational": ("bench.quality_vae:row_vae", "IW test log-likelihood (k ≥ 100, bits/dim, dequantised) "
                                       "vs probabilistic PCA", "above it"),
-    "gan": (None, "classifier FID of gan.dcgan / gan.ebgan / neural.conv samples vs a Gaussian "
+    "gan": ("bench.quality_gen:row_gan", "classifier FID of gan.dcgan / gan.ebgan / neural.conv samples vs a Gaussian "
                   "fitted to the training images; class shares",
             "below the Gaussian; every class ≥ 5%"),
-    "neural.jem": (None, "test accuracy vs the same network as a plain classifier; samples",
+    "neural.jem": ("bench.quality_gen:row_jem", "test accuracy vs the same network as a plain classifier; samples",
                    "within 1.5 points; samples below the Gaussian"),
-    "attention.transformer": (None, "PSNR on hidden patches vs the mean-image fill",
+    "attention.transformer": ("bench.quality_attention:row_attention", "PSNR on hidden patches vs the mean-image fill",
                               "≥ +3 dB"),
 }
+
+
+def runner_of(key: str) -> Callable[..., Row] | None:
+    """The runner of row ``key``: imported from its own bench module where ROWS names one
+    ("module:function"); None when the row is not implemented (or its module not written)."""
+    import importlib
+
+    runner = ROWS[key][0]
+    if not isinstance(runner, str):
+        return runner
+    module, _, name = runner.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+        return None
