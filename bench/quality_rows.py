@@ -461,6 +461,8 @@ ROWS: dict[str, tuple[Callable[..., Row] | str | None, str, str]] = {
             "below the Gaussian; every class ≥ 5%"),
     "neural.jem": ("bench.quality_gen:row_jem", "test accuracy vs the same network as a plain classifier; samples",
                    "within 1.5 points; samples below the Gaussian"),
+    "worldmodels": ("bench.quality_worldmodels:row_worldmodels", "mean return over 100 "
+                    "CartPole evaluation episodes, per seed", "≥ 195 on 2 of 3 seeds, ≤ 15 CPU-min"),
     "attention.transformer": ("bench.quality_attention:row_attention", "PSNR on hidden patches vs the mean-image fill",
                               "≥ +3 dB"),
 }
