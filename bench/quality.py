@@ -32,7 +32,9 @@ from .quality_rows import (  # noqa: F401
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "runs" / "quality"   # one JSON per row, so rows can be run one at a time
+# one JSON per row, tracked in git: rows are run one at a time (some take CPU-hours), and
+# docs/quality.md is rebuilt from all of them on every run
+RESULTS = ROOT / "bench" / "quality_results"
 SEEDS = (0, 1, 2)
 
 
@@ -43,7 +45,7 @@ def command(key: str) -> str:
 
 def run_row(key: str, seeds: tuple[int, ...], quick: bool = False, save: bool = True) -> Row:
     """Run one row on one CPU thread, timing its CPU seconds, and save it as JSON under
-    ``runs/quality/`` (when ``save``, and not in quick mode)."""
+    ``bench/quality_results/`` (when ``save``, and not in quick mode)."""
     runner = runner_of(key)
     if runner is None:
         raise SystemExit(f"bench quality: the row {key!r} is not implemented yet; implemented: "
@@ -133,7 +135,7 @@ def markdown(rows: dict[str, Row]) -> str:
 
 
 def load_rows() -> dict[str, Row]:
-    """The rows saved under ``runs/quality/``, in the table's order."""
+    """The rows saved under ``bench/quality_results/``, in the table's order."""
     out = {}
     for key in ROWS:
         path = RESULTS / f"{key}.json"
