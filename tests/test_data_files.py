@@ -262,9 +262,6 @@ def test_cli_trains_an_autoencoder_on_a_folder_then_eval_sample_and_reload(folde
 
 
 def test_cli_trains_simclr_with_a_resnet_encoder_on_a_folder(folder, tmp_path):
-    if "resnet" not in ek.plugins.list_entries("networks") and "resnet" not in [
-            e.name for e in ek.plugins.list_entries("networks")]:
-        pytest.xfail("waits on the networks registry's 'resnet' (issue 20 §1)")
     # `--set encoder=resnet` is ResNet-18 at width 64: ~2 min for one epoch of 285 images on
     # a busy 2-core machine. The same network at depth 10, width 16 keeps this test short.
     run = tmp_path / "simclr"
