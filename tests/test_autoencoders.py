@@ -234,6 +234,49 @@ def test_variational_likelihood_and_samples(digits):
     assert {"elbo", "log_likelihood", "mse", "psnr"} <= set(report)
 
 
+def test_iw_bound_rises_to_the_exact_likelihood_of_a_linear_gaussian_model():
+    """Linear decoder, Gaussian with a fixed σ: the marginal is exactly N(b, WWᵀ + σ²I).
+    With the (untrained, so imperfect) linear encoder as q, ``log_likelihood`` is a lower
+    bound that rises with k towards the exact log-likelihood."""
+    torch.manual_seed(0)
+    d, k, std = 6, 2, 0.5
+    model = ek.get_model("autoencoder.variational", dim=d, code=k, low=-10.0, high=10.0,
+                         likelihood="gaussian", std=std, encoder=torch.nn.Linear(d, 2 * k),
+                         decoder=torch.nn.Linear(k, d)).eval()
+    w, b = model.decoder.weight.detach(), model.decoder.bias.detach()
+    exact_model = torch.distributions.MultivariateNormal(b, w @ w.T + std ** 2 * torch.eye(d))
+    y = exact_model.sample((400,))
+    exact = float(exact_model.log_prob(y).mean())
+    bound = {}
+    for n in (1, 10, 1000):
+        torch.manual_seed(1)
+        bound[n] = float(model.log_likelihood(y, k=n).mean())
+    print(f"\nlinear-Gaussian: exact {exact:.3f} nats; IW bound {bound}")
+    assert bound[1] < bound[10] < bound[1000] <= exact + 0.01
+    assert exact - bound[1000] < 0.2 * (exact - bound[1])  # most of the gap closes
+    with torch.no_grad():
+        assert abs(float(model.elbo(y, samples=256).mean()) - bound[1]) < 0.5  # k = 1: ELBO
+
+
+def test_dequantize_spreads_each_grey_level_over_its_bin():
+    vae = ek.get_model("autoencoder.variational", dim=256, dequantize=256)
+    y = (torch.arange(256.0) / 255).reshape(1, 256).repeat(50, 1)
+    x = vae.dequantize(y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.floor(x * 256), torch.round(y * 255))  # in [k/256, (k+1)/256)
+    assert float((x * 256 - torch.floor(x * 256)).std()) > 0.25  # ~U[0, 1): std 0.289
+    vae.train()
+    torch.manual_seed(0)
+    f1 = vae.free_energy(y[:2])
+    vae.eval()  # eval: y as given
+    torch.manual_seed(0)
+    f2 = vae.free_energy(vae.dequantize(y[:2]))  # the same draws of u, then of z
+    assert torch.allclose(f1, f2)
+    assert not torch.allclose(f1, vae.free_energy(y[:2]))
+    for bad in ({"dequantize": 1}, {"dequantize": -2}, {"dequantize": 256, "low": -1.0}):
+        with pytest.raises(ConfigError):
+            ek.get_model("autoencoder.variational", dim=4, **bad)
+
+
 def test_anomaly_scores_find_the_unseen_digit(digits):
     """The default autoencoder (no options) on its registered recipe: its score, the
     cross-entropy minus its floor H(y), finds the unseen digit; the raw cross-entropy (what

@@ -21,9 +21,15 @@ Decoders (``likelihood``):
   density (the Bernoulli has mass only on {0, 1}); its "log-likelihood" is then minus a
   cross-entropy, not nats of any density on [0, 1].
 
-On quantised data (digits take 17 grey levels) a density's value at the data points is
-comparable with other densities only after dequantisation (adding uniform noise within
-each level, as the tests do).
+On quantised data (digits take 17 grey levels, Fashion-MNIST 256) a density's value at the
+data points is comparable with other densities only after dequantisation: each grey level
+k of n is spread uniformly over its bin, x = (k + u)/n with u ~ U[0, 1). ``dequantize=n``
+does this to every training batch (``dequantize(y)`` is the same map, for evaluation), so
+the model learns a density of x; without it a learned decoder σ (or continuous-Bernoulli
+rate) can collapse onto the exact grey levels (the black background) and its density is
+then meaningless between them. For such a density p on [0, 1]^D, −log₂ p(x)/D + log₂ n
+bits/dim bounds the discrete model's −log₂ P(k)/D from above in expectation over u
+(Jensen; the bins have width 1/n).
 
 Axis letters in shape comments: B batch, D features, K code size, S samples of z.
 """
@@ -92,6 +98,9 @@ class VariationalConfig(NetConfig):
     samples: int = 1  # draws of z per ELBO estimate
     iw_samples: int = 64  # k of the importance-weighted log-likelihood metric
     std: float | None = None  # gaussian: fixed decoder σ; None learns one σ per feature
+    # grey levels n of quantised data stored as k/(n − 1) (256 for 8-bit images); > 0: each
+    # training batch is dequantised to (k + u)/n, u ~ U[0, 1). 0: trained on y as given
+    dequantize: int = 0
 
 
 class VariationalAutoencoder(FamilyBase):
@@ -121,6 +130,13 @@ class VariationalAutoencoder(FamilyBase):
         number("kl_weight", cfg.kl_weight, low=0.0, who=who)
         at_least("samples", cfg.samples, who=who)
         at_least("iw_samples", cfg.iw_samples, who=who)
+        at_least("dequantize", cfg.dequantize, 0, who=who)
+        if cfg.dequantize == 1:
+            raise ConfigError(f"{who}: dequantize must be 0 (off) or the number of grey levels "
+                              f"n >= 2 (256 for 8-bit images), got 1")
+        if cfg.dequantize and not in_unit_box:
+            raise ConfigError(f"{who}: dequantize={cfg.dequantize} needs data k/(n − 1) in "
+                              f"[0, 1], but low={cfg.low}, high={cfg.high}")
         if cfg.std is not None and not cfg.std > 0:
             raise ConfigError(f"{who}: std must be > 0 or None (learned), got {cfg.std!r}")
         self.cfg = cfg
@@ -203,14 +219,31 @@ class VariationalAutoencoder(FamilyBase):
         z, _ = self._draw(mu, logvar, samples or self.cfg.samples)
         return self.log_px(y, z).mean(dim=0) - beta * self.kl(mu, logvar)
 
+    def dequantize(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Grey levels y = k/(n − 1) spread over their bins: x = (k + u)/n, u ~ U[0, 1), with
+        n = ``cfg.dequantize`` (256 when it is 0), ``[B, D]``. Training does this to every
+        batch when ``dequantize`` > 0; evaluate densities on such x."""
+        n = self.cfg.dequantize or 256
+        y = self.flat(y)
+        u = torch.rand(y.shape, generator=generator, device=y.device if generator is None
+                       else generator.device).to(y)
+        return (torch.round(y * (n - 1)) + u) / n
+
     def free_energy(self, y: Tensor, x: Tensor | None = None) -> Tensor:
-        """F(y) = −ELBO(y) (with β: E_q[−log p(y | z)] + β·KL), ``[B]``; stochastic."""
+        """F(y) = −ELBO(y) (with β: E_q[−log p(y | z)] + β·KL), ``[B]``; stochastic. In
+        training with ``dequantize`` > 0, of the dequantised batch."""
+        if self.training and self.cfg.dequantize:
+            y = self.dequantize(y)
         return -self.elbo(y, beta=self.cfg.kl_weight)
 
     def log_likelihood(self, y: Tensor, k: int | None = None, chunk: int = 64) -> Tensor:
-        """Importance-weighted estimate of log p(y) with k samples of q (no gradients):
+        """The importance-weighted lower bound on log p(y) (Burda et al., 2016), ``[B]``,
+        with k samples z_i ~ q(z | y) (no gradients):
 
-        log (1/k) Σ_i p(y | z_i) p(z_i) / q(z_i | y) ≤ log p(y), tighter as k grows. ``[B]``.
+            L_k(y) = log (1/k) Σ_i p(y | z_i) p(z_i) / q(z_i | y),   E[L_k] ≤ log p(y),
+
+        a *bound*, not the likelihood: E[L_k] rises with k towards log p(y) (k = 1 is the
+        ELBO). One draw of L_k is a random variable and can exceed log p(y) by chance.
         """
         k = k or self.cfg.iw_samples
         with torch.no_grad():
