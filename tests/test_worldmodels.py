@@ -1,10 +1,11 @@
 """World Models (``worldmodels``): M's maths, the policy contract, bad input, the pipeline.
 
 Fast tests check the mixture NLL against a hand computation, its stability, the end head,
-the policy's determinism and save/load, and the clear errors. The slow test runs the whole
-pipeline on a tiny budget; the by-hand test runs the default recipe and asserts its quality
-bars (V+M ≥ 195 over 20 seeded real episodes, above V-only and random; V beats the mean
-frame; M beats "the latent stays the same").
+the policy's determinism and save/load, and the clear errors. The slow tests run the whole
+pipeline on a tiny budget, and the default recipe on seed 0 with its quality bars (V+M ≥ 195
+over 20 seeded real episodes, above V-only and random; V beats the mean frame; M beats "the
+latent stays the same"; trained within 15 CPU-minutes). The by-hand test runs issue 21's
+protocol: seeds 0, 1, 2, each judged over 100 evaluation episodes, ≥ 195 on two of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -483,15 +485,15 @@ def test_demo_shows_the_short_run(tmp_path, fresh_plugins, monkeypatch):
 
 @pytest.mark.slow
 def test_default_recipe_quality(tmp_path):
-    """The default command's recipe (8-10 CPU-minutes): the quality bars of the issue.
+    """The default command's recipe, seed 0, on CI's budget: V+M ≥ 195 over its 20 seeded
+    episodes, above V-only and random, trained within 15 CPU-minutes (one thread).
 
-    Seeded (the command's default seed 0, which reached 476.4). The bar is not seed-robust:
-    seed 1 reached only 149.8 with the same budget (docs/families/worldmodels.md), and another
-    thread count or BLAS gives other float sums and so possibly another search trajectory.
+    The cheaper half of issue 21's protocol (one seed, 20 episodes, about 10 CPU-minutes with
+    the ablation); the whole protocol, 3 seeds × 100 episodes, is the by-hand test below.
     """
     from ebmkit_worldmodels.pipeline import RunConfig, run
 
-    _, result = run(RunConfig(), tmp_path)
+    _, result = run(RunConfig(device="cpu"), tmp_path)
     print(*(f"{k}: {np.mean(v):.1f}" for k, v in result.returns.items()), result.seconds)
     assert len(result.returns["V+M"]) == 20
     assert result.mean("V+M") >= 195
@@ -499,4 +501,22 @@ def test_default_recipe_quality(tmp_path):
     assert 15 <= result.mean("random") <= 30  # ≈ 20 with these seeds
     assert result.vision_test["mse"] < result.vision_test["mse_mean_frame"]
     assert result.memory_test["nll"] < result.memory_test["nll_same_latent"]
-    assert result.seconds["total"] <= 15 * 60  # the whole command, on CI's 2 cores
+    # CPU time, not the wall clock (which other jobs on the machine inflate)
+    assert result.seconds["cpu_train"] <= 15 * 60
+
+
+@pytest.mark.byhand
+def test_default_recipe_solves_cartpole_on_two_of_three_seeds():
+    """Issue 21's protocol: the default command, seeds 0, 1, 2, each judged over 100
+    evaluation episodes (seeds no training step uses), mean return ≥ 195 on at least two,
+    each trained within 15 CPU-minutes on one thread (``python -m bench quality
+    worldmodels`` runs the same row; about 20 CPU-minutes in all)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ at the repo root
+    from bench.quality_worldmodels import BAR, CPU_BUDGET_S, EPISODES, row_worldmodels
+
+    row = row_worldmodels((0, 1, 2))
+    print(row.figures, row.notes)
+    means, cpu = row.figures["V+M mean return"], row.figures["training CPU s"]
+    assert len(means) == 3 and EPISODES == 100
+    assert sum(m >= BAR and c <= CPU_BUDGET_S for m, c in zip(means, cpu)) >= 2, row.notes
+    assert row.met
