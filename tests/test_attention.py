@@ -375,7 +375,7 @@ def test_transformer_follows_the_masked_image_conventions(device):
 def test_transformer_trains_through_the_unrolled_steps():
     """The strategy's loss reaches every parameter through the descent (α, the attention and
     memory weights included); a short fit (12 epochs of a small model, ~6 CPU-seconds) fills
-    the hidden patches of all 360 test digits better than the training mean image does, on
+    the hidden patches of all 359 test digits better than the training mean image does, on
     two mask draws (measured: 0.834× and 0.834× the mean fill's squared error; bar 0.9×),
     and with the *trained* step size every descent step lowers the token energy."""
     torch.manual_seed(0)
@@ -424,24 +424,39 @@ def psnr_on_hidden(model, test, train, seed=0):
 
 
 @pytest.mark.slow
-def test_transformer_recipe_beats_mean_filling():
-    """`ebmkit train attention.transformer --data digits`'s recipe (100 epochs of batch 64,
-    256 memories, 8 heads; about 4 minutes of one CPU core): the token energy falls at every
-    step on the test split, and the PSNR on its hidden patches beats mean-image filling by
-    ≥ 3 dB, the family's issue's bar. Measured: 14.57 dB against 11.48 dB, +3.09 dB (this mask
-    draw), +3.20 and +3.18 dB on two others; from training seed 1, +3.32 to +3.50 dB."""
-    recipe = ek.plugins.get_entry("models", "attention.transformer").demo
+def test_transformer_recipe_beats_mean_filling(tmp_path):
+    """Issue 21, part 3: the plain command `ebmkit train attention.transformer` (its digits
+    recipe: 120 epochs of batch 32, cosine rate, 2 descent steps, 256 memories, 8 heads; it
+    trains on the 95% of the training split it keeps, never the test split) from seeds 0, 1,
+    2, each judged on all 359 test digits with 3 mask draws. The mean gain in PSNR on the
+    hidden patches over filling them with the training mean image is ≥ +3 dB over the 9
+    (seed, mask) pairs, every training takes ≤ 300 CPU-seconds (one thread), and the token
+    energy falls at every step with the trained step size. Measured (bench/quality_attention.py,
+    the same protocol): +3.87 ± 0.14 dB (seeds' means +4.10, +3.80, +3.72; every pair above
+    +3.6), 115-119 CPU-seconds per training, about 6 CPU-minutes in all."""
+    import time
+
+    from ebmkit.runs import train_run
+
     train, test = ek.get_dataset("digits"), ek.get_dataset("digits", split="test")
-    torch.manual_seed(0)
-    et = ek.get_model("attention.transformer", **recipe.get("options", {}))
-    ek.Trainer(et, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
-               progress=False, seed=0).fit(train)
-    et.eval()
-    ours, mean_fill, energies = psnr_on_hidden(et, test, train)
-    print(f"PSNR {ours:.2f} dB vs mean-image filling {mean_fill:.2f} dB; step size "
-          f"{float(et.step_size.detach()):.4f}")
-    assert bool((energies[1:] <= energies[:-1]).all())  # with the trained step size
-    assert ours >= mean_fill + 3.0
+    gains, cpu = [], []
+    for seed in (0, 1, 2):
+        start = time.process_time()
+        run, _ = train_run("attention.transformer", "digits", out=tmp_path / str(seed),
+                           seed=seed, device="cpu", plots=False, progress=False)
+        cpu.append(time.process_time() - start)
+        et = ek.load(run).eval()
+        for draw in range(3):
+            ours, mean_fill, energies = psnr_on_hidden(et, test, train,
+                                                       seed=1000 * (draw + 1) + seed)
+            gains.append(ours - mean_fill)
+            assert bool((energies[1:] <= energies[:-1]).all()), (seed, draw)
+    iv = ek.stats.mean_interval(gains)
+    print(f"gains over the mean fill (seed-major, 3 masks each): "
+          f"{[round(g, 2) for g in gains]}; mean {iv}; CPU-s per training "
+          f"{[round(c) for c in cpu]}")
+    assert iv.mean >= 3.0
+    assert max(cpu) <= 300.0
 
 
 # ---------------------------------------------------------------------------------- plots, CLI
