@@ -337,3 +337,36 @@ def test_fashion_mnist_28(scores):
     report = scores(model, "fashion-mnist", n=1000)
     print(f"\nfashion-mnist 28×28, {history[-1]['time_s']:.1f} s/epoch: {report}")
     assert report.fid < report.fid_ceiling
+
+
+def test_quality_row_frechet_and_its_bootstrap():
+    """bench/quality_gen.py's pieces (issue 21's gan / neural.jem rows): the Fréchet distance
+    equals its closed form for diagonal covariances, ‖μ1 − μ2‖² + Σ (√a − √b)²; the paired
+    bootstrap puts a shifted set's excess FID in an interval above 0 and two draws of the
+    same distribution in one that covers 0; the fitted Gaussian's draws are in [0, 1]."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ at the repo root
+    from bench.quality_gen import fid_bootstrap, frechet, gaussian_samples
+
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    a, b = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 9.0])
+    expected = float((mu1 - mu2).square().sum() + (a.sqrt() - b.sqrt()).square().sum())
+    assert frechet(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(expected, abs=1e-9)
+    # a full covariance against itself: 0 (rotation-invariant square roots)
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(0)))
+    cov = q @ torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.5, 0.1])) @ q.T
+    assert abs(frechet(torch.zeros(5), cov, torch.zeros(5), cov)) < 1e-6
+    g = torch.Generator().manual_seed(1)
+    ref, same, shifted = (torch.randn(2000, 4, generator=g, dtype=torch.float64)
+                          for _ in range(3))
+    far = fid_bootstrap(shifted + 0.3, same, ref, n_resamples=100)
+    assert far["low"] > 0 and far["difference"] == pytest.approx(
+        far["fid_a"] - far["fid_b"])
+    near = fid_bootstrap(same, shifted, ref, n_resamples=100)
+    assert near["low"] < 0 < near["high"]
+    y = ek.get_dataset("digits").y
+    draws = gaussian_samples(y, 500, seed=0)
+    assert draws.shape == (500, y.shape[1]) and 0 <= float(draws.min()) <= float(draws.max()) <= 1
+    assert float((draws.mean(0) - y.mean(0)).abs().max()) < 0.1
