@@ -35,8 +35,8 @@ def fashion():
         pytest.skip(f"fashion-mnist not installed: {exc}")
 
 
-def _meets(key: str) -> None:
-    row = quality.run_row(key, quality.SEEDS, save=False)
+def _meets(key: str, seeds: tuple[int, ...] = quality.SEEDS) -> None:
+    row = quality.run_row(key, seeds, save=False)
     print(f"\n{key}: {row.figures}\n  " + "\n  ".join(row.comparisons)
           + f"\n  CPU {row.cpu_s:.0f} s")
     assert row.met, f"{key} misses its bar ({row.bar}): {row.figures}; {row.comparisons}"
@@ -49,16 +49,18 @@ def test_fashion_row_ci(key):
 
 
 @pytest.mark.byhand
-@pytest.mark.parametrize("key", ["kmeans", "masked.image",
-                                 "neural.mlp", "ssl"])
+@pytest.mark.parametrize("key", ["kmeans", "masked.image", "neural.mlp", "ssl",
+                                 "autoencoder.variational", "gan", "neural.jem",
+                                 "attention.transformer", "worldmodels"])
 def test_fashion_row_byhand(key):
     _meets(key)
 
 
 @pytest.mark.slow
-def test_fashion_row_vae():
-    """``autoencoder.variational`` (slow: 526 CPU-s for the three seeds when measured, about
-    175 a seed, 120 of them training): its IW-100 bound, 4.38 bits/dim on the dequantised
-    test images, against probabilistic PCA's exact 7.47 with the same 8 latents; above it
-    per image on every seed (paired bootstrap, p ≤ 1e-4)."""
-    _meets("autoencoder.variational")
+def test_fashion_row_vae_one_seed():
+    """``autoencoder.variational``, seed 0 only in CI (about 175 CPU-s a seed, 120 of them
+    training; the three seeds are byhand, above): its IW-100 bound, 4.38 bits/dim on the
+    dequantised test images when measured, against probabilistic PCA's exact 7.47 with the
+    same 8 latents; above it per image (paired bootstrap, p ≤ 1e-4). A margin of three
+    bits/dim, so one seed tells as much as three here, at a third of CI's time."""
+    _meets("autoencoder.variational", (0,))

@@ -119,7 +119,8 @@ def test_help_and_models_show_the_recipe(capsys):
     assert "gan.dcgan: recipe: --data digits --epochs" in out
     assert main(["models", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "recipe: --data rings --epochs 15 --batch-size 256 --lr 0.003" in out  # neural.mlp
+    assert ("recipe: --data rings --epochs 40 --batch-size 128 --lr 0.003 --schedule cosine"
+            in out)  # neural.mlp
     assert main(["models", "--json"]) == 0
     listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
     assert listed["kmeans"]["recipe"] == {"data": "digits", "epochs": 3, "batch_size": 256,
