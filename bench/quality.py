@@ -145,7 +145,7 @@ def load_rows() -> dict[str, Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench quality [ROW ...] [--seeds S ...] [--quick] [--no-write]``."""
+    """``python -m bench quality [ROW ...] [--seeds S ...] [--quick] [--no-write] [--report]``."""
     parser = argparse.ArgumentParser(prog="python -m bench quality", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("rows", nargs="*", help=f"rows to run (default: every implemented "
@@ -154,7 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="one epoch, small subsets: a smoke run that saves and writes nothing")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/quality.md")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: rewrite docs/quality.md from the saved results")
     args = parser.parse_args(argv)
+    if args.report:
+        path = ROOT / "docs" / "quality.md"
+        path.write_text(markdown(load_rows()), encoding="utf-8")
+        print(f"wrote {path} from {RESULTS}")
+        return 0
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; expected some of {', '.join(ROWS)}")

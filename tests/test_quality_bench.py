@@ -57,3 +57,17 @@ def test_report_lists_every_row_measured_or_not():
         assert f"`{key}`" in text
     with pytest.raises(SystemExit):
         quality.main(["no-such-row"])
+
+
+def test_docs_quality_is_the_report_of_the_saved_results():
+    """docs/quality.md is what ``python -m bench quality --report`` writes from the results
+    kept in git (bench/quality_results/): nothing in the table is typed by hand, and every
+    saved row is a row of the table's, with its command, seeds and figures."""
+    rows = quality.load_rows()
+    assert rows, "no saved results under bench/quality_results/"
+    for key, row in rows.items():
+        assert key in quality.ROWS and row.key == key, key
+        assert "python -m bench quality" in row.command, (key, row.command)
+        assert row.seeds and all(row.figures.values()), (key, row.figures)
+    text = (Path(quality.ROOT) / "docs" / "quality.md").read_text(encoding="utf-8")
+    assert text == quality.markdown(rows), "stale: run python -m bench quality --report"
