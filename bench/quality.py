@@ -116,7 +116,9 @@ def markdown(rows: dict[str, Row]) -> str:
     for key, row in rows.items():
         figs = "<br>".join(f"{k}: {_fmt(v)}" for k, v in row.figures.items())
         met = {True: "**yes**", False: "**no**", None: "–"}[row.met]
-        lines.append(f"| `{key}` | {row.measure} | {figs} | {row.bar} | {met} | "
+        # a row run on part of its families (e.g. gan.dcgan of gan's three) says which
+        which = "" if row.family.split(" ")[0] == key else f" (measured: {row.family})"
+        lines.append(f"| `{key}`{which} | {row.measure} | {figs} | {row.bar} | {met} | "
                      f"{row.cpu_s:.0f} |")
     lines += ["", "## Paired comparisons and notes", ""]
     for key, row in rows.items():
