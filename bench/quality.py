@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def run_row(key: str, seeds: tuple[int, ...], quick: bool = False, save: bool = 
     start = time.process_time()
     row = runner(seeds, quick)
     row.cpu_s = time.process_time() - start
-    row.command = command(key) + (f" --seeds {' '.join(map(str, seeds))}"
-                                  if tuple(seeds) != SEEDS else "")
+    # the exact command, with any BENCH_* variable that chose a subset (BENCH_GAN_NAMES, ...)
+    chosen = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_"))
+    row.command = (f"{chosen} " if chosen else "") + command(key) + (
+        f" --seeds {' '.join(map(str, seeds))}" if tuple(seeds) != SEEDS else "")
     if save and not quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{key}.json").write_text(json.dumps(row.__dict__, indent=1),
