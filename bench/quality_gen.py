@@ -58,30 +58,6 @@ def gaussian_samples(train_y: Tensor, n: int, seed: int) -> Tensor:
     return (y.mean(0) + eps @ torch.linalg.cholesky(cov).T).clamp(0, 1).float()
 
 
-def train_classifier(images: Tensor, labels: Tensor, image_shape: tuple[int, int, int],
-                     seed: int = 0, epochs: int = 2, batch_size: int = 128) -> Any:
-    """The feature classifier (``ebmkit_gan.scores.Classifier``) trained with Adam (1e-3)
-    on ``images`` ``[N, D]``; returned in eval mode. The global RNG is left alone."""
-    from ebmkit_gan.scores import Classifier
-
-    x = images.reshape(-1, *image_shape).float()
-    k = int(labels.max()) + 1
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = Classifier(image_shape, k)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        net.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x))
-            for i in range(0, len(x), batch_size):
-                idx = perm[i:i + batch_size]
-                loss = torch.nn.functional.cross_entropy(net(x[idx]), labels[idx].long())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    return net.eval()
-
-
 @torch.no_grad()
 def classify(net: Any, images: Tensor, chunk: int = 2000) -> tuple[Tensor, Tensor]:
     """``(features [N, 128] float64, predicted class [N])`` of flat images."""
@@ -161,9 +137,11 @@ class _Judge:
         ty, tlab = test.y, test.labels.reshape(-1)
         start = time.process_time()
         if quick:
+            from ebmkit_gan.scores import train_classifier
+
             self.net = train_classifier(train.y[:6000], train.labels.reshape(-1)[:6000],
-                                        self.shape)
-        else:  # the same training as train_classifier on all 60,000, cached (in the row's
+                                        self.shape, epochs=2)
+        else:  # the same training on all 60,000 (classifier_for), cached (in the row's
             # fresh folder) for the training runs' validation scores, so it is trained once
             from ebmkit_gan.scores import classifier_for
 
@@ -351,5 +329,5 @@ def row_jem(seeds: tuple[int, ...], quick: bool = False) -> Row:
 
 
 __all__ = ["GAN_NAMES", "classify", "draw", "fid", "fid_bootstrap", "frechet",
-           "gaussian_samples", "row_gan", "row_jem", "train_classifier"]
+           "gaussian_samples", "row_gan", "row_jem"]
 

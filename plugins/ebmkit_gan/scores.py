@@ -28,6 +28,7 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from torch import Tensor, nn
 from ebmkit.errors import ConfigError
 
 __all__ = ["ClassifierFeatures", "SampleReport", "SampleScores", "cache_dir", "classifier_for",
-           "evaluate_samples"]
+           "evaluate_samples", "train_classifier"]
 
 _VERSION = 1  # bump when the classifier or its training changes: old caches are ignored
 _EPOCHS = {"digits": 10, "fashion-mnist": 2}
@@ -92,6 +93,31 @@ class ClassifierFeatures(nn.Module):
         return self.classifier.features(images) * self.scale
 
 
+def train_classifier(images: Tensor, labels: Tensor, image_shape: Sequence[int],
+                     num_classes: int | None = None, seed: int = 0, epochs: int = 5,
+                     batch_size: int = 128) -> Classifier:
+    """A feature [`Classifier`][ebmkit_gan.scores.Classifier] trained by Adam (lr 1e-3) on
+    flat or image-shaped ``images`` with integer ``labels``, seeded by ``seed`` (the global
+    RNG is left as it was); returned in eval mode."""
+    shape = tuple(image_shape)
+    k = int(num_classes or int(labels.max()) + 1)
+    x = images.reshape(-1, *shape).float()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = Classifier(shape, k)  # type: ignore[arg-type]
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), batch_size):
+                idx = perm[i:i + batch_size]
+                loss = nn.functional.cross_entropy(net(x[idx]), labels[idx].long())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    return net.eval()
+
+
 def _train(data: str, seed: int) -> tuple[Classifier, float]:
     import ebmkit as ek
 
@@ -100,22 +126,9 @@ def _train(data: str, seed: int) -> tuple[Classifier, float]:
         raise ConfigError(f"classifier scores need labelled images; {data!r} has "
                           f"{'no image_shape' if train.image_shape is None else 'no labels'}")
     shape = tuple(train.image_shape)
-    k = int(train.num_classes or int(train.labels.max()) + 1)
-    x, y = train.y.reshape(-1, *shape), train.labels
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = Classifier(shape, k)  # type: ignore[arg-type]
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        epochs, bs = _EPOCHS.get(data, 5), 64 if len(x) < 10_000 else 128
-        net.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x))
-            for i in range(0, len(x), bs):
-                idx = perm[i:i + bs]
-                loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+    net = train_classifier(train.y, train.labels, shape, train.num_classes, seed,
+                           epochs=_EPOCHS.get(data, 5),
+                           batch_size=64 if len(train.y) < 10_000 else 128)
     net.eval()
     with torch.no_grad():
         xt = test.y.reshape(-1, *shape)
