@@ -55,7 +55,7 @@ def run_row(key: str, seeds: tuple[int, ...], quick: bool = False, save: bool = 
     start = time.process_time()
     row = runner(seeds, quick)
     row.cpu_s = time.process_time() - start
-    # the exact command, with any BENCH_* variable that chose a subset (BENCH_GAN_NAMES, ...)
+    # the exact command, with any BENCH_* variable that chose a subset (BENCH_ATTENTION_PARTS, ...)
     chosen = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_"))
     row.command = (f"{chosen} " if chosen else "") + command(key) + (
         f" --seeds {' '.join(map(str, seeds))}" if tuple(seeds) != SEEDS else "")

@@ -307,9 +307,9 @@ def test_classifier_cache_honours_the_override(tmp_path, monkeypatch, scores):
     sc.classifier_for.cache_clear()
     try:
         net, acc = sc.classifier_for("digits")
-        assert acc > 0.95
+        assert acc > 0.85  # on the 72 validation digits (test digits: about 0.98)
         files = sorted(p.name for p in (tmp_path / "cache" / "classifiers").iterdir())
-        assert files == ["digits-v1-seed0.json", "digits-v1-seed0.safetensors"]
+        assert files == ["digits-v2-seed0.json", "digits-v2-seed0.safetensors"]
         sc.classifier_for.cache_clear()
         again, acc2 = sc.classifier_for("digits")  # loaded, not retrained
         assert acc2 == acc

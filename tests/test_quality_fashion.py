@@ -56,7 +56,8 @@ def test_fashion_row_ci(key):
 
 @pytest.mark.byhand
 @pytest.mark.parametrize("key", ["kmeans", "masked.image", "ssl",
-                                 "autoencoder.variational", "gan", "neural.jem",
+                                 "autoencoder.variational", "gan.dcgan", "gan.ebgan",
+                                 "neural.conv", "neural.jem",
                                  "attention.transformer", "worldmodels"])
 def test_fashion_row_byhand(key):
     _meets(key)

@@ -2,19 +2,25 @@
 
 Inception weights would have to be downloaded, and an ImageNet network says little about
 8×8 digits anyway. Instead ebmkit trains a small classifier on the **training split of the
-same data set**, caches it in the user's cache directory, and uses its penultimate layer as
+same data set** (less the validation rows ``ebmkit train`` holds out,
+[`split_validation`][ebmkit.data.split.split_validation]), caches it in the user's cache directory, and uses its penultimate layer as
 the feature network of torchmetrics' ``FrechetInceptionDistance`` and
 ``KernelInceptionDistance``. The scores are called *classifier FID* and *classifier KID*:
 comparable between models on one data set, not with published Inception FIDs.
 
 Every score comes with two reference points, computed with the same features against the
-same reference set (the training split):
+same reference set (the training split less its validation rows):
 
-- the **floor**: real test images vs the real training images (what a perfect generator
-  would score, up to sample size);
+- the **floor**: the real validation images vs the rest (what a perfect generator would
+  score, up to sample size: a small validation set, e.g. 72 digits, gives a higher floor);
 - the **ceiling**: uniform noise vs the training images (what no learning scores).
 
 Mode coverage is the histogram of the classifier's predicted classes over the samples.
+
+Nothing here reads a test split: these scores run inside ``ebmkit train`` (``val`` metrics
+of the GAN family), and a training run never sees the test images. The classifier's
+accuracy is measured on the validation rows. Judging on the test split is the quality
+bench's job (``bench/quality_gen.py``).
 
 Cache directory: ``$EBMKIT_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/ebmkit``, else
 ``~/.cache/ebmkit``; classifiers live under ``classifiers/``. Nothing is ever downloaded.
@@ -41,7 +47,7 @@ from ebmkit.errors import ConfigError
 __all__ = ["ClassifierFeatures", "SampleReport", "SampleScores", "cache_dir", "classifier_for",
            "evaluate_samples", "train_classifier"]
 
-_VERSION = 1  # bump when the classifier or its training changes: old caches are ignored
+_VERSION = 2  # bump when the classifier or its training changes: old caches are ignored
 _EPOCHS = {"digits": 10, "fashion-mnist": 2}
 
 
@@ -118,30 +124,38 @@ def train_classifier(images: Tensor, labels: Tensor, image_shape: Sequence[int],
     return net.eval()
 
 
-def _train(data: str, seed: int) -> tuple[Classifier, float]:
+def _split(data: str) -> tuple[Any, Any]:
+    """The training split of ``data`` less its validation rows, and those rows (the split
+    ``ebmkit train`` uses); the test split is never read."""
     import ebmkit as ek
+    from ebmkit.data import split_validation
 
-    train, test = ek.get_dataset(data, split="train"), ek.get_dataset(data, split="test")
+    train = ek.get_dataset(data, split="train")
     if train.image_shape is None or train.labels is None:
         raise ConfigError(f"classifier scores need labelled images; {data!r} has "
                           f"{'no image_shape' if train.image_shape is None else 'no labels'}")
+    return split_validation(train)
+
+
+def _train(data: str, seed: int) -> tuple[Classifier, float]:
+    train, val = _split(data)
     shape = tuple(train.image_shape)
     net = train_classifier(train.y, train.labels, shape, train.num_classes, seed,
                            epochs=_EPOCHS.get(data, 5),
                            batch_size=64 if len(train.y) < 10_000 else 128)
     net.eval()
     with torch.no_grad():
-        xt = test.y.reshape(-1, *shape)
-        pred = torch.cat([net(xt[i:i + 1000]).argmax(1) for i in range(0, len(xt), 1000)])
-        accuracy = float((pred == test.labels).float().mean())
+        xv = val.y.reshape(-1, *shape)
+        pred = torch.cat([net(xv[i:i + 1000]).argmax(1) for i in range(0, len(xv), 1000)])
+        accuracy = float((pred == val.labels.reshape(-1)).float().mean())
     return net, accuracy
 
 
 @functools.lru_cache(maxsize=8)
 def classifier_for(data: str = "digits", seed: int = 0) -> tuple[Classifier, float]:
-    """The feature classifier of ``data`` and its test accuracy: loaded from the cache, or
-    trained on the training split (a few seconds for digits, about a minute for
-    Fashion-MNIST on a CPU) and cached.
+    """The feature classifier of ``data`` and its validation accuracy: loaded from the
+    cache, or trained on the training split less its validation rows (a few seconds for
+    digits, about a minute for Fashion-MNIST on a CPU) and cached.
 
     Raises:
         ConfigError: ``data`` is not a labelled image data set.
@@ -184,14 +198,14 @@ class SampleReport:
     """Classifier FID / KID of samples with their floor and ceiling, and mode coverage.
 
     Attributes:
-        data: The data set whose training split is the reference.
+        data: The data set whose training split (less its validation rows) is the reference.
         n: Samples scored.
-        fid, kid: The samples' classifier FID and KID (vs the training split).
-        fid_floor, kid_floor: Real test images vs the training split.
-        fid_ceiling, kid_ceiling: ``n`` uniform-noise images vs the training split.
+        fid, kid: The samples' classifier FID and KID (vs the reference).
+        fid_floor, kid_floor: The real validation images vs the reference.
+        fid_ceiling, kid_ceiling: ``n`` uniform-noise images vs the reference.
         class_shares: Fraction of samples the classifier puts in each class.
         classes_covered: Classes with at least ``min_share`` of the samples.
-        classifier_accuracy: The feature classifier's test accuracy.
+        classifier_accuracy: The feature classifier's accuracy on the validation rows.
     """
 
     data: str
@@ -232,19 +246,18 @@ class SampleReport:
 
 
 class _Reference:
-    """FID / KID metrics holding the training split's features, plus the floor."""
+    """FID / KID metrics holding the reference features (the training split less its
+    validation rows), plus the floor (the validation rows)."""
 
     def __init__(self, data: str, seed: int) -> None:
-        import ebmkit as ek
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
 
         self.classifier, self.accuracy = classifier_for(data, seed)
-        train, test = ek.get_dataset(data, split="train"), ek.get_dataset(data, split="test")
+        train, val = _split(data)
         self.shape = tuple(train.image_shape)
         self.num_classes = self.classifier.num_classes
-        self.n_test = len(test)
-        with torch.no_grad():  # features scaled to unit RMS per dimension on the training split
+        with torch.no_grad():  # features scaled to unit RMS per dimension on the reference
             f = torch.cat([self.classifier.features(train.y[i:i + 2000].reshape(-1, *self.shape))
                            for i in range(0, len(train), 2000)])
             scale = float(f.square().mean().rsqrt())
@@ -259,7 +272,7 @@ class _Reference:
             for metric in (self.fid, self.kid):
                 for i in range(0, len(train), 2000):
                     metric.update(train.y[i:i + 2000].reshape(-1, *self.shape), real=True)
-        self.floor = self.score(test.y)
+        self.floor = self.score(val.y)
 
     def score(self, images: Tensor) -> tuple[float, float]:
         # KID draws random subsets: from a fixed seed, and never from the training run's RNG
@@ -302,7 +315,8 @@ def evaluate_samples(samples: Any, data: str = "digits", n: int = 1000, *, seed:
     Args:
         samples: The images in [0, 1], or a model whose ``sample(n, generator=...)`` is
             called with a generator seeded by ``seed`` (the global RNG is left alone).
-        data: The labelled image data set whose training split is the reference.
+        data: The labelled image data set whose training split (less its validation rows)
+            is the reference.
         n: How many samples to draw from a model.
         seed: Seeds the classifier's training, the noise ceiling and the model's samples.
         min_share: A class is covered when it holds at least this fraction of the samples.
@@ -344,8 +358,8 @@ def _metric_base() -> type:
 class SampleScores(_metric_base()):  # type: ignore[misc]
     """A torchmetrics metric for ``model.metrics()``: classifier FID / KID of the model's samples.
 
-    ``update(model, batch)`` notes the model (the real reference is the training split, not
-    the evaluated batches); ``compute()`` draws ``n`` samples with a fixed seed and returns
+    ``update(model, batch)`` notes the model (the real reference is the training split less
+    its validation rows, not the evaluated batches); ``compute()`` draws ``n`` samples with a fixed seed and returns
     the numbers of [`SampleReport.metrics`][ebmkit_gan.scores.SampleReport.metrics].
     """
 
