@@ -255,7 +255,7 @@ def row_gan(seeds: tuple[int, ...], quick: bool = False,
                figures, tests, "FID below the Gaussian's (bootstrap interval below 0 on every "
                "seed); every class ≥ 5% on every seed", met, list(seeds),
                notes=f"feature classifier: ebmkit_gan.scores.Classifier trained in the row on "
-                     f"the 57,000 training images less validation (seed 0, 2 epochs; "
+                     f"the 57,000 training images ebmkit train uses (seed 0, 2 epochs; "
                      f"{judge.fit_cpu_s:.0f} CPU-s), test accuracy {judge.accuracy:.3f}; "
                      f"features scaled to unit RMS. Paired bootstrap over samples and test "
                      f"images, {N_RESAMPLES} resamples, percentile interval. Training CPU-s "
