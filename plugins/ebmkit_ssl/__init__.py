@@ -27,6 +27,17 @@ def _recipe(epochs: int, lr: float = 3e-3, **options: Any) -> dict[str, Any]:
             "options": {**_DIGITS, **options}, "tour": _TOUR}
 
 
+# Fashion-MNIST (28×28), ssl.simclr only so far: a 128-d representation read straight off
+# the conv encoder (no hidden layer) and a one-layer head, 4 epochs of batch 256 (about 575
+# CPU-s on one thread). Chosen on the validation rows (seed 0, a probe fitted on 20,000
+# training rows): linear probe 0.859 against raw pixels' 0.816, cosine 5-NN 0.819 against
+# 0.835 (below); the fallback (10 epochs, 32-d representation) probed 0.662 on the test split.
+# Not yet judged on the test split (`python -m bench quality ssl`).
+_FASHION_RECIPES: dict[str, dict[str, Any]] = {
+    "ssl.simclr": {"epochs": 4, "batch_size": 256, "lr": 3e-3,
+                   "options": {"hidden": 0, "rep_dim": 128, "proj_layers": 1}},
+}
+
 # name -> (module:Class, config class, summary, recipe)
 _MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "ssl.simclr": (
@@ -65,7 +76,9 @@ def register_models(register: Any) -> None:
     for name, (target, config, summary, recipe) in _MODELS.items():
         register(name, ek.plugins.lazy(f"{_PKG}.{target}.from_options",
                                        signature=f"{_PKG}.{config}"),
-                 summary=summary, demo=recipe)
+                 summary=summary, demo=recipe,
+                 recipes={"fashion-mnist": _FASHION_RECIPES[name]}
+                 if name in _FASHION_RECIPES else None)
 
 
 @ek.hookimpl
