@@ -36,8 +36,9 @@ def register_models(register: Any) -> None:
              demo={"data": "digits", "epochs": 20, "batch_size": 32},
              # about 330 CPU-s an epoch on one thread (57,000 images, batch 32). Chosen on
              # the validation rows (classifier FID of 3,000 samples after one epoch, seed 0):
-             # the defaults 41 (four classes nearly absent), r1=10 86, margin=0.05 4.1
-             # (rarest class 1.3%), the paper's batch norm 2.7, both 1.7 (rarest 6.6%).
+             # the defaults 41 (the run's own val score; four classes nearly absent), r1=10
+             # 86, margin=0.05 4.1 (rarest class 1.3%), the paper's batch norm 2.7, both 1.7
+             # (rarest 6.6%).
              # Judged in bench/quality_gen.py.
              recipes={"fashion-mnist": {"epochs": 1, "batch_size": 32,
                                         "options": {"d_norm": "batch", "margin": 0.05}}})
