@@ -5,9 +5,9 @@ How the samples are judged. A small CNN classifier (``ebmkit_gan.scores.Classifi
 trained by ``ebmkit_gan.scores.classifier_for("fashion-mnist")``) is trained inside the row
 (its cache pointed at a fresh folder) on the 57,000 training images that ``ebmkit train``
 trains on (the training split less its 3,000 validation rows; seed 0, Adam 1e-3, 2 epochs,
-batch 128; deterministic, so every row gets the same one; its test accuracy is reported). Its 128-unit
-penultimate layer, scaled to unit RMS on the training images, is the feature space. Each
-seed's model draws ``n`` = 10,000 samples; the **Fréchet distance** of their features to the
+batch 128; deterministic, so every row gets the same one; its test accuracy is reported).
+Its 128-unit penultimate layer, scaled to unit RMS on the training images, is the feature
+space. Each seed's model draws ``n`` = 10,000 samples; the **Fréchet distance** of their features to the
 10,000 **test** images' features is
 
     FID = ‖μ_s − μ_t‖² + tr Σ_s + tr Σ_t − 2 tr (Σ_s^½ Σ_t Σ_s^½)^½
@@ -250,7 +250,8 @@ def row_gan(seeds: tuple[int, ...], quick: bool = False,
     figures["floor: 10,000 training images: FID"] = [judge.floor]
     figures["feature classifier: test accuracy"] = [judge.accuracy]
     recipes = "; ".join(_recipe_text(nm) for nm in names)
-    return Row(names[0] if len(names) == 1 else "gan", ", ".join(names), "Fréchet distance of 10,000 samples to the 10,000 test "
+    key = names[0] if len(names) == 1 else "gan"
+    return Row(key, ", ".join(names), "Fréchet distance of 10,000 samples to the 10,000 test "
                "images in a Fashion-MNIST classifier's features; the rarest class's share",
                figures, tests, "FID below the Gaussian's (bootstrap interval below 0 on every "
                "seed); every class ≥ 5% on every seed", met, list(seeds),

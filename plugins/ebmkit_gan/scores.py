@@ -2,10 +2,10 @@
 
 Inception weights would have to be downloaded, and an ImageNet network says little about
 8×8 digits anyway. Instead ebmkit trains a small classifier on the **training split of the
-same data set** (less the validation rows ``ebmkit train`` holds out,
-[`split_validation`][ebmkit.data.split.split_validation]), caches it in the user's cache directory, and uses its penultimate layer as
-the feature network of torchmetrics' ``FrechetInceptionDistance`` and
-``KernelInceptionDistance``. The scores are called *classifier FID* and *classifier KID*:
+same data set** (less the validation rows ``ebmkit train`` holds out:
+[`split_validation`][ebmkit.data.split.split_validation]), caches it in the user's
+cache directory, and uses its penultimate layer as the feature network of torchmetrics'
+``FrechetInceptionDistance`` and ``KernelInceptionDistance``. The scores are called *classifier FID* and *classifier KID*:
 comparable between models on one data set, not with published Inception FIDs.
 
 Every score comes with two reference points, computed with the same features against the
@@ -13,7 +13,7 @@ same reference set (the training split less its validation rows):
 
 - the **floor**: the real validation images vs the rest (what a perfect generator would
   score, up to sample size: a small validation set, e.g. 72 digits, gives a higher floor);
-- the **ceiling**: uniform noise vs the training images (what no learning scores).
+- the **ceiling**: uniform noise vs the same reference (what no learning scores).
 
 Mode coverage is the histogram of the classifier's predicted classes over the samples.
 
@@ -359,8 +359,8 @@ class SampleScores(_metric_base()):  # type: ignore[misc]
     """A torchmetrics metric for ``model.metrics()``: classifier FID / KID of the model's samples.
 
     ``update(model, batch)`` notes the model (the real reference is the training split less
-    its validation rows, not the evaluated batches); ``compute()`` draws ``n`` samples with a fixed seed and returns
-    the numbers of [`SampleReport.metrics`][ebmkit_gan.scores.SampleReport.metrics].
+    its validation rows, not the evaluated batches); ``compute()`` draws ``n`` samples with a
+    fixed seed and returns the numbers of [`SampleReport.metrics`][ebmkit_gan.scores.SampleReport.metrics].
     """
 
     full_state_update = False
