@@ -6,9 +6,9 @@ trained by ``ebmkit_gan.scores.classifier_for("fashion-mnist")``) is trained ins
 (its cache pointed at a fresh folder) on the 57,000 training images that ``ebmkit train``
 trains on (the training split less its 3,000 validation rows; seed 0, Adam 1e-3, 2 epochs,
 batch 128; deterministic, so every row gets the same one; its test accuracy is reported).
-Its 128-unit penultimate layer, scaled to unit RMS on the training images, is the feature
-space. Each seed's model draws ``n`` = 10,000 samples; the **Fréchet distance** of their features to the
-10,000 **test** images' features is
+Its 128-unit penultimate layer, scaled to unit RMS on the training images, is the feature space.
+Each seed's model draws ``n`` = 10,000 samples; the **Fréchet distance** of their features to
+the 10,000 **test** images' features is
 
     FID = ‖μ_s − μ_t‖² + tr Σ_s + tr Σ_t − 2 tr (Σ_s^½ Σ_t Σ_s^½)^½
 

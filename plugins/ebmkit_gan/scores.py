@@ -3,10 +3,11 @@
 Inception weights would have to be downloaded, and an ImageNet network says little about
 8×8 digits anyway. Instead ebmkit trains a small classifier on the **training split of the
 same data set** (less the validation rows ``ebmkit train`` holds out:
-[`split_validation`][ebmkit.data.split.split_validation]), caches it in the user's
-cache directory, and uses its penultimate layer as the feature network of torchmetrics'
-``FrechetInceptionDistance`` and ``KernelInceptionDistance``. The scores are called *classifier FID* and *classifier KID*:
-comparable between models on one data set, not with published Inception FIDs.
+[`split_validation`][ebmkit.data.split.split_validation]), caches it in the user's cache
+directory, and uses its penultimate layer as the feature network of torchmetrics'
+``FrechetInceptionDistance`` and ``KernelInceptionDistance``. The scores are called *classifier
+FID* and *classifier KID*: comparable between models on one data set, not with published
+Inception FIDs.
 
 Every score comes with two reference points, computed with the same features against the
 same reference set (the training split less its validation rows):
@@ -360,7 +361,8 @@ class SampleScores(_metric_base()):  # type: ignore[misc]
 
     ``update(model, batch)`` notes the model (the real reference is the training split less
     its validation rows, not the evaluated batches); ``compute()`` draws ``n`` samples with a
-    fixed seed and returns the numbers of [`SampleReport.metrics`][ebmkit_gan.scores.SampleReport.metrics].
+    fixed seed and returns the numbers of
+    [`SampleReport.metrics`][ebmkit_gan.scores.SampleReport.metrics].
     """
 
     full_state_update = False
