@@ -55,7 +55,8 @@ def test_fashion_row_ci(key):
 
 
 @pytest.mark.byhand
-@pytest.mark.parametrize("key", ["kmeans", "masked.image", "ssl",
+@pytest.mark.parametrize("key", ["kmeans", "masked.image", "ssl.simclr", "ssl.vicreg",
+                                 "ssl.byol",
                                  "autoencoder.variational", "gan.dcgan", "gan.ebgan",
                                  "neural.conv", "neural.jem",
                                  "attention.transformer", "worldmodels"])

@@ -20,7 +20,7 @@ What does not hold, and is therefore not asserted: "above raw pixels". Raw pixel
 359 test errors (0.983 / 0.986); a trained encoder that makes 3 still differs from them by
 p ≈ 0.5 (McNemar), so no digits run can show it significantly — measured figures are in
 docs/families/ssl.md and printed here. The Fashion-MNIST comparison, where it can, is
-``python -m bench quality ssl`` (docs/quality.md).
+``python -m bench quality ssl.simclr ssl.vicreg ssl.byol`` (docs/quality.md).
 
 CI (slow) runs ``ssl.simclr`` over 3 seeds (about 180 CPU-s; with ``ssl.vicreg`` 234 CPU-s
 were measured). That is less than the five one-seed runs CI made before (SimCLR, VICReg,
@@ -155,7 +155,8 @@ def test_recipe_quality_byhand(name, digits, raw):
 @pytest.mark.byhand
 def test_simclr_on_fashion_mnist_against_raw_pixels():
     """A short SimCLR run on Fashion-MNIST against raw pixels; only a floor is asserted (the
-    paired comparison at full size is ``python -m bench quality ssl``)."""
+    paired comparison at full size is ``python -m bench quality ssl.simclr ssl.vicreg
+    ssl.byol``)."""
     from ebmkit_ssl.evaluate import labels_of, linear_probe
 
     try:
