@@ -4,6 +4,7 @@ writes docs/quality.md (see its docstring for how each row is judged)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 from collections.abc import Callable
@@ -399,21 +400,6 @@ def row_density(seeds: tuple[int, ...], quick: bool = False) -> Row:
                      "constant-rate recipes before it missed by 0.1–0.8 nats.")
 
 
-def row_simclr(seeds: tuple[int, ...], quick: bool = False) -> Row:
-    """The ``ssl.simclr`` row (``row_ssl``)."""
-    return row_ssl(seeds, quick, ("ssl.simclr",))
-
-
-def row_vicreg(seeds: tuple[int, ...], quick: bool = False) -> Row:
-    """The ``ssl.vicreg`` row (``row_ssl``)."""
-    return row_ssl(seeds, quick, ("ssl.vicreg",))
-
-
-def row_byol(seeds: tuple[int, ...], quick: bool = False) -> Row:
-    """The ``ssl.byol`` row (``row_ssl``)."""
-    return row_ssl(seeds, quick, ("ssl.byol",))
-
-
 def row_ssl(seeds: tuple[int, ...], quick: bool = False,
             names: tuple[str, ...] = ("ssl.simclr", "ssl.vicreg", "ssl.byol")) -> Row:
     """Joint-embedding methods (``names``) by the plain command: linear probe (fitted
@@ -482,10 +468,10 @@ ROWS: dict[str, tuple[Callable[..., Row] | str | None, str, str]] = {
                    "within 0.1 nats of the KDE on each"),
     # issue 21's ssl row, one row per method (each trains for up to 20 CPU-minutes a seed),
     # so each runs and saves on its own
-    **{name: (runner, "linear probe and cosine 5-NN of the encoder's features vs raw pixels "
-                      "and the untrained encoder", "above both, significantly")
-       for name, runner in [("ssl.simclr", row_simclr), ("ssl.vicreg", row_vicreg),
-                            ("ssl.byol", row_byol)]},
+    **{name: (functools.partial(row_ssl, names=(name,)), "linear probe and cosine 5-NN of "
+              "the encoder's features vs raw pixels and the untrained encoder",
+              "above both, significantly")
+       for name in ("ssl.simclr", "ssl.vicreg", "ssl.byol")},
     "autoencoder.variational": ("bench.quality_vae:row_vae", "IW test log-likelihood (k ≥ 100, bits/dim, dequantised) "
                                       "vs probabilistic PCA", "above it"),
     # the gan row's three families, one row each (same judge: the classifier is trained
